@@ -1,0 +1,1 @@
+"""The HTTP layer: FastAPI routers, wire models, error mapping and middleware."""

@@ -1,0 +1,65 @@
+"""The ASGI application: Execution API under ``/execution`` plus the JWKS document."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+import taskgate
+from taskgate.api import errors
+from taskgate.api.middleware.correlation import CorrelationIdMiddleware
+from taskgate.api.routes import connections, health, jwks, task_instances, variables, xcoms
+from taskgate.runtime import Runtime
+from taskgate.security import TokenReissueMiddleware
+from taskgate.security.audit import check_policies_are_local
+from taskgate.security.routing import SECURITY_SCHEME_NAME
+
+EXECUTION_PREFIX = "/execution"
+
+EXECUTION_ROUTERS = (
+    health.router,
+    task_instances.router,
+    connections.router,
+    variables.router,
+    xcoms.router,
+)
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.prepare_database()
+        yield
+        await runtime.aclose()
+
+    app = FastAPI(
+        title="taskgate Execution API",
+        version=taskgate.__version__,
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    # Routers carry their own security policy; they are included with a prefix only, so
+    # what a router file declares is the whole policy of its routes.
+    for router in EXECUTION_ROUTERS:
+        app.include_router(router, prefix=EXECUTION_PREFIX)
+    app.include_router(jwks.router)
+    check_policies_are_local(app.routes)
+    errors.install(app)
+    app.add_middleware(TokenReissueMiddleware, issuer=lambda: runtime.issuer)
+    app.add_middleware(CorrelationIdMiddleware)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        schema.setdefault("components", {}).setdefault("securitySchemes", {})[
+            SECURITY_SCHEME_NAME
+        ] = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+        app.openapi_schema = schema
+    return app.openapi_schema

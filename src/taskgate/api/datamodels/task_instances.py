@@ -1,0 +1,128 @@
+"""Bodies and answers of the task-instance routes (Task SDK ``_generated.py`` names)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
+
+from taskgate.api.datamodels.runtime_data import (
+    ConnectionResponse,
+    MessageResponse,
+    VariableResponse,
+)
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TIEnterRunningPayload(StrictModel):
+    state: Literal["running"] = "running"
+    hostname: Annotated[str, Field(min_length=1, max_length=1000)]
+    unixname: Annotated[str, Field(max_length=1000)]
+    pid: Annotated[int, Field(ge=0, le=2**31 - 1)]
+    start_date: AwareDatetime
+
+
+class TIHeartbeatInfo(StrictModel):
+    hostname: Annotated[str, Field(min_length=1, max_length=1000)]
+    pid: Annotated[int, Field(ge=0, le=2**31 - 1)]
+
+
+RenderedMapIndex = Annotated[str | None, Field(max_length=250)]
+
+
+class TITerminalStatePayload(StrictModel):
+    state: Literal["failed", "skipped", "removed", "upstream_failed"]
+    end_date: AwareDatetime
+    rendered_map_index: RenderedMapIndex = None
+
+
+class TISuccessStatePayload(StrictModel):
+    state: Literal["success"] = "success"
+    end_date: AwareDatetime
+    task_outlets: list[dict[str, Any]] | None = None
+    outlet_events: list[dict[str, Any]] | None = None
+    rendered_map_index: RenderedMapIndex = None
+
+
+class TIRetryStatePayload(StrictModel):
+    state: Literal["up_for_retry"] = "up_for_retry"
+    end_date: AwareDatetime
+    rendered_map_index: RenderedMapIndex = None
+    retry_delay_seconds: float | None = None
+    retry_reason: str | None = None
+
+
+class TIDeferredStatePayload(StrictModel):
+    state: Literal["deferred"] = "deferred"
+    classpath: str
+    trigger_kwargs: dict[str, JsonValue | None] | str | None = None
+    trigger_timeout: timedelta | None = None
+    queue: str | None = None
+    next_method: Annotated[str, Field(max_length=1000)]
+    next_kwargs: dict[str, JsonValue | None] | None = None
+    rendered_map_index: RenderedMapIndex = None
+
+
+class TIRescheduleStatePayload(StrictModel):
+    state: Literal["up_for_reschedule"] = "up_for_reschedule"
+    reschedule_date: AwareDatetime
+    end_date: AwareDatetime
+
+
+TIStateUpdate = Annotated[
+    TITerminalStatePayload
+    | TISuccessStatePayload
+    | TIRetryStatePayload
+    | TIDeferredStatePayload
+    | TIRescheduleStatePayload,
+    Field(discriminator="state"),
+]
+
+
+class TISkippedDownstreamTasksStatePayload(StrictModel):
+    tasks: list[str | tuple[str, int]]
+
+
+class DagRun(BaseModel):
+    dag_id: str
+    run_id: str
+    logical_date: AwareDatetime | None
+    data_interval_start: AwareDatetime | None
+    data_interval_end: AwareDatetime | None
+    run_after: AwareDatetime
+    start_date: AwareDatetime | None
+    end_date: AwareDatetime | None
+    clear_number: int = 0
+    run_type: str
+    state: str
+    conf: dict[str, Any] | None = None
+    triggering_user_name: str | None = None
+    consumed_asset_events: list[dict[str, Any]] = []
+    partition_key: str | None = None
+    partition_date: AwareDatetime | None = None
+    note: str | None = None
+    team_name: str | None = None
+
+
+class TIRunContext(BaseModel):
+    dag_run: DagRun
+    task_reschedule_count: int = 0
+    max_tries: int
+    variables: list[VariableResponse] = []
+    connections: list[ConnectionResponse] = []
+    next_method: str | None = None
+    next_kwargs: dict[str, Any] | str | None = None
+    xcom_keys_to_clear: list[str] = []
+    should_retry: bool = False
+    start_date: AwareDatetime | None = None
+
+
+class PrevSuccessfulDagRunResponse(BaseModel):
+    data_interval_start: AwareDatetime | None = None
+    data_interval_end: AwareDatetime | None = None
+    start_date: AwareDatetime | None = None
+    end_date: AwareDatetime | None = None

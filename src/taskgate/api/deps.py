@@ -1,0 +1,34 @@
+"""Dependencies shared by the routers: runtime, database session, requesting TI."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from taskgate.runtime import Runtime
+from taskgate.security import CurrentToken
+from taskgate.services import access
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.runtime.sessionmaker() as session:
+        yield session
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+DbSession = Annotated[AsyncSession, Depends(db_session)]
+
+
+async def requesting_ti(token: CurrentToken, session: DbSession) -> access.Requester:
+    """The task instance behind the token, with its team, for the access policy."""
+    return await access.load_requester(session, token.sub)
+
+
+Requester = Annotated[access.Requester, Depends(requesting_ti)]

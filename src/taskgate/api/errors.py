@@ -1,0 +1,33 @@
+"""Map domain errors to HTTP: ``{"detail": {"reason": ..., "message": ...}}``."""
+
+from __future__ import annotations
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+
+from taskgate.services.errors import AccessDenied, Conflict, InvalidInput, NotFound, ServiceError
+
+STATUS = {NotFound: 404, Conflict: 409, AccessDenied: 403, InvalidInput: 422}
+
+log = structlog.get_logger("taskgate.api")
+
+
+async def _service_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    status = next(code for cls, code in STATUS.items() if isinstance(exc, cls))
+    if status == 403:
+        log.warning("access denied", reason=exc.reason, path=request.url.path)
+    return JSONResponse({"detail": exc.detail}, status_code=status)
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.error("database unavailable", error=type(exc).__name__, path=request.url.path)
+    detail = {"reason": "database_unavailable", "message": "The database is not reachable"}
+    return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "1"})
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(OperationalError, _database_unavailable)

@@ -1,0 +1,32 @@
+"""Connection routes. Security policy: execution tokens only; no subject binding — the
+access policy (``services.access``) decides per team."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Security
+
+from taskgate.api.datamodels.runtime_data import ConnectionResponse
+from taskgate.api.deps import DbSession, Requester
+from taskgate.api.responses import FORBIDDEN_BY_POLICY, NOT_FOUND
+from taskgate.security import TaskRoute, require_auth
+from taskgate.services import connections
+
+router = APIRouter(
+    prefix="/connections",
+    tags=["Connections"],
+    route_class=TaskRoute,
+    dependencies=[Security(require_auth)],
+    responses={**FORBIDDEN_BY_POLICY, **NOT_FOUND},
+)
+
+
+@router.get("/{connection_id}")
+async def get_connection(
+    connection_id: Annotated[str, Path(min_length=1, max_length=250)],
+    requester: Requester,
+    session: DbSession,
+) -> ConnectionResponse:
+    connection = await connections.read(session, requester, connection_id)
+    return ConnectionResponse.model_validate(connection, from_attributes=True)

@@ -1,0 +1,146 @@
+"""Task-instance routes: the lifecycle a worker drives.
+
+Security policy: every route is bound to its own TI (``ti:self``: the token's ``sub`` must
+be ``{task_instance_id}``) and takes execution tokens; ``/run`` alone also takes the
+workload token, which it exchanges for an execution token.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Body, HTTPException, Response, Security, status
+
+from taskgate.api.datamodels import task_instances as wire
+from taskgate.api.deps import DbSession, RuntimeDep
+from taskgate.api.responses import CONFLICT, NOT_FOUND
+from taskgate.security import CurrentToken, TaskRoute, require_auth
+from taskgate.services import task_instances as lifecycle
+from taskgate.services.states import TIState
+from taskgate.tokens import TokenType
+
+router = APIRouter(
+    prefix="/task-instances",
+    tags=["Task Instances"],
+    route_class=TaskRoute,
+    dependencies=[Security(require_auth, scopes=["ti:self"])],
+    responses=NOT_FOUND,
+)
+
+TIId = uuid.UUID
+
+
+@router.patch(
+    "/{task_instance_id}/run",
+    dependencies=[Security(require_auth, scopes=["token:execution", "token:workload"])],
+    responses=CONFLICT,
+)
+async def run(
+    task_instance_id: TIId,
+    payload: wire.TIEnterRunningPayload,
+    token: CurrentToken,
+    session: DbSession,
+    runtime: RuntimeDep,
+    response: Response,
+) -> wire.TIRunContext:
+    """Start the TI (queued -> running) and answer with its run context.
+
+    With a workload token the answer carries an execution token in ``Refreshed-API-Token``.
+    """
+    if token.token_type is TokenType.WORKLOAD and runtime.issuer is None:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            {"reason": "no_signing_key", "message": "This node cannot issue execution tokens"},
+        )
+    context = await lifecycle.start(
+        session,
+        task_instance_id,
+        hostname=payload.hostname,
+        unixname=payload.unixname,
+        pid=payload.pid,
+        start_date=payload.start_date,
+    )
+    if token.token_type is TokenType.WORKLOAD:
+        response.headers["Refreshed-API-Token"] = runtime.require_issuer().issue(task_instance_id)
+    ti = context.ti
+    return wire.TIRunContext(
+        dag_run=wire.DagRun.model_validate(context.dag_run, from_attributes=True),
+        max_tries=ti.max_tries,
+        next_method=ti.next_method,
+        next_kwargs=ti.next_kwargs,
+        xcom_keys_to_clear=context.xcom_keys_to_clear,
+        should_retry=context.should_retry,
+        start_date=ti.start_date,
+    )
+
+
+@router.patch(
+    "/{task_instance_id}/state", status_code=status.HTTP_204_NO_CONTENT, responses=CONFLICT
+)
+async def update_state(
+    task_instance_id: TIId, payload: wire.TIStateUpdate, session: DbSession
+) -> None:
+    """Report the outcome of the running TI."""
+    extra: dict[str, object] = {}
+    if isinstance(payload, wire.TIDeferredStatePayload):
+        extra = {"next_method": payload.next_method, "next_kwargs": payload.next_kwargs}
+    end_date = getattr(payload, "end_date", None)
+    await lifecycle.report_state(
+        session,
+        task_instance_id,
+        TIState(payload.state),
+        end_date=end_date,
+        rendered_map_index=getattr(payload, "rendered_map_index", None),
+        **extra,
+    )
+
+
+@router.put(
+    "/{task_instance_id}/heartbeat", status_code=status.HTTP_204_NO_CONTENT, responses=CONFLICT
+)
+async def heartbeat(
+    task_instance_id: TIId, payload: wire.TIHeartbeatInfo, session: DbSession
+) -> None:
+    """Keep the running TI alive; only its own process (hostname and pid) may."""
+    await lifecycle.heartbeat(session, task_instance_id, hostname=payload.hostname, pid=payload.pid)
+
+
+@router.put("/{task_instance_id}/rtif", status_code=status.HTTP_201_CREATED)
+async def set_rendered_fields(
+    task_instance_id: TIId, fields: Annotated[dict[str, object], Body()], session: DbSession
+) -> wire.MessageResponse:
+    """Store the TI's rendered template fields."""
+    await lifecycle.set_rendered_fields(session, task_instance_id, fields)
+    return wire.MessageResponse(message="Rendered task instance fields successfully set")
+
+
+@router.patch(
+    "/{task_instance_id}/rendered-map-index", status_code=status.HTTP_204_NO_CONTENT
+)
+async def set_rendered_map_index(
+    task_instance_id: TIId,
+    rendered_map_index: Annotated[str, Body(max_length=250)],
+    session: DbSession,
+) -> None:
+    await lifecycle.set_rendered_map_index(session, task_instance_id, rendered_map_index)
+
+
+@router.patch("/{task_instance_id}/skip-downstream", status_code=status.HTTP_204_NO_CONTENT)
+async def skip_downstream(
+    task_instance_id: TIId,
+    payload: wire.TISkippedDownstreamTasksStatePayload,
+    session: DbSession,
+) -> None:
+    """Mark the listed downstream TIs of the same run as skipped."""
+    await lifecycle.skip_downstream(session, task_instance_id, payload.tasks)
+
+
+@router.get("/{task_instance_id}/previous-successful-dagrun")
+async def previous_successful_dagrun(
+    task_instance_id: TIId, session: DbSession
+) -> wire.PrevSuccessfulDagRunResponse:
+    dag_run = await lifecycle.previous_successful_dag_run(session, task_instance_id)
+    if dag_run is None:
+        return wire.PrevSuccessfulDagRunResponse()
+    return wire.PrevSuccessfulDagRunResponse.model_validate(dag_run, from_attributes=True)

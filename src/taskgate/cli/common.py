@@ -1,0 +1,73 @@
+"""What every CLI command shares: settings -> runtime -> session, output, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from taskgate.runtime import Runtime
+from taskgate.services.errors import InvalidInput, ServiceError
+from taskgate.settings import Settings
+from taskgate.tokens.keys import KeyFileError
+
+T = TypeVar("T")
+
+console = Console()
+err_console = Console(stderr=True)
+
+JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON.")
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def runtime_from_env(*, create_key: bool = True) -> Runtime:
+    try:
+        return Runtime.from_settings(Settings(), create_key=create_key)
+    except (KeyFileError, ValueError) as exc:
+        raise fail(str(exc)) from None
+
+
+def with_session(work: Callable[[AsyncSession, Runtime], Awaitable[T]]) -> T:
+    """Run ``work`` with a session on the configured database (migrated if embedded)."""
+
+    async def main() -> T:
+        runtime = runtime_from_env()
+        try:
+            await runtime.prepare_database()
+            async with runtime.sessionmaker() as session:
+                return await work(session, runtime)
+        finally:
+            await runtime.aclose()
+
+    try:
+        return asyncio.run(main())
+    except InvalidInput as exc:
+        raise fail(exc.message, 2) from None
+    except ServiceError as exc:
+        raise fail(exc.message) from None
+    except RuntimeError as exc:
+        raise fail(str(exc)) from None
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if cell is None else str(cell) for cell in row))
+    console.print(table)

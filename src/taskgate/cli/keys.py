@@ -1,0 +1,47 @@
+"""``taskgate keys``: signing keys and the public JWKS."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from taskgate.cli.common import console, fail, print_json, runtime_from_env
+from taskgate.settings import Settings
+from taskgate.tokens import jwks_document
+from taskgate.tokens import keys as keylib
+
+app = typer.Typer(help="Signing keys.", no_args_is_help=True)
+
+
+@app.command()
+def generate(
+    key_type: keylib.KeyType = typer.Option(keylib.KeyType.ED25519, "--type", help="Key type."),
+    out: Path | None = typer.Option(
+        None, help="Where to write the key. Default: the configured signing key file."
+    ),
+) -> None:
+    """Create a signing key (Ed25519 or RSA-2048 PEM), or print an HS512 secret."""
+    if key_type is keylib.KeyType.HS512:
+        secret = keylib.generate_secret()
+        if out is None:
+            typer.echo(secret)
+            return
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(secret + "\n")
+        out.chmod(0o600)
+        console.print(f"wrote HS512 secret to {out}; set TASKGATE_JWT_SECRET to its content")
+        return
+    path = out or Settings().effective_signing_key_file
+    try:
+        keylib.write_private_key(path, keylib.generate_private_key(key_type))
+    except FileExistsError:
+        raise fail(f"{path} exists; refusing to overwrite a signing key") from None
+    key = keylib.load_signing_key(path)
+    console.print(f"wrote {key.algorithm} key {key.kid} to {path}", highlight=False)
+
+
+@app.command()
+def jwks() -> None:
+    """Print the public JWKS document (what /.well-known/jwks.json serves)."""
+    print_json(jwks_document(runtime_from_env().validator.keys))

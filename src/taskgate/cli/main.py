@@ -1,0 +1,84 @@
+"""``taskgate``: the control plane and the server, on the same settings and database."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+
+from taskgate.cli import connections, dags, keys, runs, task_instances, tokens, variables
+from taskgate.cli.common import JsonOption, console, print_json, print_table, runtime_from_env
+
+app = typer.Typer(
+    name="taskgate",
+    help="taskgate: a secure Task Execution API for task workers.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(keys.app, name="keys")
+app.add_typer(dags.app, name="dags")
+app.add_typer(runs.app, name="runs")
+app.add_typer(task_instances.app, name="ti")
+app.add_typer(variables.app, name="variables")
+app.add_typer(connections.app, name="connections")
+app.add_typer(tokens.app, name="tokens")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8080, help="TCP port."),
+) -> None:
+    """Run the Execution API server (creates data dir, database and signing key if missing)."""
+    import uvicorn
+
+    from taskgate.api.app import create_app
+
+    runtime = runtime_from_env()
+    settings = runtime.settings
+    if settings.uses_embedded_database:
+        console.print(f"database: {settings.effective_database_url}", highlight=False)
+    else:
+        console.print("database: (TASKGATE_DATABASE_URL)")
+    if runtime.keys.created_key_file:
+        console.print(f"signing key: created {runtime.keys.created_key_file}", highlight=False)
+    elif runtime.keys.signing is not None:
+        console.print(f"signing key: {runtime.keys.signing.algorithm} kid={runtime.keys.signing.kid}")
+    else:
+        console.print("signing key: none (validation-only node)")
+    console.print(f"Execution API: http://{host}:{port}/execution", highlight=False)
+    uvicorn.run(create_app(runtime), host=host, port=port, log_level="info")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the schema migrations to the configured database."""
+    from taskgate.db import migrate
+
+    async def main() -> str | None:
+        runtime = runtime_from_env(create_key=False)
+        try:
+            await migrate.upgrade(runtime.engine)
+            return await migrate.current_revision(runtime.engine)
+        finally:
+            await runtime.aclose()
+
+    console.print(f"database at revision {asyncio.run(main())}")
+
+
+@app.command()
+def routes(json_output: bool = JsonOption) -> None:
+    """Every route with its allowed token types and subject binding."""
+    from taskgate.api.app import create_app
+    from taskgate.security.audit import route_policies
+
+    policies = route_policies(create_app(runtime_from_env(create_key=False)).routes)
+    if json_output:
+        print_json([p.as_dict() for p in policies])
+        return
+    rows = [
+        (p.method, p.path, ", ".join(p.token_types) or "none", p.subject or "-") for p in policies
+    ]
+    print_table("Routes", ["method", "path", "token types", "subject"], rows)

@@ -1,0 +1,33 @@
+"""``taskgate runs``: create DAG runs with their task instances."""
+
+from __future__ import annotations
+
+import typer
+
+from taskgate.cli.common import JsonOption, print_json, print_table, with_session
+from taskgate.services import control
+
+app = typer.Typer(help="DAG runs.", no_args_is_help=True)
+
+
+@app.command()
+def create(
+    dag_id: str,
+    run_id: str,
+    task: list[str] = typer.Option(..., "--task", help="Task id; repeat for several."),
+    max_tries: int = typer.Option(0, "--max-tries", help="Retries allowed per task."),
+    json_output: bool = JsonOption,
+) -> None:
+    """Create a run whose task instances start out 'scheduled'."""
+    created = with_session(
+        lambda session, _rt: control.create_run(session, dag_id, run_id, task, max_tries=max_tries)
+    )
+    tis = [
+        {"id": str(ti.id), "task_id": ti.task_id, "map_index": ti.map_index, "state": ti.state}
+        for ti in created.task_instances
+    ]
+    if json_output:
+        print_json({"dag_id": dag_id, "run_id": run_id, "task_instances": tis})
+        return
+    rows = [(t["id"], t["task_id"], t["state"]) for t in tis]
+    print_table(f"Run {dag_id}/{run_id}", ["id", "task_id", "state"], rows)

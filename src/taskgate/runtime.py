@@ -1,0 +1,105 @@
+"""Wiring: from ``Settings`` to the objects the server and the CLI share.
+
+Both ``taskgate serve`` and every CLI command build one ``Runtime``, so they use the same
+database, the same keys and the same token lifetimes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from taskgate.db import migrate
+from taskgate.db.session import create_engine, create_sessionmaker
+from taskgate.settings import Settings
+from taskgate.tokens import TokenIssuer, TokenValidator
+from taskgate.tokens import keys as keylib
+
+
+@dataclass(frozen=True)
+class KeyMaterial:
+    signing: keylib.SigningKey | None  # None on a validation-only node
+    verification: list[keylib.VerificationKey]
+    created_key_file: Path | None = None  # set when this start generated the signing key
+
+
+def load_key_material(settings: Settings, *, create: bool = True) -> KeyMaterial:
+    """Signing key and validation keys, per the rules in docs/configuration.md.
+
+    - ``TASKGATE_JWT_SECRET`` set: HS512 with that secret.
+    - else the PEM at the signing key file, generated (Ed25519) when missing, unless a JWKS
+      is configured and no key file exists: then this node only validates.
+    - keys from ``TASKGATE_JWKS_URL`` are accepted for validation in every case.
+    """
+    extra = keylib.load_jwks(settings.jwks_url) if settings.jwks_url else []
+    created: Path | None = None
+    signing: keylib.SigningKey | None
+    if settings.jwt_secret is not None:
+        signing = keylib.signing_key_from_secret(settings.jwt_secret.get_secret_value())
+    else:
+        path = settings.effective_signing_key_file
+        if path.exists():
+            signing = keylib.load_signing_key(path)
+        elif settings.jwks_url or not create:
+            signing = None
+        else:
+            keylib.write_private_key(path, keylib.generate_private_key(keylib.KeyType.ED25519))
+            signing, created = keylib.load_signing_key(path), path
+    verification = [signing.verification] if signing else []
+    verification += [k for k in extra if signing is None or k.kid != signing.kid]
+    if not verification:
+        raise keylib.KeyFileError(
+            f"no keys: {settings.effective_signing_key_file} does not exist and no JWKS is set"
+        )
+    return KeyMaterial(signing, verification, created)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    validator: TokenValidator
+    issuer: TokenIssuer | None
+    keys: KeyMaterial = field(repr=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, create_key: bool = True) -> Runtime:
+        material = load_key_material(settings, create=create_key)
+        engine = create_engine(settings.effective_database_url)
+        issuer = None
+        if material.signing is not None:
+            issuer = TokenIssuer(
+                material.signing,
+                audience=settings.audience,
+                issuer=settings.issuer,
+                execution_ttl=settings.execution_token_ttl,
+                workload_ttl=settings.workload_token_ttl,
+            )
+        validator = TokenValidator(
+            material.verification,
+            audience=settings.audience,
+            issuer=settings.issuer,
+            leeway=settings.leeway,
+        )
+        return cls(settings, engine, create_sessionmaker(engine), validator, issuer, material)
+
+    def require_issuer(self) -> TokenIssuer:
+        if self.issuer is None:
+            raise RuntimeError("this node has no signing key: it can only validate tokens")
+        return self.issuer
+
+    async def prepare_database(self) -> None:
+        """Migrate the embedded SQLite database; check that any other one is migrated."""
+        if self.settings.uses_embedded_database:
+            await migrate.upgrade(self.engine)
+            return
+        if await migrate.current_revision(self.engine) != migrate.head_revision():
+            raise RuntimeError(
+                "the database schema is not up to date: run `taskgate db upgrade` first"
+            )
+
+    async def aclose(self) -> None:
+        await self.engine.dispose()

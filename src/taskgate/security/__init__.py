@@ -1,0 +1,31 @@
+"""Security: how every request to the Execution API is authenticated and authorized.
+
+The enforcement flow, end to end, for one request:
+
+1. **Bearer validation** (``bearer.authenticate``). Reads ``Authorization: Bearer <jwt>``;
+   none or an empty one -> 401 ``Missing auth token``. The token validator
+   (``taskgate.tokens``) checks the signature with the key named by ``kid`` and only that
+   key's pinned algorithm, then ``aud``/``exp``/``iat``/``sub`` (+ ``iss``) with leeway, then
+   the claim schema; failures -> 403 ``Invalid auth token`` (or ``Invalid token scope: x``).
+   The typed token (``ExecutionToken`` / ``WorkloadToken``) is cached on the ASGI scope, so
+   the signature is checked once per request whatever else asks for the token.
+2. **``require_auth``** (``authorization``), attached with ``Security(require_auth, scopes=..)``
+   to routers and routes. Checks the token type against the matched route's allowed types
+   and each subject binding (``ti:self``: ``sub`` must equal ``{task_instance_id}``, see
+   ``bindings``). Passing marks the request authorized; any refusal marks it denied.
+3. **``TaskRoute``** (``routing``), the route class of every API router. At registration it
+   derives the route's allowed token types from its ``token:<type>`` scopes (default
+   ``execution`` only) and checks binding path parameters; mistakes fail at import time.
+
+After the handler, **``TokenReissueMiddleware``** (``reissue``) adds ``Refreshed-API-Token``
+to responses of authorized requests whose execution token is close to expiry, reusing the
+cached token. A route is opened to workload tokens by one line on that route:
+``dependencies=[Security(require_auth, scopes=["token:execution", "token:workload"])]``.
+"""
+
+from taskgate.security.authorization import CurrentToken, require_auth
+from taskgate.security.bearer import authenticate
+from taskgate.security.reissue import TokenReissueMiddleware
+from taskgate.security.routing import TaskRoute
+
+__all__ = ["CurrentToken", "TaskRoute", "TokenReissueMiddleware", "authenticate", "require_auth"]

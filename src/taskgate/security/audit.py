@@ -1,0 +1,65 @@
+"""The route-policy audit behind ``taskgate routes``: every served route with its allowed
+token types and subject binding, read from the routes the application actually serves."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.routing import BaseRoute
+
+from taskgate.security.routing import TaskRoute
+
+
+@dataclass(frozen=True, slots=True)
+class RoutePolicy:
+    method: str
+    path: str
+    token_types: tuple[str, ...]  # empty: no token needed
+    subject: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "path": self.path,
+            "token_types": list(self.token_types),
+            "subject": self.subject,
+        }
+
+
+def served_routes(routes: list[BaseRoute]) -> Iterator[tuple[str, set[str], BaseRoute, Any]]:
+    """(path, methods, declared route, effective route) for every route served.
+
+    Recent FastAPI keeps included routers lazily (``iter_route_contexts``); older releases
+    copy the routes into ``app.routes``. Both are read here.
+    """
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # FastAPI without lazy includes
+        for route in routes:
+            yield getattr(route, "path", ""), getattr(route, "methods", None) or set(), route, route
+        return
+    for context in iter_route_contexts(routes):
+        yield context.path or "", context.methods or set(), context.original_route, context
+
+
+def check_policies_are_local(routes: list[BaseRoute]) -> None:
+    """Refuse an app that adds dependencies when including a router: a route's policy
+    must be visible in the file that declares the route."""
+    for path, _methods, declared, effective in served_routes(routes):
+        if not isinstance(declared, TaskRoute) or effective is declared:
+            continue
+        if len(getattr(effective, "dependencies", [])) != len(declared.dependencies):
+            raise ValueError(f"{path}: dependencies added at include time; declare them on the router")
+
+
+def route_policies(routes: list[BaseRoute]) -> list[RoutePolicy]:
+    policies = []
+    for path, methods, declared, _effective in served_routes(routes):
+        types = getattr(declared, "allowed_token_types", None) or frozenset()
+        names = tuple(sorted(t.value for t in types))
+        subject = getattr(declared, "subject_binding", None)
+        for method in sorted(methods - {"HEAD"} if "GET" in methods else methods):
+            policies.append(RoutePolicy(method, path, names, subject))
+    return sorted(policies, key=lambda p: (p.path, p.method))

@@ -1,0 +1,67 @@
+"""Token re-issue: a pure ASGI middleware that hands out fresh execution tokens.
+
+When an authorized request's execution token has less than 20 % of its lifetime left
+(at least 30 s), the response carries a new token with the same subject and scope in
+``Refreshed-API-Token``. It reuses the token that bearer validation cached on the ASGI
+scope: no second signature check. Workload tokens and refused requests get nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from taskgate.security.bearer import AUTH_SCOPE_KEY, RequestAuth
+from taskgate.tokens import TaskToken, TokenIssuer, TokenType
+
+REFRESH_HEADER = b"refreshed-api-token"
+REFRESH_FRACTION = 0.20
+REFRESH_MIN_SECONDS = 30
+
+
+def needs_refresh(token: TaskToken, now: float) -> bool:
+    if token.token_type is not TokenType.EXECUTION:
+        return False
+    threshold = max(token.lifetime * REFRESH_FRACTION, REFRESH_MIN_SECONDS)
+    return token.exp - now < threshold
+
+
+class TokenReissueMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        issuer: Callable[[], TokenIssuer | None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.app = app
+        self.issuer = issuer
+        self.clock = clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_refresh(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self._maybe_refresh(scope, message)
+            await send(message)
+
+        await self.app(scope, receive, send_with_refresh)
+
+    def _maybe_refresh(self, scope: Scope, message: Message) -> None:
+        auth: RequestAuth | None = scope.get(AUTH_SCOPE_KEY)
+        if auth is None or not auth.may_refresh or message["status"] in (401, 403):
+            return
+        if not needs_refresh(auth.token, self.clock()):
+            return
+        headers = message.get("headers", [])
+        if any(name.lower() == REFRESH_HEADER for name, _ in headers):
+            return  # the handler already issued one (the /run exchange)
+        issuer = self.issuer()
+        if issuer is None:
+            return  # a validation-only node cannot mint
+        fresh = issuer.issue(auth.token.sub, auth.token.token_type)
+        message["headers"] = [*headers, (REFRESH_HEADER, fresh.encode("ascii"))]

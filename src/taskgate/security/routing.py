@@ -1,0 +1,93 @@
+"""Layer 3, ``TaskRoute``: each route's token policy, computed once at registration.
+
+FastAPI's security scopes only accumulate, so a route could never *narrow* what its
+router allows by adding scopes. Instead this route class reads every ``token:<type>``
+scope of every ``require_auth`` on the route (router-level and route-level dependencies,
+already merged when the route is built) and stores the allowed token types:
+
+- no ``token:*`` scope -> ``{"execution"}``;
+- ``token:bogus`` -> ``ValueError`` at import time;
+- a subject binding (``ti:self``) whose path parameter is missing -> ``ValueError``.
+
+``require_auth`` reads ``allowed_token_types`` from the matched route at request time.
+The class also declares the bearer scheme and the 401/403 answers in OpenAPI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+
+from taskgate.security.authorization import DEFAULT_TOKEN_TYPES, require_auth
+from taskgate.security.bindings import SUBJECT_BINDINGS
+from taskgate.tokens import TokenType
+
+TOKEN_SCOPE_PREFIX = "token:"
+SECURITY_SCHEME_NAME = "TaskToken"
+
+
+def _scopes_of(dependant: Dependant) -> list[str]:
+    # FastAPI >= 0.12x keeps own/parent scopes; older releases one accumulated list.
+    if hasattr(dependant, "own_oauth_scopes"):
+        return [*(dependant.parent_oauth_scopes or []), *(dependant.own_oauth_scopes or [])]
+    return list(getattr(dependant, "security_scopes", None) or [])
+
+
+def _require_auth_uses(dependant: Dependant) -> Iterator[list[str]]:
+    for sub in dependant.dependencies:
+        if sub.call is require_auth:
+            yield _scopes_of(sub)
+        yield from _require_auth_uses(sub)
+
+
+def token_types_from_scopes(scopes: list[str]) -> frozenset[TokenType]:
+    types = set()
+    for scope in scopes:
+        if scope.startswith(TOKEN_SCOPE_PREFIX):
+            name = scope[len(TOKEN_SCOPE_PREFIX) :]
+            try:
+                types.add(TokenType(name))
+            except ValueError:
+                raise ValueError(f"unknown token type in scope {scope!r}") from None
+    return frozenset(types) or DEFAULT_TOKEN_TYPES
+
+
+class TaskRoute(APIRoute):
+    """An ``APIRoute`` that knows its token policy (see the module docstring)."""
+
+    allowed_token_types: frozenset[TokenType] | None  # None: unauthenticated route
+    subject_binding: str | None
+
+    def __init__(self, path: str, endpoint: Any, **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        uses = list(_require_auth_uses(self.dependant))
+        if not uses:
+            self.allowed_token_types = None
+            self.subject_binding = None
+            return
+        scopes = [scope for use in uses for scope in use]
+        self.allowed_token_types = token_types_from_scopes(scopes)
+        bindings = sorted({scope for scope in scopes if scope in SUBJECT_BINDINGS})
+        for binding in bindings:
+            if SUBJECT_BINDINGS[binding] not in self.param_convertors:
+                raise ValueError(
+                    f"{self.path}: scope {binding!r} needs path parameter "
+                    f"{{{SUBJECT_BINDINGS[binding]}}}"
+                )
+        self.subject_binding = ",".join(bindings) or None
+        self.openapi_extra = {
+            **(self.openapi_extra or {}),
+            "security": [{SECURITY_SCHEME_NAME: []}],
+        }
+        self.responses = {
+            401: {"description": "Missing auth token"},
+            403: {"description": "Invalid or refused token"},
+            **self.responses,
+        }
+
+    @property
+    def authenticated(self) -> bool:
+        return self.allowed_token_types is not None

@@ -1,0 +1,81 @@
+"""The access policy: which task instance may read or write which runtime data.
+
+One table of rules, applied by the variable, connection and XCom services:
+
+| data                    | read                                 | write / delete                      |
+|-------------------------|--------------------------------------|-------------------------------------|
+| variable, connection    | global entries and the TI's team's   | entries of the TI's own team only   |
+|                         |                                      | (a TI without a team: global ones)  |
+| XCom                    | any XCom of the TI's own DAG         | the TI's own (dag, run, task, map)  |
+
+A TI's team is its DAG's team (``taskgate dags add DAG --team T``), None for no team.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from taskgate.db.models import Dag, TaskInstance
+from taskgate.services.errors import AccessDenied, NotFound
+
+
+@dataclass(frozen=True, slots=True)
+class Requester:
+    """The task instance on whose behalf a request runs, as the policy sees it."""
+
+    ti_id: uuid.UUID
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int
+    team: str | None
+
+
+async def load_requester(session: AsyncSession, ti_id: uuid.UUID) -> Requester:
+    row = (
+        await session.execute(
+            select(
+                TaskInstance.dag_id,
+                TaskInstance.run_id,
+                TaskInstance.task_id,
+                TaskInstance.map_index,
+                Dag.team,
+            )
+            .join(Dag, Dag.dag_id == TaskInstance.dag_id)
+            .where(TaskInstance.id == ti_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("not_found", f"Task Instance {ti_id} not found")
+    return Requester(ti_id, *row)
+
+
+def can_read_entry(requester: Requester, entry_team: str | None) -> bool:
+    return entry_team is None or entry_team == requester.team
+
+
+def can_write_entry(requester: Requester, entry_team: str | None) -> bool:
+    return entry_team == requester.team
+
+
+def can_read_xcom(requester: Requester, dag_id: str) -> bool:
+    return dag_id == requester.dag_id
+
+
+def can_write_xcom(
+    requester: Requester, dag_id: str, run_id: str, task_id: str, map_index: int
+) -> bool:
+    return (dag_id, run_id, task_id, map_index) == (
+        requester.dag_id,
+        requester.run_id,
+        requester.task_id,
+        requester.map_index,
+    )
+
+
+def denied(what: str) -> AccessDenied:
+    return AccessDenied("access_denied", f"Task instance may not {what}")

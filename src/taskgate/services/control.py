@@ -1,0 +1,158 @@
+"""The control plane: what the orchestrator (the ``taskgate`` CLI) does to the state.
+
+Registers DAGs, creates runs with their task instances, queues a TI (issuing its workload
+token) and reads TIs back. These calls are trusted: they do not go through tokens.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from taskgate.db.models import Dag, DagRun, TaskInstance, utcnow
+from taskgate.services.errors import Conflict, InvalidInput, NotFound
+from taskgate.services.states import NEW_TRY_FROM, QUEUEABLE, TIState
+from taskgate.services.task_instances import get_task_instance
+from taskgate.tokens import TokenIssuer, TokenType
+
+
+async def add_dag(session: AsyncSession, dag_id: str, *, team: str | None = None) -> Dag:
+    """Register a DAG. Repeating it is fine; changing its team is refused (it moves data
+    access between teams, so it must be deliberate: delete and re-add)."""
+    dag = await session.get(Dag, dag_id)
+    if dag is not None:
+        if dag.team != team:
+            raise Conflict(
+                "team_mismatch", f"DAG '{dag_id}' already exists with team {dag.team!r}"
+            )
+        return dag
+    dag = Dag(dag_id=dag_id, team=team)
+    session.add(dag)
+    await session.commit()
+    return dag
+
+
+async def list_dags(session: AsyncSession) -> Sequence[Dag]:
+    return (await session.execute(select(Dag).order_by(Dag.dag_id))).scalars().all()
+
+
+@dataclass(frozen=True)
+class CreatedRun:
+    dag_run: DagRun
+    task_instances: list[TaskInstance]
+
+
+async def create_run(
+    session: AsyncSession,
+    dag_id: str,
+    run_id: str,
+    task_ids: Sequence[str],
+    *,
+    max_tries: int = 0,
+    logical_date: datetime | None = None,
+    conf: dict | None = None,
+) -> CreatedRun:
+    if not task_ids:
+        raise InvalidInput("no_tasks", "A run needs at least one task (--task)")
+    if len(set(task_ids)) != len(task_ids):
+        raise InvalidInput("duplicate_task", "Each --task may be given once")
+    if max_tries < 0:
+        raise InvalidInput("invalid_max_tries", "max_tries must be 0 or more")
+    if await session.get(Dag, dag_id) is None:
+        raise NotFound("dag_not_found", f"DAG '{dag_id}' not found: add it with `taskgate dags add`")
+    now = utcnow()
+    logical = logical_date or now
+    dag_run = DagRun(
+        dag_id=dag_id,
+        run_id=run_id,
+        run_type="manual",
+        state="running",
+        logical_date=logical,
+        data_interval_start=logical,
+        data_interval_end=logical,
+        run_after=logical,
+        start_date=now,
+        conf=conf or {},
+    )
+    tis = [
+        TaskInstance(
+            id=uuid.uuid4(),
+            dag_id=dag_id,
+            run_id=run_id,
+            task_id=task_id,
+            map_index=-1,
+            try_number=0,
+            max_tries=max_tries,
+            state=TIState.SCHEDULED,
+        )
+        for task_id in task_ids
+    ]
+    session.add(dag_run)
+    session.add_all(tis)
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        raise Conflict("run_exists", f"DAG run '{run_id}' of DAG '{dag_id}' already exists") from None
+    return CreatedRun(dag_run, tis)
+
+
+@dataclass(frozen=True)
+class QueuedTI:
+    ti: TaskInstance
+    workload_token: str
+
+
+async def queue(session: AsyncSession, ti_id: uuid.UUID, issuer: TokenIssuer) -> QueuedTI:
+    """Queue a TI for a worker and issue the workload token that starts it.
+
+    From scheduled or up_for_retry this begins a new try (``try_number`` + 1); a deferred
+    or rescheduled TI resumes its try. Terminal and running TIs cannot be queued.
+    """
+    ti = await get_task_instance(session, ti_id)
+    previous = TIState(ti.state)
+    if previous not in QUEUEABLE:
+        raise Conflict(
+            "invalid_state", f"TI is {previous} and cannot be queued", previous_state=previous
+        )
+    new_try = previous in NEW_TRY_FROM
+    stmt = (
+        update(TaskInstance)
+        .where(TaskInstance.id == ti_id, TaskInstance.state == previous)
+        .values(
+            state=TIState.QUEUED,
+            queued_at=utcnow(),
+            try_number=TaskInstance.try_number + (1 if new_try else 0),
+            hostname=None,
+            unixname=None,
+            pid=None,
+            updated_at=utcnow(),
+        )
+        .returning(TaskInstance.id)
+        .execution_options(synchronize_session=False)
+    )
+    if (await session.execute(stmt)).first() is None:
+        await session.rollback()
+        raise Conflict("invalid_state", "TI changed state while being queued")
+    await session.commit()
+    await session.refresh(ti)
+    return QueuedTI(ti, issuer.issue(ti.id, TokenType.WORKLOAD))
+
+
+async def list_task_instances(
+    session: AsyncSession, *, dag_id: str | None = None, state: str | None = None
+) -> Sequence[TaskInstance]:
+    stmt = select(TaskInstance).order_by(
+        TaskInstance.dag_id, TaskInstance.run_id, TaskInstance.task_id, TaskInstance.map_index
+    )
+    if dag_id is not None:
+        stmt = stmt.where(TaskInstance.dag_id == dag_id)
+    if state is not None:
+        stmt = stmt.where(TaskInstance.state == state)
+    return (await session.execute(stmt)).scalars().all()

@@ -1,0 +1,37 @@
+"""Domain errors raised by the services and mapped to HTTP answers by the API layer.
+
+Each carries a machine-readable ``reason`` and a human ``message``; extra fields (such as
+``previous_state``) travel with them into ``{"detail": {...}}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ServiceError(Exception):
+    def __init__(self, reason: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.extra = extra
+
+    @property
+    def detail(self) -> dict[str, Any]:
+        return {"reason": self.reason, "message": self.message, **self.extra}
+
+
+class NotFound(ServiceError):
+    """The thing asked for does not exist (404)."""
+
+
+class Conflict(ServiceError):
+    """The request does not fit the current state (409)."""
+
+
+class AccessDenied(ServiceError):
+    """The access policy refuses this task instance (403)."""
+
+
+class InvalidInput(ServiceError):
+    """Well-formed but unacceptable input (422 over HTTP, exit 2 on the CLI)."""

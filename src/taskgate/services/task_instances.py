@@ -1,0 +1,241 @@
+"""Task instance lifecycle as the worker drives it: start, heartbeat, report state.
+
+Every transition is one conditional ``UPDATE ... WHERE state IN (...)``: the database, not
+process memory, decides which of several concurrent requests wins. Only when the update
+matches no row do we read the row, to answer 404 or 409 with the reason.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from taskgate.db.models import (
+    DagRun,
+    RenderedTaskInstanceFields,
+    TaskInstance,
+    XCom,
+    utcnow,
+)
+from taskgate.services.errors import Conflict, NotFound
+from taskgate.services.states import SKIPPABLE, STARTABLE, TERMINAL, TIState
+
+
+def ti_not_found(ti_id: uuid.UUID) -> NotFound:
+    return NotFound("not_found", f"Task Instance {ti_id} not found")
+
+
+async def get_task_instance(session: AsyncSession, ti_id: uuid.UUID) -> TaskInstance:
+    ti = await session.get(TaskInstance, ti_id)
+    if ti is None:
+        raise ti_not_found(ti_id)
+    return ti
+
+
+async def _transition(
+    session: AsyncSession, ti_id: uuid.UUID, *conditions: Any, **values: Any
+) -> bool:
+    stmt = (
+        update(TaskInstance)
+        .where(TaskInstance.id == ti_id, *conditions)
+        .values(updated_at=utcnow(), **values)
+        .returning(TaskInstance.id)
+        .execution_options(synchronize_session=False)
+    )
+    return (await session.execute(stmt)).first() is not None
+
+
+@dataclass(frozen=True)
+class RunContext:
+    ti: TaskInstance
+    dag_run: DagRun
+    xcom_keys_to_clear: list[str]
+
+    @property
+    def should_retry(self) -> bool:
+        return self.ti.try_number <= self.ti.max_tries
+
+
+async def start(
+    session: AsyncSession,
+    ti_id: uuid.UUID,
+    *,
+    hostname: str,
+    unixname: str,
+    pid: int,
+    start_date: datetime,
+) -> RunContext:
+    """queued/restarting -> running. An identical repeat from the same process is accepted."""
+    started = await _transition(
+        session,
+        ti_id,
+        TaskInstance.state.in_(STARTABLE),
+        state=TIState.RUNNING,
+        hostname=hostname,
+        unixname=unixname,
+        pid=pid,
+        start_date=start_date,
+        end_date=None,
+        last_heartbeat_at=utcnow(),
+    )
+    ti = await get_task_instance(session, ti_id)
+    if not started:
+        same_process = (ti.hostname, ti.unixname, ti.pid) == (hostname, unixname, pid)
+        if not (ti.state == TIState.RUNNING and same_process):
+            raise Conflict(
+                "invalid_state",
+                "TI was not in a state where it could be marked as running",
+                previous_state=ti.state,
+            )
+    dag_run = (
+        await session.execute(
+            select(DagRun).where(DagRun.dag_id == ti.dag_id, DagRun.run_id == ti.run_id)
+        )
+    ).scalar_one()
+    # A new try starts clean: the XComs of an earlier try of this TI are removed, and their
+    # keys returned so the worker can drop anything it cached.
+    mine = _own_xcoms(ti)
+    keys = list((await session.execute(select(XCom.key).where(mine))).scalars())
+    if keys and started:
+        await session.execute(delete(XCom).where(mine))
+    await session.commit()
+    return RunContext(ti, dag_run, sorted(set(keys)))
+
+
+def _own_xcoms(ti: TaskInstance) -> Any:
+    return and_(
+        XCom.dag_id == ti.dag_id,
+        XCom.run_id == ti.run_id,
+        XCom.task_id == ti.task_id,
+        XCom.map_index == ti.map_index,
+    )
+
+
+async def heartbeat(session: AsyncSession, ti_id: uuid.UUID, *, hostname: str, pid: int) -> None:
+    """Only the running process that started the TI may heartbeat it."""
+    beat = await _transition(
+        session,
+        ti_id,
+        TaskInstance.state == TIState.RUNNING,
+        TaskInstance.hostname == hostname,
+        TaskInstance.pid == pid,
+        last_heartbeat_at=utcnow(),
+    )
+    if beat:
+        await session.commit()
+        return
+    ti = await get_task_instance(session, ti_id)
+    if ti.state != TIState.RUNNING:
+        raise Conflict(
+            "not_running",
+            "TI is no longer in the running state and task should terminate",
+            current_state=ti.state,
+        )
+    raise Conflict(
+        "running_elsewhere",
+        f"TI is already running elsewhere: hostname {ti.hostname!r}, pid {ti.pid}",
+        current_hostname=ti.hostname,
+        current_pid=ti.pid,
+    )
+
+
+async def report_state(
+    session: AsyncSession,
+    ti_id: uuid.UUID,
+    state: TIState,
+    *,
+    end_date: datetime | None = None,
+    rendered_map_index: str | None = None,
+    **values: Any,
+) -> None:
+    """running -> ``state``. Terminal states, up_for_retry, deferred, up_for_reschedule."""
+    if rendered_map_index is not None:
+        values["rendered_map_index"] = rendered_map_index
+    if state in TERMINAL or state == TIState.UP_FOR_RETRY:
+        values["end_date"] = end_date or utcnow()
+    changed = await _transition(
+        session, ti_id, TaskInstance.state == TIState.RUNNING, state=state, **values
+    )
+    if changed:
+        await session.commit()
+        return
+    ti = await get_task_instance(session, ti_id)
+    raise Conflict(
+        "invalid_state",
+        f"TI was not in the running state so it cannot be updated to {state}",
+        previous_state=ti.state,
+    )
+
+
+async def set_rendered_fields(
+    session: AsyncSession, ti_id: uuid.UUID, fields: dict[str, Any]
+) -> None:
+    await get_task_instance(session, ti_id)
+    row = await session.get(RenderedTaskInstanceFields, ti_id)
+    if row is None:
+        session.add(RenderedTaskInstanceFields(ti_id=ti_id, rendered_fields=fields))
+    else:
+        row.rendered_fields = fields
+    await session.commit()
+
+
+async def get_rendered_fields(session: AsyncSession, ti_id: uuid.UUID) -> dict[str, Any] | None:
+    row = await session.get(RenderedTaskInstanceFields, ti_id)
+    return row.rendered_fields if row else None
+
+
+async def set_rendered_map_index(session: AsyncSession, ti_id: uuid.UUID, value: str) -> None:
+    if not await _transition(session, ti_id, rendered_map_index=value):
+        raise ti_not_found(ti_id)
+    await session.commit()
+
+
+async def skip_downstream(
+    session: AsyncSession, ti_id: uuid.UUID, tasks: list[str | tuple[str, int]]
+) -> int:
+    """Mark the listed not-yet-started TIs of the same run ``skipped``; returns how many."""
+    ti = await get_task_instance(session, ti_id)
+    plain = [t for t in tasks if isinstance(t, str)]
+    mapped = [t for t in tasks if not isinstance(t, str)]
+    matches = [TaskInstance.task_id.in_(plain)] if plain else []
+    matches += [
+        and_(TaskInstance.task_id == task_id, TaskInstance.map_index == map_index)
+        for task_id, map_index in mapped
+    ]
+    if not matches:
+        return 0
+    stmt = (
+        update(TaskInstance)
+        .where(
+            TaskInstance.dag_id == ti.dag_id,
+            TaskInstance.run_id == ti.run_id,
+            TaskInstance.state.in_(SKIPPABLE),
+            or_(*matches),
+        )
+        .values(state=TIState.SKIPPED, end_date=utcnow(), updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    count = (await session.execute(stmt)).rowcount
+    await session.commit()
+    return count
+
+
+async def previous_successful_dag_run(session: AsyncSession, ti_id: uuid.UUID) -> DagRun | None:
+    ti = await get_task_instance(session, ti_id)
+    current = (
+        await session.execute(
+            select(DagRun).where(DagRun.dag_id == ti.dag_id, DagRun.run_id == ti.run_id)
+        )
+    ).scalar_one()
+    stmt = select(DagRun).where(
+        DagRun.dag_id == ti.dag_id, DagRun.state == "success", DagRun.id != current.id
+    )
+    if current.logical_date is not None:
+        stmt = stmt.where(DagRun.logical_date < current.logical_date)
+    stmt = stmt.order_by(DagRun.logical_date.desc(), DagRun.id.desc()).limit(1)
+    return (await session.execute(stmt)).scalar_one_or_none()

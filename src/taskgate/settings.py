@@ -1,0 +1,81 @@
+"""Settings, read from ``TASKGATE_*`` environment variables and an optional TOML file.
+
+Every setting has a default, so ``taskgate serve`` starts with none set. The TOML file is
+named by ``TASKGATE_CONFIG_FILE``; its keys are the field names below (``data_dir = "..."``).
+Environment variables win over the file. ``docs/configuration.md`` lists every setting.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_FILE_ENV = "TASKGATE_CONFIG_FILE"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TASKGATE_", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(
+        Path(".taskgate"),
+        description="Directory for the embedded SQLite database and the generated signing key.",
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy async URL. Default: sqlite+aiosqlite:///<data_dir>/taskgate.db",
+    )
+    signing_key_file: Path | None = Field(
+        None,
+        description="PEM private key (Ed25519 or RSA) used to sign tokens. "
+        "Default: <data_dir>/signing-key.pem, created on first start.",
+    )
+    jwks_url: str | None = Field(
+        None,
+        description="JWKS document (file path or http(s) URL) with public keys accepted for "
+        "validation, in addition to the signing key. Alone, it makes a validation-only node.",
+    )
+    jwt_secret: SecretStr | None = Field(
+        None, description="Shared secret: sign and validate with HS512 instead of a key pair."
+    )
+    audience: str = Field("urn:taskgate:task", description="Required `aud` claim.")
+    issuer: str | None = Field(None, description="`iss` claim; when set it is also required.")
+    execution_token_ttl: int = Field(600, gt=0, description="Execution token lifetime (s).")
+    workload_token_ttl: int = Field(3600, gt=0, description="Workload token lifetime (s).")
+    leeway: int = Field(10, ge=0, description="Clock leeway when checking exp/nbf/iat (s).")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if config_file := os.environ.get(CONFIG_FILE_ENV):
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+    @cached_property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'taskgate.db').resolve()}"
+
+    @cached_property
+    def effective_signing_key_file(self) -> Path:
+        return self.signing_key_file or self.data_dir / "signing-key.pem"
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        return self.database_url is None

@@ -1,0 +1,33 @@
+"""Token cryptography, standing alone: keys, minting and validation of task JWTs.
+
+Nothing here knows about HTTP, routes or the database.
+"""
+
+from taskgate.tokens.claims import (
+    ExecutionToken,
+    InvalidToken,
+    InvalidTokenClaims,
+    InvalidTokenScope,
+    TaskToken,
+    TokenType,
+    WorkloadToken,
+)
+from taskgate.tokens.issuer import TokenIssuer
+from taskgate.tokens.keys import KeyType, SigningKey, VerificationKey, jwks_document
+from taskgate.tokens.validator import TokenValidator
+
+__all__ = [
+    "ExecutionToken",
+    "InvalidToken",
+    "InvalidTokenClaims",
+    "InvalidTokenScope",
+    "KeyType",
+    "SigningKey",
+    "TaskToken",
+    "TokenIssuer",
+    "TokenType",
+    "TokenValidator",
+    "VerificationKey",
+    "WorkloadToken",
+    "jwks_document",
+]

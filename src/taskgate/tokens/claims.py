@@ -1,0 +1,124 @@
+"""The typed token objects that a validated JWT becomes, and the token errors."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, ClassVar
+
+
+class TokenType(StrEnum):
+    """The token types carried in the ``scope`` claim (SPEC §1)."""
+
+    EXECUTION = "execution"  # short-lived; every authenticated route
+    WORKLOAD = "workload"  # issued at queue time; only routes that opt in (today: /run)
+
+
+class InvalidToken(Exception):
+    """Signature or standard claims are wrong.
+
+    ``reason`` is for logs only; clients see ``detail``, which leaks nothing.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+    @property
+    def detail(self) -> str:
+        return "Invalid auth token"
+
+
+class InvalidTokenClaims(InvalidToken):
+    """Well-signed, but the claims are not of the token schema (e.g. ``sub`` not a UUID)."""
+
+    @property
+    def detail(self) -> str:
+        return f"Invalid auth token: {self.reason}"
+
+
+class InvalidTokenScope(InvalidToken):
+    """Well-signed, but ``scope`` is not a known token type."""
+
+    def __init__(self, scope: object) -> None:
+        super().__init__(f"unknown scope {scope!r}")
+        self.scope = scope
+
+    @property
+    def detail(self) -> str:
+        return f"Invalid token scope: {self.scope}"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskToken:
+    """A validated token, bound to one task instance (``sub``)."""
+
+    token_type: ClassVar[TokenType]
+
+    sub: uuid.UUID
+    jti: str
+    iat: int
+    nbf: int | None
+    exp: int
+    claims: dict[str, Any]
+
+    @property
+    def ti_id(self) -> uuid.UUID:
+        return self.sub
+
+    @property
+    def lifetime(self) -> int:
+        return self.exp - self.iat
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionToken(TaskToken):
+    token_type: ClassVar[TokenType] = TokenType.EXECUTION
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadToken(TaskToken):
+    token_type: ClassVar[TokenType] = TokenType.WORKLOAD
+
+
+TOKEN_CLASSES: dict[TokenType, type[TaskToken]] = {
+    TokenType.EXECUTION: ExecutionToken,
+    TokenType.WORKLOAD: WorkloadToken,
+}
+
+
+def _int_claim(claims: dict[str, Any], name: str, *, required: bool) -> int | None:
+    value = claims.get(name)
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidTokenClaims(f"claim {name!r} is not a number")
+    return int(value)
+
+
+def token_from_claims(claims: dict[str, Any]) -> TaskToken:
+    """Build the typed token from verified claims, or raise if they are not our schema."""
+    scope = claims.get("scope", TokenType.EXECUTION.value)
+    try:
+        token_type = TokenType(scope)
+    except ValueError:
+        raise InvalidTokenScope(scope) from None
+    sub = claims.get("sub")
+    try:
+        ti_id = uuid.UUID(sub) if isinstance(sub, str) else None
+    except ValueError:
+        ti_id = None
+    if ti_id is None:
+        raise InvalidTokenClaims("claim 'sub' is not a task instance UUID")
+    jti = claims.get("jti")
+    if jti is not None and not isinstance(jti, str):
+        raise InvalidTokenClaims("claim 'jti' is not a string")
+    return TOKEN_CLASSES[token_type](
+        sub=ti_id,
+        jti=jti or "",
+        iat=_int_claim(claims, "iat", required=True),  # type: ignore[arg-type]
+        nbf=_int_claim(claims, "nbf", required=False),
+        exp=_int_claim(claims, "exp", required=True),  # type: ignore[arg-type]
+        claims=claims,
+    )

@@ -1,0 +1,52 @@
+"""Minting tokens: one signing key, one algorithm, claims per SPEC §1."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+
+import jwt
+
+from taskgate.tokens.claims import TokenType
+from taskgate.tokens.keys import SigningKey
+
+
+class TokenIssuer:
+    def __init__(
+        self,
+        key: SigningKey,
+        *,
+        audience: str,
+        issuer: str | None = None,
+        execution_ttl: int = 600,
+        workload_ttl: int = 3600,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.key = key
+        self.audience = audience
+        self.issuer = issuer
+        self.ttl = {TokenType.EXECUTION: execution_ttl, TokenType.WORKLOAD: workload_ttl}
+        self._clock = clock
+        self._headers = {"kid": key.kid}
+
+    def issue(
+        self,
+        ti_id: uuid.UUID,
+        token_type: TokenType = TokenType.EXECUTION,
+        *,
+        ttl: int | None = None,
+    ) -> str:
+        now = int(self._clock())
+        claims: dict[str, object] = {
+            "aud": self.audience,
+            "sub": str(ti_id),
+            "iat": now,
+            "nbf": now,
+            "exp": now + (ttl if ttl is not None else self.ttl[token_type]),
+            "jti": uuid.uuid4().hex,
+            "scope": token_type.value,
+        }
+        if self.issuer:
+            claims["iss"] = self.issuer
+        return jwt.encode(claims, self.key.key, algorithm=self.key.algorithm, headers=self._headers)

@@ -5,11 +5,18 @@ from __future__ import annotations
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
-from taskgate.services.errors import AccessDenied, Conflict, InvalidInput, NotFound, ServiceError
+from taskgate.services.errors import (
+    AccessDenied,
+    Conflict,
+    InvalidInput,
+    InvalidRequest,
+    NotFound,
+    ServiceError,
+)
 
-STATUS = {NotFound: 404, Conflict: 409, AccessDenied: 403, InvalidInput: 422}
+STATUS = {NotFound: 404, Conflict: 409, AccessDenied: 403, InvalidRequest: 400, InvalidInput: 422}
 
 log = structlog.get_logger("taskgate.api")
 
@@ -28,6 +35,13 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
     return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "1"})
 
 
+async def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
+    # A concurrent request wrote the same row first; the loser is told, nothing is half-written.
+    detail = {"reason": "conflict", "message": "A concurrent request changed the same data"}
+    return JSONResponse({"detail": detail}, status_code=409)
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(IntegrityError, _integrity_error)

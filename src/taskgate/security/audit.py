@@ -29,7 +29,8 @@ class RoutePolicy:
 
 
 def served_routes(routes: list[BaseRoute]) -> Iterator[tuple[str, set[str], BaseRoute, Any]]:
-    """(path, methods, declared route, effective route) for every route served.
+    """(path, methods, declared route, effective route) for every route served; the path
+    as OpenAPI shows it (``{key}``, not ``{key:path}``).
 
     Recent FastAPI keeps included routers lazily (``iter_route_contexts``); older releases
     copy the routes into ``app.routes``. Both are read here.
@@ -38,10 +39,12 @@ def served_routes(routes: list[BaseRoute]) -> Iterator[tuple[str, set[str], Base
         from fastapi.routing import iter_route_contexts
     except ImportError:  # FastAPI without lazy includes
         for route in routes:
-            yield getattr(route, "path", ""), getattr(route, "methods", None) or set(), route, route
+            path = getattr(route, "path_format", None) or getattr(route, "path", "")
+            yield path, getattr(route, "methods", None) or set(), route, route
         return
     for context in iter_route_contexts(routes):
-        yield context.path or "", context.methods or set(), context.original_route, context
+        path = context.path_format or context.path or ""
+        yield path, context.methods or set(), context.original_route, context
 
 
 def check_policies_are_local(routes: list[BaseRoute]) -> None:

@@ -33,5 +33,9 @@ class AccessDenied(ServiceError):
     """The access policy refuses this task instance (403)."""
 
 
+class InvalidRequest(ServiceError):
+    """A request that cannot be served as asked (400)."""
+
+
 class InvalidInput(ServiceError):
     """Well-formed but unacceptable input (422 over HTTP, exit 2 on the CLI)."""

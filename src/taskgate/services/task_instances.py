@@ -56,9 +56,14 @@ class RunContext:
     dag_run: DagRun
     xcom_keys_to_clear: list[str]
 
+    restarted: bool = False
+
     @property
     def should_retry(self) -> bool:
-        return self.ti.try_number <= self.ti.max_tries
+        """Whether a failure of this try may be reported as up_for_retry."""
+        if self.restarted:
+            return True
+        return self.ti.max_tries > 0 and self.ti.try_number <= self.ti.max_tries
 
 
 async def start(
@@ -71,6 +76,11 @@ async def start(
     start_date: datetime,
 ) -> RunContext:
     """queued/restarting -> running. An identical repeat from the same process is accepted."""
+    previous = (
+        await session.execute(select(TaskInstance.state).where(TaskInstance.id == ti_id))
+    ).scalar_one_or_none()
+    if previous is None:
+        raise ti_not_found(ti_id)
     started = await _transition(
         session,
         ti_id,
@@ -98,13 +108,16 @@ async def start(
         )
     ).scalar_one()
     # A new try starts clean: the XComs of an earlier try of this TI are removed, and their
-    # keys returned so the worker can drop anything it cached.
-    mine = _own_xcoms(ti)
-    keys = list((await session.execute(select(XCom.key).where(mine))).scalars())
-    if keys and started:
-        await session.execute(delete(XCom).where(mine))
+    # keys returned so the worker can drop anything it cached. A TI resuming after deferral
+    # continues its try and keeps them.
+    keys: list[str] = []
+    if ti.next_method is None:
+        mine = _own_xcoms(ti)
+        keys = sorted(set((await session.execute(select(XCom.key).where(mine))).scalars()))
+        if keys and started:
+            await session.execute(delete(XCom).where(mine))
     await session.commit()
-    return RunContext(ti, dag_run, sorted(set(keys)))
+    return RunContext(ti, dag_run, keys, restarted=previous == TIState.RESTARTING)
 
 
 def _own_xcoms(ti: TaskInstance) -> Any:
@@ -153,7 +166,11 @@ async def report_state(
     rendered_map_index: str | None = None,
     **values: Any,
 ) -> None:
-    """running -> ``state``. Terminal states, up_for_retry, deferred, up_for_reschedule."""
+    """running -> ``state``. Terminal states, up_for_retry, deferred, up_for_reschedule.
+
+    Reporting the state the TI is already in is an idempotent repeat: accepted, and
+    nothing is written (a worker that retries a lost answer must not fail).
+    """
     if rendered_map_index is not None:
         values["rendered_map_index"] = rendered_map_index
     if state in TERMINAL or state == TIState.UP_FOR_RETRY:
@@ -165,6 +182,8 @@ async def report_state(
         await session.commit()
         return
     ti = await get_task_instance(session, ti_id)
+    if ti.state == state:
+        return
     raise Conflict(
         "invalid_state",
         f"TI was not in the running state so it cannot be updated to {state}",

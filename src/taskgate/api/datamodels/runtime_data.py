@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, JsonValue
 
 
 class MessageResponse(BaseModel):
@@ -17,7 +17,7 @@ class VariableResponse(BaseModel):
 class VariablePostBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    val: str | None
+    val: str | None = Field(validation_alias=AliasChoices("val", "value"))
     description: str | None = None
 
 

@@ -15,5 +15,6 @@ async def health() -> dict[str, str]:
 
 
 @router.get("/ping")
-async def ping() -> dict[str, str]:
-    return {"ok": "ok"}
+async def ping() -> dict[str, object]:
+    """Liveness: the process answers. (It does not touch the database.)"""
+    return {"ok": ["api"], "failing": {}}

@@ -120,7 +120,7 @@ async def set_rendered_fields(
 )
 async def set_rendered_map_index(
     task_instance_id: TIId,
-    rendered_map_index: Annotated[str, Body(max_length=250)],
+    rendered_map_index: Annotated[str, Body(min_length=1, max_length=250)],
     session: DbSession,
 ) -> None:
     await lifecycle.set_rendered_map_index(session, task_instance_id, rendered_map_index)

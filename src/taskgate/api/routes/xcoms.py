@@ -13,7 +13,7 @@ from taskgate.api.deps import DbSession, Requester
 from taskgate.api.responses import FORBIDDEN_BY_POLICY, NOT_FOUND
 from taskgate.security import TaskRoute, require_auth
 from taskgate.services import xcoms
-from taskgate.services.errors import InvalidInput, NotFound
+from taskgate.services.errors import InvalidInput, InvalidRequest, NotFound
 
 router = APIRouter(
     prefix="/xcoms",
@@ -29,7 +29,7 @@ MapIndex = Annotated[int, Query(ge=-1, le=2**31 - 1)]
 JsonBody = Annotated[object, Body()]
 
 
-@router.get("/{dag_id}/{run_id}/{task_id}/{key}/item/{offset}", responses=NOT_FOUND)
+@router.get("/{dag_id}/{run_id}/{task_id}/{key:path}/item/{offset}", responses=NOT_FOUND)
 async def get_sequence_item(
     dag_id: Ident,
     run_id: Ident,
@@ -47,7 +47,7 @@ async def get_sequence_item(
         raise NotFound("not_found", f"XCom {key!r} has no item at offset {offset}") from None
 
 
-@router.get("/{dag_id}/{run_id}/{task_id}/{key}/slice")
+@router.get("/{dag_id}/{run_id}/{task_id}/{key:path}/slice")
 async def get_sequence_slice(
     dag_id: Ident,
     run_id: Ident,
@@ -66,16 +66,24 @@ async def get_sequence_slice(
     return values[start:stop:step]
 
 
-@router.head("/{dag_id}/{run_id}/{task_id}/{key}", status_code=status.HTTP_200_OK)
+@router.head("/{dag_id}/{run_id}/{task_id}/{key:path}", status_code=status.HTTP_200_OK)
 async def count_xcoms(
-    dag_id: Ident, run_id: Ident, task_id: Ident, key: Key, requester: Requester, session: DbSession
+    dag_id: Ident,
+    run_id: Ident,
+    task_id: Ident,
+    key: Key,
+    requester: Requester,
+    session: DbSession,
+    map_index: int | None = None,
 ) -> Response:
     """How many map indexes pushed this key, in ``Content-Range: map_indexes N``."""
+    if map_index is not None:
+        raise InvalidRequest("invalid_request", "Cannot specify map_index in a HEAD request")
     count = await xcoms.count(session, requester, dag_id, run_id, task_id, key)
     return Response(headers={"Content-Range": f"map_indexes {count}"})
 
 
-@router.get("/{dag_id}/{run_id}/{task_id}/{key}", responses=NOT_FOUND)
+@router.get("/{dag_id}/{run_id}/{task_id}/{key:path}", responses=NOT_FOUND)
 async def get_xcom(
     dag_id: Ident,
     run_id: Ident,
@@ -91,7 +99,7 @@ async def get_xcom(
     return XComResponse(key=key, value=value)
 
 
-@router.post("/{dag_id}/{run_id}/{task_id}/{key}", status_code=status.HTTP_201_CREATED)
+@router.post("/{dag_id}/{run_id}/{task_id}/{key:path}", status_code=status.HTTP_201_CREATED)
 async def set_xcom(
     dag_id: Ident,
     run_id: Ident,
@@ -108,7 +116,7 @@ async def set_xcom(
     return MessageResponse(message="XCom successfully set")
 
 
-@router.delete("/{dag_id}/{run_id}/{task_id}/{key}")
+@router.delete("/{dag_id}/{run_id}/{task_id}/{key:path}")
 async def delete_xcom(
     dag_id: Ident,
     run_id: Ident,
@@ -119,4 +127,4 @@ async def delete_xcom(
     map_index: MapIndex = -1,
 ) -> MessageResponse:
     await xcoms.remove(session, requester, dag_id, run_id, task_id, key, map_index=map_index)
-    return MessageResponse(message="XCom successfully deleted")
+    return MessageResponse(message=f"XCom with key: {key} successfully deleted.")

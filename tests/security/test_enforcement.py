@@ -1,0 +1,201 @@
+"""The three layers and the re-issue step, end to end through the real app (in-process)."""
+
+import time
+import uuid
+
+import pytest
+
+from taskgate.security.reissue import needs_refresh
+from taskgate.tokens import TokenIssuer, TokenType
+from tests.helpers import BEAT_BODY, RUN_BODY, bearer
+
+WORKLOAD_REFUSED = "Token type 'workload' not allowed for this endpoint. Allowed types: execution"
+
+
+def backdated_issuer(runtime, seconds_ago: int) -> TokenIssuer:
+    settings = runtime.settings
+    return TokenIssuer(
+        runtime.keys.signing,
+        audience=settings.audience,
+        execution_ttl=settings.execution_token_ttl,
+        clock=lambda: time.time() - seconds_ago,
+    )
+
+
+async def test_missing_or_empty_bearer_is_401(client, factory):
+    ti = await factory.queued_ti()
+    url = f"/execution/task-instances/{ti.id}/heartbeat"
+    for headers in ({}, {"Authorization": ""}, {"Authorization": "Bearer "},
+                    {"Authorization": "Basic dXNlcjpwYXNz"}):
+        response = await client.put(url, json=BEAT_BODY, headers=headers)
+        assert response.status_code == 401, headers
+        assert response.json() == {"detail": "Missing auth token"}
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+async def test_two_authorization_headers_are_400(client, factory):
+    ti, token = await factory.running_ti(client)
+    response = await client.put(
+        f"/execution/task-instances/{ti.id}/heartbeat",
+        json=BEAT_BODY,
+        headers=[("Authorization", f"Bearer {token}"), ("Authorization", f"Bearer {token}")],
+    )
+    assert response.status_code == 400
+
+
+async def test_workload_token_is_refused_on_default_routes(client, factory):
+    ti = await factory.queued_ti()
+    workload = bearer(ti.workload_token)
+    calls = [
+        ("PUT", f"/execution/task-instances/{ti.id}/heartbeat", BEAT_BODY),
+        ("PATCH", f"/execution/task-instances/{ti.id}/state",
+         {"state": "success", "end_date": "2026-01-01T00:00:00Z"}),
+        ("GET", "/execution/variables/x", None),
+        ("GET", "/execution/connections/x", None),
+        ("GET", f"/execution/xcoms/{ti.dag_id}/{ti.run_id}/{ti.task_id}/k", None),
+    ]
+    for method, url, body in calls:
+        response = await client.request(method, url, json=body, headers=workload)
+        assert response.status_code == 403, url
+        assert response.json() == {"detail": WORKLOAD_REFUSED}
+        assert "Refreshed-API-Token" not in response.headers
+
+
+async def test_workload_token_starts_the_ti_and_is_exchanged(client, factory, runtime):
+    ti = await factory.queued_ti()
+    response = await client.patch(
+        f"/execution/task-instances/{ti.id}/run", json=RUN_BODY, headers=bearer(ti.workload_token)
+    )
+    assert response.status_code == 200
+    fresh = runtime.validator.validate(response.headers["Refreshed-API-Token"])
+    assert fresh.token_type is TokenType.EXECUTION and fresh.sub == ti.id
+
+
+async def test_execution_token_is_accepted_on_run_and_default_routes(client, factory):
+    ti = await factory.queued_ti()
+    token = bearer(factory.token(ti.id))
+    run = await client.patch(f"/execution/task-instances/{ti.id}/run", json=RUN_BODY, headers=token)
+    assert run.status_code == 200
+    assert "Refreshed-API-Token" not in run.headers  # fresh execution token: nothing to renew
+    beat = await client.put(f"/execution/task-instances/{ti.id}/heartbeat", json=BEAT_BODY, headers=token)
+    assert beat.status_code == 204
+
+
+async def test_token_without_scope_is_an_execution_token(client, factory, runtime):
+    import jwt
+
+    ti, _ = await factory.running_ti(client)
+    key = runtime.keys.signing
+    now = int(time.time())
+    claims = {"aud": runtime.settings.audience, "sub": str(ti.id), "iat": now, "exp": now + 600}
+    token = jwt.encode(claims, key.key, algorithm=key.algorithm, headers={"kid": key.kid})
+    response = await client.put(
+        f"/execution/task-instances/{ti.id}/heartbeat", json=BEAT_BODY, headers=bearer(token)
+    )
+    assert response.status_code == 204
+
+
+async def test_unknown_scope_is_refused_with_its_value(client, factory, runtime):
+    import jwt
+
+    ti, _ = await factory.running_ti(client)
+    key = runtime.keys.signing
+    now = int(time.time())
+    claims = {"aud": runtime.settings.audience, "sub": str(ti.id), "iat": now, "exp": now + 60,
+              "scope": "admin"}
+    token = jwt.encode(claims, key.key, algorithm=key.algorithm, headers={"kid": key.kid})
+    response = await client.put(
+        f"/execution/task-instances/{ti.id}/heartbeat", json=BEAT_BODY, headers=bearer(token)
+    )
+    assert response.status_code == 403
+    assert response.json() == {"detail": "Invalid token scope: admin"}
+
+
+async def test_token_of_another_ti_is_refused(client, factory):
+    ti, _ = await factory.running_ti(client)
+    other, other_token = await factory.running_ti(client)
+    for method, suffix in (("PUT", "heartbeat"), ("PATCH", "run")):
+        response = await client.request(
+            method, f"/execution/task-instances/{ti.id}/{suffix}",
+            json=BEAT_BODY if suffix == "heartbeat" else RUN_BODY, headers=bearer(other_token),
+        )
+        assert response.status_code == 403
+        assert response.json() == {"detail": "Token subject does not match task instance ID"}
+
+
+async def test_non_uuid_path_with_valid_token_is_refused(client, factory):
+    _ti, token = await factory.running_ti(client)
+    response = await client.put(
+        "/execution/task-instances/not-a-uuid/heartbeat", json=BEAT_BODY, headers=bearer(token)
+    )
+    assert response.status_code == 403
+
+
+async def test_forged_token_is_403_without_internals(client, factory):
+    from taskgate.tokens import keys as keylib
+
+    ti, _ = await factory.running_ti(client)
+    stranger = keylib.signing_key_from_private(keylib.generate_private_key(keylib.KeyType.ED25519))
+    forged = TokenIssuer(stranger, audience="urn:taskgate:task").issue(ti.id)
+    response = await client.put(
+        f"/execution/task-instances/{ti.id}/heartbeat", json=BEAT_BODY, headers=bearer(forged)
+    )
+    assert response.status_code == 403
+    assert response.json() == {"detail": "Invalid auth token"}
+
+
+async def test_one_signature_validation_per_request_including_reissue(client, factory, runtime, monkeypatch):
+    ti = await factory.queued_ti()
+    calls = []
+    real = runtime.validator.validate
+    monkeypatch.setattr(runtime.validator, "validate", lambda raw: calls.append(raw) or real(raw))
+    # An execution token with 50 s left: /run has two require_auth uses and re-issues.
+    token = backdated_issuer(runtime, 550).issue(ti.id)
+    response = await client.patch(
+        f"/execution/task-instances/{ti.id}/run", json=RUN_BODY, headers=bearer(token)
+    )
+    assert response.status_code == 200
+    assert "Refreshed-API-Token" in response.headers
+    assert len(calls) == 1
+
+
+async def test_reissue_only_near_expiry_with_same_subject_and_scope(client, factory, runtime):
+    ti, fresh = await factory.running_ti(client)
+    url = f"/execution/task-instances/{ti.id}/heartbeat"
+    response = await client.put(url, json=BEAT_BODY, headers=bearer(fresh))
+    assert "Refreshed-API-Token" not in response.headers
+    old = backdated_issuer(runtime, 500).issue(ti.id)  # 100 s of 600 left: < 20 %
+    response = await client.put(url, json=BEAT_BODY, headers=bearer(old))
+    assert response.status_code == 204
+    renewed = runtime.validator.validate(response.headers["Refreshed-API-Token"])
+    assert renewed.sub == ti.id and renewed.token_type is TokenType.EXECUTION
+    assert renewed.exp > runtime.validator.validate(old).exp
+
+
+async def test_refused_request_never_gets_a_fresh_token(client, factory, runtime):
+    ti, _ = await factory.running_ti(client)
+    other = await factory.queued_ti()
+    near_expiry = backdated_issuer(runtime, 590).issue(other.id)
+    response = await client.put(
+        f"/execution/task-instances/{ti.id}/heartbeat", json=BEAT_BODY, headers=bearer(near_expiry)
+    )
+    assert response.status_code == 403
+    assert "Refreshed-API-Token" not in response.headers
+
+
+def test_refresh_threshold_is_20_percent_with_30_s_floor():
+    from taskgate.tokens.claims import ExecutionToken, WorkloadToken
+
+    def token(cls, lifetime):
+        return cls(sub=uuid.uuid4(), jti="j", iat=0, nbf=0, exp=lifetime, claims={})
+
+    assert not needs_refresh(token(ExecutionToken, 600), now=479)  # 121 s left
+    assert needs_refresh(token(ExecutionToken, 600), now=481)  # 119 s left
+    assert not needs_refresh(token(ExecutionToken, 45), now=14)  # 31 s left: floor is 30 s
+    assert needs_refresh(token(ExecutionToken, 45), now=16)
+    assert not needs_refresh(token(WorkloadToken, 600), now=599)
+
+
+@pytest.mark.parametrize("path", ["/execution/health", "/execution/health/ping", "/.well-known/jwks.json"])
+async def test_open_routes_need_no_token(client, path):
+    assert (await client.get(path)).status_code == 200

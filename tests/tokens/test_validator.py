@@ -1,0 +1,177 @@
+"""The validator against forged, expired and malformed tokens (RFC 8725 cases)."""
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+import uuid
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from taskgate.tokens import (
+    ExecutionToken,
+    InvalidToken,
+    InvalidTokenClaims,
+    InvalidTokenScope,
+    TokenIssuer,
+    TokenType,
+    TokenValidator,
+    WorkloadToken,
+)
+from taskgate.tokens import keys as keylib
+
+AUD = "urn:taskgate:task"
+KEY_TYPE_OF = {alg: key_type for key_type, alg in keylib.ALGORITHM.items()}
+
+
+def make(key_type=keylib.KeyType.ED25519):
+    if key_type is keylib.KeyType.HS512:
+        return keylib.signing_key_from_secret(keylib.generate_secret())
+    return keylib.signing_key_from_private(keylib.generate_private_key(key_type))
+
+
+@pytest.fixture(params=list(keylib.KeyType))
+def key(request):
+    return make(request.param)
+
+
+def claims(**over):
+    now = int(time.time())
+    base = {"aud": AUD, "sub": str(uuid.uuid4()), "iat": now, "nbf": now, "exp": now + 600,
+            "jti": uuid.uuid4().hex}
+    base.update(over)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def sign(key, payload, **headers):
+    headers.setdefault("kid", key.kid)
+    return jwt.encode(payload, key.key, algorithm=key.algorithm, headers=headers)
+
+
+def b64(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def test_issued_tokens_validate_as_their_type(key):
+    issuer = TokenIssuer(key, audience=AUD)
+    validator = TokenValidator([key.verification], audience=AUD)
+    ti = uuid.uuid4()
+    execution = validator.validate(issuer.issue(ti))
+    workload = validator.validate(issuer.issue(ti, TokenType.WORKLOAD))
+    assert isinstance(execution, ExecutionToken) and execution.sub == ti
+    assert isinstance(workload, WorkloadToken) and workload.lifetime == 3600
+
+
+def test_missing_scope_means_execution(key):
+    validator = TokenValidator([key.verification], audience=AUD)
+    assert isinstance(validator.validate(sign(key, claims())), ExecutionToken)
+
+
+def test_unknown_scope_is_refused_with_its_value(key):
+    validator = TokenValidator([key.verification], audience=AUD)
+    with pytest.raises(InvalidTokenScope) as err:
+        validator.validate(sign(key, claims(scope="admin")))
+    assert err.value.detail == "Invalid token scope: admin"
+
+
+def test_several_keys_are_selected_by_kid():
+    a, b = make(), make(keylib.KeyType.RSA)
+    validator = TokenValidator([a.verification, b.verification], audience=AUD)
+    assert validator.validate(sign(a, claims())).sub
+    assert validator.validate(sign(b, claims())).sub
+
+
+def _forgeries():
+    """(name, builder(key, other) -> token) for tokens that must all be refused."""
+    now = int(time.time())
+    return [
+        ("other key", lambda k, o: sign(o, claims(), kid=k.kid)),
+        ("unknown kid", lambda k, o: sign(k, claims(), kid="nope")),
+        ("no kid", lambda k, o: jwt.encode(claims(), k.key, algorithm=k.algorithm)),
+        ("expired", lambda k, o: sign(k, claims(iat=now - 1000, nbf=now - 1000, exp=now - 100))),
+        ("not yet valid", lambda k, o: sign(k, claims(nbf=now + 300))),
+        ("wrong audience", lambda k, o: sign(k, claims(aud="urn:other"))),
+        ("no audience", lambda k, o: sign(k, claims(aud=None))),
+        ("no exp", lambda k, o: sign(k, claims(exp=None))),
+        ("no iat", lambda k, o: sign(k, claims(iat=None))),
+        ("no sub", lambda k, o: sign(k, claims(sub=None))),
+        ("alg none", lambda k, o: f"{b64({'alg': 'none', 'kid': k.kid})}.{b64(claims())}."),
+        ("alg NoNe", lambda k, o: f"{b64({'alg': 'NoNe', 'kid': k.kid})}.{b64(claims())}."),
+        ("embedded jwk", lambda k, o: sign(k, claims(), jwk={"kty": "oct", "k": "AA"})),
+        ("jku header", lambda k, o: sign(k, claims(), jku="http://127.0.0.1/keys")),
+        ("crit header", lambda k, o: sign(k, claims(), crit=["exp"])),
+        ("garbage", lambda k, o: "not.a.jwt"),
+        ("bad base64", lambda k, o: "eyJ!!!.eyJ!!!.sig"),
+        ("oversized", lambda k, o: sign(k, claims(pad="x" * 9000))),
+        ("tampered payload", lambda k, o: _tamper(sign(k, claims()))),
+    ]
+
+
+def _tamper(token: str) -> str:
+    header, payload, sig = token.split(".")
+    data = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    data["sub"] = str(uuid.uuid4())
+    return f"{header}.{b64(data)}.{sig}"
+
+
+@pytest.mark.parametrize("name,build", _forgeries(), ids=[n for n, _ in _forgeries()])
+def test_forged_and_broken_tokens_are_refused(key, name, build):
+    other = make(KEY_TYPE_OF[key.algorithm])  # same algorithm, different key
+    validator = TokenValidator([key.verification], audience=AUD)
+    with pytest.raises(InvalidToken) as err:
+        validator.validate(build(key, other))
+    assert err.value.detail == "Invalid auth token"
+
+
+def test_alg_header_changed_to_another_algorithm_is_refused():
+    key = make()
+    token = sign(key, claims())
+    _, payload, sig = token.split(".")
+    changed = f"{b64({'alg': 'HS512', 'kid': key.kid, 'typ': 'JWT'})}.{payload}.{sig}"
+    with pytest.raises(InvalidToken):
+        TokenValidator([key.verification], audience=AUD).validate(changed)
+
+
+def test_hs_rs_confusion_public_key_as_secret_is_refused():
+    rsa_key = make(keylib.KeyType.RSA)
+    public_pem = rsa_key.verification.key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    header = b64({"alg": "HS256", "kid": rsa_key.kid, "typ": "JWT"})
+    body = b64(claims())
+    mac = hmac.new(public_pem, f"{header}.{body}".encode(), hashlib.sha256).digest()
+    forged = f"{header}.{body}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+    with pytest.raises(InvalidToken):
+        TokenValidator([rsa_key.verification], audience=AUD).validate(forged)
+
+
+def test_issuer_is_required_when_configured():
+    key = make()
+    validator = TokenValidator([key.verification], audience=AUD, issuer="taskgate")
+    assert validator.validate(sign(key, claims(iss="taskgate"))).sub
+    for bad in ({"iss": "someone-else"}, {}):
+        with pytest.raises(InvalidToken):
+            validator.validate(sign(key, claims(**bad)))
+
+
+def test_leeway_accepts_slightly_expired_tokens():
+    key = make()
+    now = int(time.time())
+    token = sign(key, claims(iat=now - 100, nbf=now - 100, exp=now - 5))
+    assert TokenValidator([key.verification], audience=AUD, leeway=10).validate(token)
+    with pytest.raises(InvalidToken):
+        TokenValidator([key.verification], audience=AUD, leeway=0).validate(token)
+
+
+@pytest.mark.parametrize("sub", ["not-a-uuid", "", 12345])
+def test_well_signed_non_uuid_subject_is_a_schema_error(sub):
+    key = make()
+    validator = TokenValidator([key.verification], audience=AUD)
+    with pytest.raises(InvalidToken) as err:
+        validator.validate(sign(key, claims(sub=sub)))
+    assert err.value.detail.startswith("Invalid auth token")
+    if sub == "not-a-uuid":
+        assert isinstance(err.value, InvalidTokenClaims)

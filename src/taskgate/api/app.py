@@ -29,9 +29,14 @@ EXECUTION_ROUTERS = (
 )
 
 
-def create_app(runtime: Runtime) -> FastAPI:
+def create_app(runtime: Runtime | None = None) -> FastAPI:
+    """The application serving ``runtime``. Without a runtime it can be inspected (routes,
+    OpenAPI document) but not served."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if runtime is None:
+            raise RuntimeError("create_app() without a runtime cannot serve requests")
         await runtime.prepare_database()
         yield
         await runtime.aclose()
@@ -49,7 +54,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(jwks.router)
     check_policies_are_local(app.routes)
     errors.install(app)
-    app.add_middleware(TokenReissueMiddleware, issuer=lambda: runtime.issuer)
+    app.add_middleware(TokenReissueMiddleware, issuer=lambda: runtime and runtime.issuer)
     app.add_middleware(CorrelationIdMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

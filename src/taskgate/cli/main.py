@@ -74,7 +74,7 @@ def routes(json_output: bool = JsonOption) -> None:
     from taskgate.api.app import create_app
     from taskgate.security.audit import route_policies
 
-    policies = route_policies(create_app(runtime_from_env(create_key=False)).routes)
+    policies = route_policies(create_app().routes)
     if json_output:
         print_json([p.as_dict() for p in policies])
         return

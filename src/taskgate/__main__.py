@@ -1,0 +1,5 @@
+"""``python -m taskgate``: the same as the ``taskgate`` command."""
+
+from taskgate.cli.main import app
+
+app()

@@ -1,0 +1,155 @@
+"""The README walk-through, as a new user runs it: `taskgate serve` as a process, the CLI
+as processes, and curl-like HTTP calls against 127.0.0.1."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers import BEAT_BODY, RUN_BODY, SUCCESS_BODY, bearer
+
+pytestmark = pytest.mark.integration
+
+TASKGATE = [sys.executable, "-m", "taskgate"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "TASKGATE_DATA_DIR": str(tmp_path / "data")}
+
+
+def cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([*TASKGATE, *args], env=env, capture_output=True, text=True, timeout=60)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.fixture
+def server(env: dict[str, str]):
+    port = free_port()
+    proc = subprocess.Popen(
+        [*TASKGATE, "serve", "--port", str(port)], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{url}/execution/health", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"taskgate serve did not start:\n{proc.stdout.read()}")
+        time.sleep(0.1)
+    yield url, proc
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_walkthrough(env, server):
+    url, proc = server
+    cli(env, "dags", "add", "demo")
+    cli(env, "variables", "set", "greeting", "hello")
+    cli(env, "connections", "add", "warehouse", "--uri", "postgres://u:pw@wh:5432/dw")
+    created = json.loads(cli(env, "runs", "create", "demo", "r1", "--task", "hello", "--task", "other", "--json").stdout)
+    assert [t["state"] for t in created["task_instances"]] == ["scheduled", "scheduled"]
+    hello, other = (t["id"] for t in created["task_instances"])
+    queued = json.loads(cli(env, "ti", "queue", hello, "--json").stdout)
+    assert queued["ti"]["state"] == "queued" and queued["ti"]["try_number"] == 1
+
+    api = f"{url}/execution/task-instances"
+    run = httpx.patch(f"{api}/{hello}/run", json=RUN_BODY, headers=bearer(queued["token"]))
+    assert run.status_code == 200
+    token = run.headers["Refreshed-API-Token"]
+    inspected = json.loads(cli(env, "tokens", "inspect", token).stdout)
+    assert inspected["type"] == "execution" and inspected["claims"]["sub"] == hello
+
+    beat = httpx.put(f"{api}/{hello}/heartbeat", json=BEAT_BODY, headers=bearer(queued["token"]))
+    assert beat.status_code == 403
+    foreign = httpx.put(f"{api}/{other}/heartbeat", json=BEAT_BODY, headers=bearer(token))
+    assert foreign.json()["detail"] == "Token subject does not match task instance ID"
+    assert httpx.put(f"{api}/{hello}/heartbeat", json=BEAT_BODY, headers=bearer(token)).status_code == 204
+    assert httpx.patch(f"{api}/{hello}/state", json=SUCCESS_BODY, headers=bearer(token)).status_code == 204
+
+    shown = json.loads(cli(env, "ti", "show", hello, "--json").stdout)
+    assert (shown["state"], shown["hostname"], shown["pid"]) == ("success", "worker-1", 4242)
+    listed = json.loads(cli(env, "ti", "list", "--state", "scheduled", "--json").stdout)
+    assert [t["id"] for t in listed] == [other]
+    assert "greeting" in cli(env, "variables", "list").stdout
+    conn = json.loads(cli(env, "connections", "get", "warehouse", "--json").stdout)
+    assert conn["password"] == "***" and conn["host"] == "wh"
+
+
+def test_serve_reports_what_it_created(env, server):
+    _url, proc = server
+    proc.terminate()
+    output = proc.communicate(timeout=10)[0]
+    data_dir = Path(env["TASKGATE_DATA_DIR"])
+    assert f"created {data_dir / 'signing-key.pem'}" in output
+    assert str((data_dir / "taskgate.db").resolve()) in output
+    assert (data_dir / "taskgate.db").exists()
+
+
+def test_routes_json_lists_run_as_only_workload_route(env):
+    routes = json.loads(cli(env, "routes", "--json").stdout)
+    assert {"method", "path", "token_types", "subject"} <= set(routes[0])
+    workload = [r for r in routes if "workload" in r["token_types"]]
+    assert workload == [{
+        "method": "PATCH", "path": "/execution/task-instances/{task_instance_id}/run",
+        "token_types": ["execution", "workload"], "subject": "ti:self",
+    }]
+
+
+def test_cli_errors_are_clear_and_nonzero(env):
+    missing = cli(env, "runs", "create", "nodag", "r", "--task", "t", check=False)
+    assert missing.returncode == 1 and "taskgate dags add" in missing.stderr
+    bad_id = cli(env, "ti", "show", "not-a-uuid", check=False)
+    assert bad_id.returncode == 2 and "not a task instance id" in bad_id.stderr
+    cli(env, "dags", "add", "d")
+    created = json.loads(cli(env, "runs", "create", "d", "r", "--task", "t", "--json").stdout)
+    again = cli(env, "runs", "create", "d", "r", "--task", "t", check=False)
+    assert again.returncode == 1 and "already exists" in again.stderr
+    ti = created["task_instances"][0]["id"]
+    cli(env, "ti", "queue", ti)
+    twice = cli(env, "ti", "queue", ti, check=False)
+    assert twice.returncode == 1 and "cannot be queued" in twice.stderr
+
+
+def test_tokens_mint_and_keys(env, tmp_path):
+    import uuid
+
+    ti = str(uuid.uuid4())
+    token = cli(env, "tokens", "mint", "--ti", ti, "--scope", "workload", "--ttl", "60").stdout.strip()
+    inspected = json.loads(cli(env, "tokens", "inspect", token).stdout)
+    assert inspected["type"] == "workload"
+    assert inspected["claims"]["exp"] - inspected["claims"]["iat"] == 60
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    assert cli(env, "tokens", "inspect", forged, check=False).returncode == 1
+    jwks = json.loads(cli(env, "keys", "jwks").stdout)
+    assert jwks["keys"][0]["alg"] == "EdDSA"
+    rsa_path = tmp_path / "rsa.pem"
+    cli(env, "keys", "generate", "--type", "rsa", "--out", str(rsa_path))
+    rsa_env = {**env, "TASKGATE_SIGNING_KEY_FILE": str(rsa_path)}
+    assert json.loads(cli(rsa_env, "keys", "jwks").stdout)["keys"][0]["alg"] == "RS256"
+    refused = cli(env, "keys", "generate", "--out", str(rsa_path), check=False)
+    assert refused.returncode == 1 and "refusing to overwrite" in refused.stderr
+    secret = cli(env, "keys", "generate", "--type", "hs512").stdout.strip()
+    hs_env = {**env, "TASKGATE_JWT_SECRET": secret}
+    hs_token = cli(hs_env, "tokens", "mint", "--ti", ti).stdout.strip()
+    assert json.loads(cli(hs_env, "tokens", "inspect", hs_token).stdout)["valid"] is True
+    assert cli(env, "tokens", "inspect", hs_token, check=False).returncode == 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query, Response, Security, status
+from fastapi import APIRouter, Body, Depends, Path, Query, Response, Security, status
 
 from taskgate.api.datamodels.runtime_data import MessageResponse, XComResponse
 from taskgate.api.deps import DbSession, Requester
@@ -16,7 +16,7 @@ from taskgate.services import xcoms
 from taskgate.services.errors import InvalidInput, InvalidRequest, NotFound
 
 router = APIRouter(
-    prefix="/xcoms",
+    prefix="/xcoms/{dag_id}/{run_id}/{task_id}/{key:path}",
     tags=["XComs"],
     route_class=TaskRoute,
     dependencies=[Security(require_auth)],
@@ -24,107 +24,86 @@ router = APIRouter(
 )
 
 Ident = Annotated[str, Path(min_length=1, max_length=250)]
-Key = Annotated[str, Path(min_length=1, max_length=512)]
-MapIndex = Annotated[int, Query(ge=-1, le=2**31 - 1)]
-JsonBody = Annotated[object, Body()]
 
 
-@router.get("/{dag_id}/{run_id}/{task_id}/{key:path}/item/{offset}", responses=NOT_FOUND)
-async def get_sequence_item(
+async def xcom_ref(
     dag_id: Ident,
     run_id: Ident,
     task_id: Ident,
-    key: Key,
+    key: Annotated[str, Path(min_length=1, max_length=512)],
+) -> xcoms.XComRef:
+    return xcoms.XComRef(dag_id, run_id, task_id, key)
+
+
+Ref = Annotated[xcoms.XComRef, Depends(xcom_ref)]
+MapIndex = Annotated[int, Query(ge=-1, le=2**31 - 1)]
+
+
+@router.get("/item/{offset}", responses=NOT_FOUND)
+async def get_sequence_item(
+    ref: Ref,
     offset: Annotated[int, Path(ge=-(2**31), le=2**31 - 1)],
     requester: Requester,
     session: DbSession,
 ) -> object:
     """One value of a mapped task's XCom; a negative offset counts from the end."""
-    values = await xcoms.sequence(session, requester, dag_id, run_id, task_id, key)
+    values = await xcoms.sequence(session, requester, ref)
     try:
         return values[offset]
     except IndexError:
-        raise NotFound("not_found", f"XCom {key!r} has no item at offset {offset}") from None
+        raise NotFound("not_found", f"XCom {ref.key!r} has no item at offset {offset}") from None
 
 
-@router.get("/{dag_id}/{run_id}/{task_id}/{key:path}/slice")
+@router.get("/slice")
 async def get_sequence_slice(
-    dag_id: Ident,
-    run_id: Ident,
-    task_id: Ident,
-    key: Key,
+    ref: Ref,
     requester: Requester,
     session: DbSession,
     start: int | None = None,
     stop: int | None = None,
-    step: Annotated[int | None, Query()] = None,
+    step: int | None = None,
 ) -> list[object]:
     """Python slice semantics over a mapped task's XCom values."""
     if step == 0:
         raise InvalidInput("invalid_step", "slice step cannot be zero")
-    values = await xcoms.sequence(session, requester, dag_id, run_id, task_id, key)
+    values = await xcoms.sequence(session, requester, ref)
     return values[start:stop:step]
 
 
-@router.head("/{dag_id}/{run_id}/{task_id}/{key:path}", status_code=status.HTTP_200_OK)
+@router.head("", status_code=status.HTTP_200_OK)
 async def count_xcoms(
-    dag_id: Ident,
-    run_id: Ident,
-    task_id: Ident,
-    key: Key,
-    requester: Requester,
-    session: DbSession,
-    map_index: int | None = None,
+    ref: Ref, requester: Requester, session: DbSession, map_index: int | None = None
 ) -> Response:
     """How many map indexes pushed this key, in ``Content-Range: map_indexes N``."""
     if map_index is not None:
         raise InvalidRequest("invalid_request", "Cannot specify map_index in a HEAD request")
-    count = await xcoms.count(session, requester, dag_id, run_id, task_id, key)
+    count = await xcoms.count(session, requester, ref)
     return Response(headers={"Content-Range": f"map_indexes {count}"})
 
 
-@router.get("/{dag_id}/{run_id}/{task_id}/{key:path}", responses=NOT_FOUND)
+@router.get("", responses=NOT_FOUND)
 async def get_xcom(
-    dag_id: Ident,
-    run_id: Ident,
-    task_id: Ident,
-    key: Key,
-    requester: Requester,
-    session: DbSession,
-    map_index: MapIndex = -1,
+    ref: Ref, requester: Requester, session: DbSession, map_index: MapIndex = -1
 ) -> XComResponse:
-    value = await xcoms.pull(
-        session, requester, dag_id, run_id, task_id, key, map_index=map_index
-    )
-    return XComResponse(key=key, value=value)
+    value = await xcoms.pull(session, requester, ref, map_index=map_index)
+    return XComResponse(key=ref.key, value=value)
 
 
-@router.post("/{dag_id}/{run_id}/{task_id}/{key:path}", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED)
 async def set_xcom(
-    dag_id: Ident,
-    run_id: Ident,
-    task_id: Ident,
-    key: Key,
-    value: JsonBody,
+    ref: Ref,
+    value: Annotated[object, Body()],
     requester: Requester,
     session: DbSession,
     map_index: MapIndex = -1,
 ) -> MessageResponse:
-    await xcoms.push(
-        session, requester, dag_id, run_id, task_id, key, value, map_index=map_index
-    )
+    await xcoms.push(session, requester, ref, value, map_index=map_index)
     return MessageResponse(message="XCom successfully set")
 
 
-@router.delete("/{dag_id}/{run_id}/{task_id}/{key:path}")
+@router.delete("")
 async def delete_xcom(
-    dag_id: Ident,
-    run_id: Ident,
-    task_id: Ident,
-    key: Key,
-    requester: Requester,
-    session: DbSession,
-    map_index: MapIndex = -1,
+    ref: Ref, requester: Requester, session: DbSession, map_index: MapIndex = -1
 ) -> MessageResponse:
-    await xcoms.remove(session, requester, dag_id, run_id, task_id, key, map_index=map_index)
-    return MessageResponse(message=f"XCom with key: {key} successfully deleted.")
+    await xcoms.remove(session, requester, ref, map_index=map_index)
+    return MessageResponse(message=f"XCom with key: {ref.key} successfully deleted.")

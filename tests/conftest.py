@@ -24,7 +24,6 @@ from taskgate.tokens import TokenType
 from tests.helpers import RUN_BODY, bearer
 
 
-
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from taskgate.db import migrate
 from taskgate.db.session import create_engine, create_sessionmaker
+from taskgate.services.token_standing import StandingLookup
 from taskgate.settings import Settings
 from taskgate.tokens import TokenIssuer, TokenValidator
 from taskgate.tokens import keys as keylib
@@ -63,6 +64,7 @@ class Runtime:
     sessionmaker: async_sessionmaker[AsyncSession]
     validator: TokenValidator
     issuer: TokenIssuer | None
+    standing: StandingLookup
     keys: KeyMaterial = field(repr=False)
 
     @classmethod
@@ -84,7 +86,9 @@ class Runtime:
             issuer=settings.issuer,
             leeway=settings.leeway,
         )
-        return cls(settings, engine, create_sessionmaker(engine), validator, issuer, material)
+        sessionmaker = create_sessionmaker(engine)
+        standing = StandingLookup(sessionmaker, ttl=settings.token_standing_cache_seconds)
+        return cls(settings, engine, sessionmaker, validator, issuer, standing, material)
 
     def require_issuer(self) -> TokenIssuer:
         if self.issuer is None:

@@ -51,6 +51,13 @@ class Settings(BaseSettings):
     execution_token_ttl: int = Field(600, gt=0, description="Execution token lifetime (s).")
     workload_token_ttl: int = Field(3600, gt=0, description="Workload token lifetime (s).")
     leeway: int = Field(10, ge=0, description="Clock leeway when checking exp/nbf/iat (s).")
+    token_standing_cache_seconds: float = Field(
+        1.0,
+        ge=0,
+        le=1.0,
+        description="How long a TI's token standing (revocation watermark, ended) may be "
+        "cached per process; at most 1 s, 0 disables the cache.",
+    )
 
     @classmethod
     def settings_customise_sources(

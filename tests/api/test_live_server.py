@@ -55,7 +55,7 @@ async def test_bad_tokens_over_http(live_server, factory, runtime):
     now = int(time.time())
     expired_issuer = TokenIssuer(signing, audience=runtime.settings.audience, clock=lambda: now - 3600)
     good = factory.token(ti.id)
-    header, payload, signature = good.split(".")
+    _header, payload, signature = good.split(".")
     alg_changed = jwt.api_jws.base64url_encode(
         b'{"alg":"HS512","kid":"%s","typ":"JWT"}' % signing.kid.encode()
     ).decode()

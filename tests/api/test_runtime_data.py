@@ -15,7 +15,7 @@ async def seed(runtime):
 
 async def test_team_reads_global_and_own_but_not_other_team(client, factory, runtime):
     await seed(runtime)
-    ti, token = await factory.running_ti(client, dag_id="dag_a", team="team-a")
+    _ti, token = await factory.running_ti(client, dag_id="dag_a", team="team-a")
     auth = bearer(token)
     assert (await client.get("/execution/variables/global_var", headers=auth)).json() == {"key": "global_var", "value": "g"}
     assert (await client.get("/execution/variables/a_var", headers=auth)).json()["value"] == "a"
@@ -35,7 +35,7 @@ async def test_team_reads_global_and_own_but_not_other_team(client, factory, run
 
 async def test_team_writes_only_its_own_entries(client, factory, runtime):
     await seed(runtime)
-    ti, token = await factory.running_ti(client, dag_id="dag_a", team="team-a")
+    _ti, token = await factory.running_ti(client, dag_id="dag_a", team="team-a")
     auth = bearer(token)
     put = await client.put("/execution/variables/new_var", json={"val": "v", "description": "d"}, headers=auth)
     assert put.status_code == 201
@@ -59,9 +59,9 @@ async def test_variable_keys_may_contain_slashes(client, factory):
 
 
 async def test_xcom_push_pull_and_ownership(client, factory):
-    ti, token = await factory.running_ti(client, dag_id="etl", task_id="extract", run_id="r1")
+    _ti, token = await factory.running_ti(client, dag_id="etl", task_id="extract", run_id="r1")
     auth = bearer(token)
-    base = f"/execution/xcoms/etl/r1/extract"
+    base = "/execution/xcoms/etl/r1/extract"
     assert (await client.post(f"{base}/return_value", json={"rows": [1, 2]}, headers=auth)).status_code == 201
     got = await client.get(f"{base}/return_value", headers=auth)
     assert got.json() == {"key": "return_value", "value": {"rows": [1, 2]}}
@@ -104,7 +104,7 @@ async def test_downstream_task_pulls_upstream_xcom(client, factory, runtime):
 async def test_mapped_xcom_sequence_item_and_slice(client, factory, runtime):
     from taskgate.db.models import XCom
 
-    ti, token = await factory.running_ti(client, dag_id="m", task_id="mapped", run_id="r")
+    _ti, token = await factory.running_ti(client, dag_id="m", task_id="mapped", run_id="r")
     async with runtime.sessionmaker() as session:
         session.add_all(
             XCom(dag_id="m", run_id="r", task_id="mapped", map_index=i, key="return_value", value=str(i * 10))

@@ -62,7 +62,7 @@ def server(env: dict[str, str]):
 
 
 def test_walkthrough(env, server):
-    url, proc = server
+    url, _proc = server
     cli(env, "dags", "add", "demo")
     cli(env, "variables", "set", "greeting", "hello")
     cli(env, "connections", "add", "warehouse", "--uri", "postgres://u:pw@wh:5432/dw")

@@ -12,14 +12,7 @@ from tests.helpers import BEAT_BODY, RUN_BODY, bearer
 WORKLOAD_REFUSED = "Token type 'workload' not allowed for this endpoint. Allowed types: execution"
 
 
-def backdated_issuer(runtime, seconds_ago: int) -> TokenIssuer:
-    settings = runtime.settings
-    return TokenIssuer(
-        runtime.keys.signing,
-        audience=settings.audience,
-        execution_ttl=settings.execution_token_ttl,
-        clock=lambda: time.time() - seconds_ago,
-    )
+NEAR_EXPIRY = 25  # seconds: below the 30 s refresh floor from the start
 
 
 async def test_missing_or_empty_bearer_is_401(client, factory):
@@ -86,7 +79,7 @@ async def test_token_without_scope_is_an_execution_token(client, factory, runtim
 
     ti, _ = await factory.running_ti(client)
     key = runtime.keys.signing
-    now = int(time.time())
+    now = time.time()  # after the queue's token watermark
     claims = {"aud": runtime.settings.audience, "sub": str(ti.id), "iat": now, "exp": now + 600}
     token = jwt.encode(claims, key.key, algorithm=key.algorithm, headers={"kid": key.kid})
     response = await client.put(
@@ -113,7 +106,7 @@ async def test_unknown_scope_is_refused_with_its_value(client, factory, runtime)
 
 async def test_token_of_another_ti_is_refused(client, factory):
     ti, _ = await factory.running_ti(client)
-    other, other_token = await factory.running_ti(client)
+    _other, other_token = await factory.running_ti(client)
     for method, suffix in (("PUT", "heartbeat"), ("PATCH", "run")):
         response = await client.request(
             method, f"/execution/task-instances/{ti.id}/{suffix}",
@@ -149,8 +142,8 @@ async def test_one_signature_validation_per_request_including_reissue(client, fa
     calls = []
     real = runtime.validator.validate
     monkeypatch.setattr(runtime.validator, "validate", lambda raw: calls.append(raw) or real(raw))
-    # An execution token with 50 s left: /run has two require_auth uses and re-issues.
-    token = backdated_issuer(runtime, 550).issue(ti.id)
+    # A near-expiry execution token: /run has two require_auth uses and re-issues.
+    token = factory.token(ti.id, ttl=NEAR_EXPIRY)
     response = await client.patch(
         f"/execution/task-instances/{ti.id}/run", json=RUN_BODY, headers=bearer(token)
     )
@@ -164,7 +157,7 @@ async def test_reissue_only_near_expiry_with_same_subject_and_scope(client, fact
     url = f"/execution/task-instances/{ti.id}/heartbeat"
     response = await client.put(url, json=BEAT_BODY, headers=bearer(fresh))
     assert "Refreshed-API-Token" not in response.headers
-    old = backdated_issuer(runtime, 500).issue(ti.id)  # 100 s of 600 left: < 20 %
+    old = factory.token(ti.id, ttl=NEAR_EXPIRY)
     response = await client.put(url, json=BEAT_BODY, headers=bearer(old))
     assert response.status_code == 204
     renewed = runtime.validator.validate(response.headers["Refreshed-API-Token"])
@@ -175,7 +168,7 @@ async def test_reissue_only_near_expiry_with_same_subject_and_scope(client, fact
 async def test_refused_request_never_gets_a_fresh_token(client, factory, runtime):
     ti, _ = await factory.running_ti(client)
     other = await factory.queued_ti()
-    near_expiry = backdated_issuer(runtime, 590).issue(other.id)
+    near_expiry = factory.token(other.id, ttl=NEAR_EXPIRY)
     response = await client.put(
         f"/execution/task-instances/{ti.id}/heartbeat", json=BEAT_BODY, headers=bearer(near_expiry)
     )

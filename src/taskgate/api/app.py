@@ -54,7 +54,11 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.include_router(jwks.router)
     check_policies_are_local(app.routes)
     errors.install(app)
-    app.add_middleware(TokenReissueMiddleware, issuer=lambda: runtime and runtime.issuer)
+    app.add_middleware(
+        TokenReissueMiddleware,
+        issuer=lambda: runtime and runtime.issuer,
+        standing=lambda: runtime and runtime.standing,
+    )
     app.add_middleware(CorrelationIdMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

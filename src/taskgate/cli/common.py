@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -29,6 +30,13 @@ JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON.")
 def fail(message: str, code: int = 1) -> typer.Exit:
     err_console.print(f"[red]error:[/red] {message}", highlight=False)
     return typer.Exit(code)
+
+
+def parse_ti_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise fail(f"not a task instance id: {value!r}", 2) from None
 
 
 def runtime_from_env(*, create_key: bool = True) -> Runtime:

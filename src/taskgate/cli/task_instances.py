@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import uuid
-
 import typer
 
 from taskgate.cli import serialize
-from taskgate.cli.common import JsonOption, console, fail, print_json, print_table, with_session
+from taskgate.cli.common import (
+    JsonOption,
+    console,
+    parse_ti_id,
+    print_json,
+    print_table,
+    with_session,
+)
 from taskgate.services import control
 from taskgate.services import task_instances as lifecycle
 
 app = typer.Typer(help="Task instances.", no_args_is_help=True)
-
-
-def _ti_id(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise fail(f"not a task instance id: {value!r}", 2) from None
 
 
 @app.command("list")
@@ -41,7 +39,7 @@ def list_(
 @app.command()
 def show(ti_id: str, json_output: bool = JsonOption) -> None:
     """Show one task instance, with its rendered template fields."""
-    ident = _ti_id(ti_id)
+    ident = parse_ti_id(ti_id)
 
     async def load(session, _rt):  # type: ignore[no-untyped-def]
         ti = await lifecycle.get_task_instance(session, ident)
@@ -58,7 +56,7 @@ def show(ti_id: str, json_output: bool = JsonOption) -> None:
 @app.command()
 def queue(ti_id: str, json_output: bool = JsonOption) -> None:
     """Queue a task instance and print the workload token that starts it."""
-    ident = _ti_id(ti_id)
+    ident = parse_ti_id(ti_id)
 
     async def work(session, runtime):  # type: ignore[no-untyped-def]
         return await control.queue(session, ident, runtime.require_issuer())

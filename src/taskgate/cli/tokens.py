@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-import uuid
-
 import typer
 
-from taskgate.cli.common import fail, print_json, runtime_from_env
+from taskgate.cli.common import (
+    console,
+    fail,
+    parse_ti_id,
+    print_json,
+    runtime_from_env,
+    with_session,
+)
+from taskgate.services import control
 from taskgate.tokens import InvalidToken, TokenType
 
 app = typer.Typer(help="Task tokens.", no_args_is_help=True)
@@ -19,14 +25,21 @@ def mint(
     ttl: int | None = typer.Option(None, "--ttl", min=1, help="Lifetime in seconds."),
 ) -> None:
     """Print a signed token for a task instance."""
-    try:
-        ti_id = uuid.UUID(ti)
-    except ValueError:
-        raise fail(f"not a task instance id: {ti!r}", 2) from None
+    ti_id = parse_ti_id(ti)
     runtime = runtime_from_env()
     if runtime.issuer is None:
         raise fail("this node has no signing key")
     typer.echo(runtime.issuer.issue(ti_id, scope, ttl=ttl))
+
+
+@app.command()
+def revoke(
+    ti: str = typer.Option(..., "--ti", help="Task instance whose tokens to invalidate."),
+) -> None:
+    """Invalidate every token issued for a task instance until now (all replicas, within 1 s)."""
+    ti_id = parse_ti_id(ti)
+    mark = with_session(lambda session, _rt: control.revoke_tokens(session, ti_id))
+    console.print(f"tokens of {ti_id} issued before {mark:.3f} are revoked", highlight=False)
 
 
 @app.command()

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     DateTime,
+    Float,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -115,7 +116,21 @@ class TaskInstance(Base):
     rendered_map_index: Mapped[str | None] = mapped_column(String(ID_LENGTH))
     next_method: Mapped[str | None] = mapped_column(String(1000))
     next_kwargs: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Tokens of this TI issued before this instant (epoch seconds) are refused: set by a
+    # revoke and by queuing a new try.
+    tokens_not_before: Mapped[float | None] = mapped_column(Float)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class UsedWorkloadToken(Base):
+    """The ``jti`` of every workload token that started a TI: a workload token starts a TI
+    once. Rows outlive the token's expiry only until the next purge."""
+
+    __tablename__ = "used_workload_tokens"
+
+    jti: Mapped[str] = mapped_column(String(128), primary_key=True)
+    ti_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
 
 
 class RenderedTaskInstanceFields(Base):

@@ -8,18 +8,20 @@ bearer step between several uses in one request.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import SecurityScopes
 
-from taskgate.security.bearer import AUTH_SCOPE_KEY, RequestAuth, authenticate
+from taskgate.security.bearer import AUTH_SCOPE_KEY, RequestAuth, audit, authenticate
 from taskgate.security.bindings import SUBJECT_BINDINGS
-from taskgate.tokens import TaskToken, TokenType
+from taskgate.services.token_standing import REUSED, REVOKED, refusal
+from taskgate.tokens import TaskToken, TokenType, WorkloadToken
 
 DEFAULT_TOKEN_TYPES = frozenset({TokenType.EXECUTION})
 
 SUBJECT_MISMATCH = "Token subject does not match task instance ID"
+REUSED_DETAIL = {"reason": "token_reused", "message": REUSED}
 
 
 def type_not_allowed(token_type: TokenType, allowed: frozenset[TokenType]) -> str:
@@ -44,15 +46,46 @@ async def require_auth(
     # A route that is not a TaskRoute has no declared policy: fail closed to the default.
     allowed = getattr(route, "allowed_token_types", None) or DEFAULT_TOKEN_TYPES
     if token.token_type not in allowed:
-        auth.denied = True
-        raise HTTPException(status.HTTP_403_FORBIDDEN, type_not_allowed(token.token_type, allowed))
+        deny(request, auth, "token_type_not_allowed", type_not_allowed(token.token_type, allowed))
     for scope in security_scopes.scopes:
         param = SUBJECT_BINDINGS.get(scope)
         if param is not None and _path_uuid(request.path_params.get(param)) != token.sub:
-            auth.denied = True
-            raise HTTPException(status.HTTP_403_FORBIDDEN, SUBJECT_MISMATCH)
+            deny(request, auth, "subject_mismatch", SUBJECT_MISMATCH)
+    if not auth.admitted:
+        # The token gate: a token is worth nothing once revoked or once its TI has ended,
+        # and a workload token starts its TI once.
+        lookup = request.app.state.runtime.standing
+        if isinstance(token, WorkloadToken) and await lookup.workload_spent(token.jti):
+            deny(request, auth, "workload_token_reused", REUSED_DETAIL, status.HTTP_409_CONFLICT)
+        standing = await lookup.get(token.sub)
+        reason = refusal(
+            token.iat, standing, state_machine_route=getattr(route, "lifecycle_route", False)
+        )
+        if reason is not None:
+            deny(request, auth, "revoked" if reason == REVOKED else "ti_ended", reason)
+        auth.admitted = True
     auth.authorized = True
     return token
+
+
+def deny(
+    request: Request,
+    auth: RequestAuth,
+    reason: str,
+    detail: str | dict[str, str],
+    status_code: int = status.HTTP_403_FORBIDDEN,
+) -> NoReturn:
+    """Refuse the request: one audit event (never the token itself), then 403."""
+    auth.denied = True
+    audit.warning(
+        "auth.denied",
+        reason=reason,
+        method=request.method,
+        path=request.url.path,
+        sub=str(auth.token.sub),
+        jti=auth.token.jti,
+    )
+    raise HTTPException(status_code, detail)
 
 
 CurrentToken = Annotated[TaskToken, Depends(authenticate)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import structlog
 from fastapi import HTTPException, Request, status
 
 from taskgate.tokens import InvalidToken, TaskToken
@@ -16,6 +17,8 @@ from taskgate.tokens import InvalidToken, TaskToken
 AUTH_SCOPE_KEY = "taskgate.auth"
 
 MISSING_TOKEN = "Missing auth token"
+
+audit = structlog.get_logger("taskgate.audit")
 
 
 @dataclass(slots=True)
@@ -25,6 +28,7 @@ class RequestAuth:
     token: TaskToken
     authorized: bool = False  # set by require_auth once its checks passed ...
     denied: bool = False  # ... unless any require_auth of this request refused it
+    admitted: bool = False  # the token gate (revocation, ended TI) passed
 
     @property
     def may_refresh(self) -> bool:
@@ -35,17 +39,23 @@ def _bearer_credentials(request: Request) -> str:
     values = [v for k, v in request.scope["headers"] if k == b"authorization"]
     if len(values) > 1:
         # RFC 6750 §3.1: more than one method (or copy) of credentials is a bad request.
+        _audit(request, "multiple_authorization_headers")
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "Multiple Authorization headers")
     if not values:
-        raise _missing()
+        raise _missing(request)
     scheme, _, credentials = values[0].decode("latin-1").strip().partition(" ")
     credentials = credentials.strip()
     if scheme.lower() != "bearer" or not credentials:
-        raise _missing()
+        raise _missing(request)
     return credentials
 
 
-def _missing() -> HTTPException:
+def _audit(request: Request, reason: str) -> None:
+    audit.warning("auth.denied", reason=reason, method=request.method, path=request.url.path)
+
+
+def _missing(request: Request) -> HTTPException:
+    _audit(request, "missing_token")
     return HTTPException(
         status.HTTP_401_UNAUTHORIZED, MISSING_TOKEN, headers={"WWW-Authenticate": "Bearer"}
     )
@@ -60,6 +70,7 @@ async def authenticate(request: Request) -> TaskToken:
     try:
         token = request.app.state.runtime.validator.validate(raw)
     except InvalidToken as exc:
+        _audit(request, f"invalid_token: {exc.reason}")
         raise HTTPException(status.HTTP_403_FORBIDDEN, exc.detail) from None
     request.scope[AUTH_SCOPE_KEY] = RequestAuth(token)
     return token

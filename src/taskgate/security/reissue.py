@@ -3,7 +3,9 @@
 When an authorized request's execution token has less than 20 % of its lifetime left
 (at least 30 s), the response carries a new token with the same subject and scope in
 ``Refreshed-API-Token``. It reuses the token that bearer validation cached on the ASGI
-scope: no second signature check. Workload tokens and refused requests get nothing.
+scope: no second signature check. Workload tokens and refused requests get nothing, and
+neither does a token whose TI has ended or was revoked (read fresh from the database, as
+this very request may have ended the TI).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from taskgate.security.bearer import AUTH_SCOPE_KEY, RequestAuth
+from taskgate.services.token_standing import StandingLookup, refusal
 from taskgate.tokens import TaskToken, TokenIssuer, TokenType
 
 REFRESH_HEADER = b"refreshed-api-token"
@@ -33,10 +36,12 @@ class TokenReissueMiddleware:
         self,
         app: ASGIApp,
         issuer: Callable[[], TokenIssuer | None],
+        standing: Callable[[], StandingLookup | None],
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.app = app
         self.issuer = issuer
+        self.standing = standing
         self.clock = clock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -46,12 +51,12 @@ class TokenReissueMiddleware:
 
         async def send_with_refresh(message: Message) -> None:
             if message["type"] == "http.response.start":
-                self._maybe_refresh(scope, message)
+                await self._maybe_refresh(scope, message)
             await send(message)
 
         await self.app(scope, receive, send_with_refresh)
 
-    def _maybe_refresh(self, scope: Scope, message: Message) -> None:
+    async def _maybe_refresh(self, scope: Scope, message: Message) -> None:
         auth: RequestAuth | None = scope.get(AUTH_SCOPE_KEY)
         if auth is None or not auth.may_refresh or message["status"] in (401, 403):
             return
@@ -60,8 +65,13 @@ class TokenReissueMiddleware:
         headers = message.get("headers", [])
         if any(name.lower() == REFRESH_HEADER for name, _ in headers):
             return  # the handler already issued one (the /run exchange)
-        issuer = self.issuer()
-        if issuer is None:
+        issuer, standing = self.issuer(), self.standing()
+        if issuer is None or standing is None:
             return  # a validation-only node cannot mint
+        current = await standing.fresh(auth.token.sub)
+        if current is None or current.ended:
+            return
+        if refusal(auth.token.iat, current, state_machine_route=True) is not None:
+            return  # revoked during the request
         fresh = issuer.issue(auth.token.sub, auth.token.token_type)
         message["headers"] = [*headers, (REFRESH_HEADER, fresh.encode("ascii"))]

@@ -7,7 +7,9 @@ already merged when the route is built) and stores the allowed token types:
 
 - no ``token:*`` scope -> ``{"execution"}``;
 - ``token:bogus`` -> ``ValueError`` at import time;
-- a subject binding (``ti:self``) whose path parameter is missing -> ``ValueError``.
+- a subject binding (``ti:self``) whose path parameter is missing -> ``ValueError``;
+- ``ti:lifecycle`` marks the routes where an ended TI's token meets the state machine
+  rather than the token gate.
 
 ``require_auth`` reads ``allowed_token_types`` from the matched route at request time.
 The class also declares the bearer scheme and the 401/403 answers in OpenAPI.
@@ -26,6 +28,9 @@ from taskgate.security.bindings import SUBJECT_BINDINGS
 from taskgate.tokens import TokenType
 
 TOKEN_SCOPE_PREFIX = "token:"
+# On a route with this scope, an ended TI's token is not refused by the token gate: the
+# TI's state machine answers instead (409, or 2xx for an identical final-state repeat).
+LIFECYCLE_SCOPE = "ti:lifecycle"
 SECURITY_SCHEME_NAME = "TaskToken"
 
 
@@ -60,16 +65,19 @@ class TaskRoute(APIRoute):
 
     allowed_token_types: frozenset[TokenType] | None  # None: unauthenticated route
     subject_binding: str | None
+    lifecycle_route: bool
 
     def __init__(self, path: str, endpoint: Any, **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
         uses = list(_require_auth_uses(self.dependant))
+        self.lifecycle_route = False
         if not uses:
             self.allowed_token_types = None
             self.subject_binding = None
             return
         scopes = [scope for use in uses for scope in use]
         self.allowed_token_types = token_types_from_scopes(scopes)
+        self.lifecycle_route = LIFECYCLE_SCOPE in scopes
         bindings = sorted({scope for scope in scopes if scope in SUBJECT_BINDINGS})
         for binding in bindings:
             if SUBJECT_BINDINGS[binding] not in self.param_convertors:

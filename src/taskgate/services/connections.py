@@ -64,7 +64,7 @@ def parse_uri(uri: str) -> ConnectionFields:
                 raise InvalidInput("invalid_uri", "__extra__ must be a JSON document") from None
         else:
             extra = json.dumps(raw)
-    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    path = parts.path.removeprefix("/")
     return ConnectionFields(
         conn_type=parts.scheme.replace("-", "_"),
         host=unquote(parts.hostname) if parts.hostname else None,

@@ -6,6 +6,8 @@ token) and reads TIs back. These calls are trusted: they do not go through token
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from taskgate.db.models import Dag, DagRun, TaskInstance, utcnow
 from taskgate.services.errors import Conflict, InvalidInput, NotFound
 from taskgate.services.states import NEW_TRY_FROM, QUEUEABLE, TIState
 from taskgate.services.task_instances import get_task_instance
+from taskgate.services.token_standing import watermark
 from taskgate.tokens import TokenIssuer, TokenType
 
 
@@ -113,7 +116,9 @@ async def queue(session: AsyncSession, ti_id: uuid.UUID, issuer: TokenIssuer) ->
     """Queue a TI for a worker and issue the workload token that starts it.
 
     From scheduled or up_for_retry this begins a new try (``try_number`` + 1); a deferred
-    or rescheduled TI resumes its try. Terminal and running TIs cannot be queued.
+    or rescheduled TI resumes its try. Terminal and running TIs cannot be queued. Every
+    token issued for the TI before now stops counting: only the new workload token, and
+    what it is exchanged for, work for the new try.
     """
     ti = await get_task_instance(session, ti_id)
     previous = TIState(ti.state)
@@ -132,6 +137,7 @@ async def queue(session: AsyncSession, ti_id: uuid.UUID, issuer: TokenIssuer) ->
             hostname=None,
             unixname=None,
             pid=None,
+            tokens_not_before=watermark(time.time()),
             updated_at=utcnow(),
         )
         .returning(TaskInstance.id)
@@ -143,6 +149,28 @@ async def queue(session: AsyncSession, ti_id: uuid.UUID, issuer: TokenIssuer) ->
     await session.commit()
     await session.refresh(ti)
     return QueuedTI(ti, issuer.issue(ti.id, TokenType.WORKLOAD))
+
+
+async def revoke_tokens(session: AsyncSession, ti_id: uuid.UUID) -> float:
+    """Invalidate every token issued for the TI up to now; returns the watermark.
+
+    The watermark is the next millisecond: a token issued in the same millisecond as the
+    revoke is refused too. The call returns once that millisecond has passed, so tokens
+    issued after it returns are valid.
+    """
+    mark = watermark(time.time()) + 0.001
+    stmt = (
+        update(TaskInstance)
+        .where(TaskInstance.id == ti_id)
+        .values(tokens_not_before=mark, updated_at=utcnow())
+        .returning(TaskInstance.id)
+        .execution_options(synchronize_session=False)
+    )
+    if (await session.execute(stmt)).first() is None:
+        raise NotFound("not_found", f"Task Instance {ti_id} not found")
+    await session.commit()
+    await asyncio.sleep(max(0.0, mark - time.time()))
+    return mark
 
 
 async def list_task_instances(

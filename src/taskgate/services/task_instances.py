@@ -7,23 +7,27 @@ matches no row do we read the row, to answer 404 or 409 with the reason.
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskgate.db.models import (
     DagRun,
     RenderedTaskInstanceFields,
     TaskInstance,
+    UsedWorkloadToken,
     XCom,
     utcnow,
 )
 from taskgate.services.errors import Conflict, NotFound
 from taskgate.services.states import SKIPPABLE, STARTABLE, TERMINAL, TIState
+from taskgate.services.token_standing import REUSED
 
 
 def ti_not_found(ti_id: uuid.UUID) -> NotFound:
@@ -74,8 +78,16 @@ async def start(
     unixname: str,
     pid: int,
     start_date: datetime,
+    workload: tuple[str, float] | None = None,
 ) -> RunContext:
-    """queued/restarting -> running. An identical repeat from the same process is accepted."""
+    """queued/restarting -> running. An identical repeat from the same process is accepted.
+
+    ``workload`` is the (jti, exp) of the workload token used: it is recorded in the same
+    transaction as the transition, and a token whose jti is already recorded is refused,
+    whatever state the TI is in now.
+    """
+    if workload is not None:
+        await _spend_workload_token(session, ti_id, *workload)
     previous = (
         await session.execute(select(TaskInstance.state).where(TaskInstance.id == ti_id))
     ).scalar_one_or_none()
@@ -118,6 +130,20 @@ async def start(
             await session.execute(delete(XCom).where(mine))
     await session.commit()
     return RunContext(ti, dag_run, keys, restarted=previous == TIState.RESTARTING)
+
+
+async def _spend_workload_token(
+    session: AsyncSession, ti_id: uuid.UUID, jti: str, expires_at: float
+) -> None:
+    now = time.time()
+    await session.execute(delete(UsedWorkloadToken).where(UsedWorkloadToken.expires_at < now))
+    try:
+        await session.execute(
+            insert(UsedWorkloadToken).values(jti=jti, ti_id=ti_id, expires_at=expires_at)
+        )
+    except IntegrityError:
+        await session.rollback()
+        raise Conflict("token_reused", REUSED) from None
 
 
 def _own_xcoms(ti: TaskInstance) -> Any:

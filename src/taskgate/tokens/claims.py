@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar
 
+MAX_JTI_LENGTH = 128
+
 
 class TokenType(StrEnum):
     """The token types carried in the ``scope`` claim (SPEC §1)."""
@@ -58,9 +60,9 @@ class TaskToken:
 
     sub: uuid.UUID
     jti: str
-    iat: int
-    nbf: int | None
-    exp: int
+    iat: float
+    nbf: float | None
+    exp: float
     claims: dict[str, Any]
 
     @property
@@ -68,7 +70,7 @@ class TaskToken:
         return self.sub
 
     @property
-    def lifetime(self) -> int:
+    def lifetime(self) -> float:
         return self.exp - self.iat
 
 
@@ -88,13 +90,13 @@ TOKEN_CLASSES: dict[TokenType, type[TaskToken]] = {
 }
 
 
-def _int_claim(claims: dict[str, Any], name: str, *, required: bool) -> int | None:
+def _time_claim(claims: dict[str, Any], name: str, *, required: bool) -> float | None:
     value = claims.get(name)
     if value is None and not required:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidTokenClaims(f"claim {name!r} is not a number")
-    return int(value)
+    return float(value)
 
 
 def token_from_claims(claims: dict[str, Any]) -> TaskToken:
@@ -112,13 +114,15 @@ def token_from_claims(claims: dict[str, Any]) -> TaskToken:
     if ti_id is None:
         raise InvalidTokenClaims("claim 'sub' is not a task instance UUID")
     jti = claims.get("jti")
-    if jti is not None and not isinstance(jti, str):
-        raise InvalidTokenClaims("claim 'jti' is not a string")
+    if jti is not None and not (isinstance(jti, str) and 0 < len(jti) <= MAX_JTI_LENGTH):
+        raise InvalidTokenClaims("claim 'jti' is not a string of 1 to 128 characters")
+    if token_type is TokenType.WORKLOAD and jti is None:
+        raise InvalidTokenClaims("a workload token needs a 'jti' (it is single-use)")
     return TOKEN_CLASSES[token_type](
         sub=ti_id,
         jti=jti or "",
-        iat=_int_claim(claims, "iat", required=True),  # type: ignore[arg-type]
-        nbf=_int_claim(claims, "nbf", required=False),
-        exp=_int_claim(claims, "exp", required=True),  # type: ignore[arg-type]
+        iat=_time_claim(claims, "iat", required=True),  # type: ignore[arg-type]
+        nbf=_time_claim(claims, "nbf", required=False),
+        exp=_time_claim(claims, "exp", required=True),  # type: ignore[arg-type]
         claims=claims,
     )

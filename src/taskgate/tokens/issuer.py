@@ -37,7 +37,9 @@ class TokenIssuer:
         *,
         ttl: int | None = None,
     ) -> str:
-        now = int(self._clock())
+        # Millisecond precision: a per-TI revocation watermark must separate tokens issued
+        # just before it from tokens issued just after (RFC 7519 NumericDate may be fractional).
+        now = round(self._clock(), 3)
         claims: dict[str, object] = {
             "aud": self.audience,
             "sub": str(ti_id),

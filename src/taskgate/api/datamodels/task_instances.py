@@ -9,7 +9,6 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
 
 from taskgate.api.datamodels.runtime_data import (
     ConnectionResponse,
-    MessageResponse,
     VariableResponse,
 )
 

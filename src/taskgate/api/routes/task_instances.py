@@ -2,7 +2,10 @@
 
 Security policy: every route is bound to its own TI (``ti:self``: the token's ``sub`` must
 be ``{task_instance_id}``) and takes execution tokens; ``/run`` alone also takes the
-workload token, which it exchanges for an execution token.
+workload token, which it exchanges for an execution token (once: workload tokens are
+single-use). ``/run``, ``/state`` and ``/heartbeat`` carry ``ti:lifecycle``: for an ended
+TI the state machine answers there (409, or 204 for an identical final report) so the
+worker stops at once; every other route refuses an ended TI's token with 403.
 """
 
 from __future__ import annotations
@@ -13,12 +16,13 @@ from typing import Annotated
 from fastapi import APIRouter, Body, HTTPException, Response, Security, status
 
 from taskgate.api.datamodels import task_instances as wire
+from taskgate.api.datamodels.runtime_data import MessageResponse
 from taskgate.api.deps import DbSession, RuntimeDep
 from taskgate.api.responses import CONFLICT, NOT_FOUND
 from taskgate.security import CurrentToken, TaskRoute, require_auth
 from taskgate.services import task_instances as lifecycle
 from taskgate.services.states import TIState
-from taskgate.tokens import TokenType
+from taskgate.tokens import TokenType, WorkloadToken
 
 router = APIRouter(
     prefix="/task-instances",
@@ -31,9 +35,14 @@ router = APIRouter(
 TIId = uuid.UUID
 
 
+LIFECYCLE = Security(require_auth, scopes=["ti:lifecycle"])
+
+
 @router.patch(
     "/{task_instance_id}/run",
-    dependencies=[Security(require_auth, scopes=["token:execution", "token:workload"])],
+    dependencies=[
+        Security(require_auth, scopes=["token:execution", "token:workload", "ti:lifecycle"])
+    ],
     responses=CONFLICT,
 )
 async def run(
@@ -53,14 +62,19 @@ async def run(
             status.HTTP_503_SERVICE_UNAVAILABLE,
             {"reason": "no_signing_key", "message": "This node cannot issue execution tokens"},
         )
-    context = await lifecycle.start(
-        session,
-        task_instance_id,
-        hostname=payload.hostname,
-        unixname=payload.unixname,
-        pid=payload.pid,
-        start_date=payload.start_date,
-    )
+    workload = token if isinstance(token, WorkloadToken) else None
+    try:
+        context = await lifecycle.start(
+            session,
+            task_instance_id,
+            hostname=payload.hostname,
+            unixname=payload.unixname,
+            pid=payload.pid,
+            start_date=payload.start_date,
+            workload=(workload.jti, workload.exp) if workload else None,
+        )
+    finally:
+        runtime.standing.forget(task_instance_id)
     if token.token_type is TokenType.WORKLOAD:
         response.headers["Refreshed-API-Token"] = runtime.require_issuer().issue(task_instance_id)
     ti = context.ti
@@ -76,28 +90,36 @@ async def run(
 
 
 @router.patch(
-    "/{task_instance_id}/state", status_code=status.HTTP_204_NO_CONTENT, responses=CONFLICT
+    "/{task_instance_id}/state",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[LIFECYCLE],
+    responses=CONFLICT,
 )
 async def update_state(
-    task_instance_id: TIId, payload: wire.TIStateUpdate, session: DbSession
+    task_instance_id: TIId, payload: wire.TIStateUpdate, session: DbSession, runtime: RuntimeDep
 ) -> None:
     """Report the outcome of the running TI."""
     extra: dict[str, object] = {}
     if isinstance(payload, wire.TIDeferredStatePayload):
         extra = {"next_method": payload.next_method, "next_kwargs": payload.next_kwargs}
-    end_date = getattr(payload, "end_date", None)
-    await lifecycle.report_state(
-        session,
-        task_instance_id,
-        TIState(payload.state),
-        end_date=end_date,
-        rendered_map_index=getattr(payload, "rendered_map_index", None),
-        **extra,
-    )
+    try:
+        await lifecycle.report_state(
+            session,
+            task_instance_id,
+            TIState(payload.state),
+            end_date=getattr(payload, "end_date", None),
+            rendered_map_index=getattr(payload, "rendered_map_index", None),
+            **extra,
+        )
+    finally:
+        runtime.standing.forget(task_instance_id)
 
 
 @router.put(
-    "/{task_instance_id}/heartbeat", status_code=status.HTTP_204_NO_CONTENT, responses=CONFLICT
+    "/{task_instance_id}/heartbeat",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[LIFECYCLE],
+    responses=CONFLICT,
 )
 async def heartbeat(
     task_instance_id: TIId, payload: wire.TIHeartbeatInfo, session: DbSession
@@ -109,10 +131,10 @@ async def heartbeat(
 @router.put("/{task_instance_id}/rtif", status_code=status.HTTP_201_CREATED)
 async def set_rendered_fields(
     task_instance_id: TIId, fields: Annotated[dict[str, object], Body()], session: DbSession
-) -> wire.MessageResponse:
+) -> MessageResponse:
     """Store the TI's rendered template fields."""
     await lifecycle.set_rendered_fields(session, task_instance_id, fields)
-    return wire.MessageResponse(message="Rendered task instance fields successfully set")
+    return MessageResponse(message="Rendered task instance fields successfully set")
 
 
 @router.patch(

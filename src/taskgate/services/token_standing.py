@@ -1,0 +1,108 @@
+"""Whether a TI's tokens still count: the token gate's view of the database.
+
+A token is refused when it was issued before its TI's ``tokens_not_before`` watermark
+(revocation, or a newer try), and -- except on the lifecycle routes, where the state
+machine answers -- when its TI has ended. Lookups are cached per TI for at most
+``ttl`` seconds, so a revocation reaches every replica within that time.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from taskgate.db.models import TaskInstance, UsedWorkloadToken
+from taskgate.services.states import TERMINAL
+
+REVOKED = "Token has been revoked"
+REUSED = (
+    "This workload token has already started the task instance; "
+    "queue the task instance again for a new one"
+)
+ENDED = "Task instance has ended; its tokens are no longer accepted"
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    state: str
+    tokens_not_before: float | None
+
+    @property
+    def ended(self) -> bool:
+        return self.state in TERMINAL
+
+
+def refusal(token_iat: float, standing: Standing | None, *, state_machine_route: bool) -> str | None:
+    """Why a token of a TI in ``standing`` is refused, or None. Unknown TIs pass: the
+    route answers 404 for them."""
+    if standing is None:
+        return None
+    if standing.tokens_not_before is not None and token_iat < standing.tokens_not_before:
+        return REVOKED
+    if standing.ended and not state_machine_route:
+        return ENDED
+    return None
+
+
+def watermark(now: float) -> float:
+    """``tokens_not_before`` for "now": rounded down to the millisecond, as token ``iat``s
+    are rounded to it, so every token issued afterwards is at or above it."""
+    return int(now * 1000) / 1000
+
+
+class StandingLookup:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        ttl: float = 1.0,
+        max_entries: int = 50_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._ttl = ttl
+        self._max_entries = max_entries
+        self._clock = clock
+        self._cache: OrderedDict[uuid.UUID, tuple[float, Standing | None]] = OrderedDict()
+
+    async def get(self, ti_id: uuid.UUID) -> Standing | None:
+        if self._ttl > 0:
+            hit = self._cache.get(ti_id)
+            if hit is not None and hit[0] > self._clock():
+                return hit[1]
+        return await self.fresh(ti_id)
+
+    async def fresh(self, ti_id: uuid.UUID) -> Standing | None:
+        async with self._sessionmaker() as session:
+            row = (
+                await session.execute(
+                    select(TaskInstance.state, TaskInstance.tokens_not_before).where(
+                        TaskInstance.id == ti_id
+                    )
+                )
+            ).first()
+        standing = Standing(*row) if row is not None else None
+        if self._ttl > 0:
+            self._cache[ti_id] = (self._clock() + self._ttl, standing)
+            self._cache.move_to_end(ti_id)
+            while len(self._cache) > self._max_entries:
+                self._cache.popitem(last=False)
+        return standing
+
+    async def workload_spent(self, jti: str) -> bool:
+        """Whether a workload token with this jti already started its TI (never cached)."""
+        async with self._sessionmaker() as session:
+            found = await session.execute(
+                select(UsedWorkloadToken.jti).where(UsedWorkloadToken.jti == jti)
+            )
+            return found.first() is not None
+
+    def forget(self, ti_id: uuid.UUID) -> None:
+        """Drop a cached entry after this process changed the TI."""
+        self._cache.pop(ti_id, None)

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from taskgate.db import migrate
 from taskgate.db.session import create_engine, create_sessionmaker
+from taskgate.services.secrets import SecretBox, create_key_file, read_key_file
 from taskgate.services.token_standing import StandingLookup
 from taskgate.settings import Settings
 from taskgate.tokens import TokenIssuer, TokenValidator
@@ -57,6 +58,14 @@ def load_key_material(settings: Settings, *, create: bool = True) -> KeyMaterial
     return KeyMaterial(signing, verification, created)
 
 
+def load_secret_box(settings: Settings) -> SecretBox:
+    """From ``TASKGATE_FERNET_KEYS``, else the key file (created on first use)."""
+    if settings.fernet_keys is not None:
+        return SecretBox(settings.fernet_keys.get_secret_value().split(","))
+    path = settings.fernet_key_file
+    return SecretBox(read_key_file(path) if path.exists() else create_key_file(path))
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -65,6 +74,7 @@ class Runtime:
     validator: TokenValidator
     issuer: TokenIssuer | None
     standing: StandingLookup
+    secrets: SecretBox = field(repr=False)
     keys: KeyMaterial = field(repr=False)
 
     @classmethod
@@ -88,7 +98,8 @@ class Runtime:
         )
         sessionmaker = create_sessionmaker(engine)
         standing = StandingLookup(sessionmaker, ttl=settings.token_standing_cache_seconds)
-        return cls(settings, engine, sessionmaker, validator, issuer, standing, material)
+        secrets = load_secret_box(settings)
+        return cls(settings, engine, sessionmaker, validator, issuer, standing, secrets, material)
 
     def require_issuer(self) -> TokenIssuer:
         if self.issuer is None:

@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr | None = Field(
         None, description="Shared secret: sign and validate with HS512 instead of a key pair."
     )
+    fernet_keys: SecretStr | None = Field(
+        None,
+        description="Comma-separated Fernet keys for secrets at rest (first encrypts). "
+        "Default: the key file <data_dir>/fernet.key, created on first start.",
+    )
     audience: str = Field("urn:taskgate:task", description="Required `aud` claim.")
     issuer: str | None = Field(None, description="`iss` claim; when set it is also required.")
     execution_token_ttl: int = Field(600, gt=0, description="Execution token lifetime (s).")
@@ -82,6 +87,10 @@ class Settings(BaseSettings):
     @cached_property
     def effective_signing_key_file(self) -> Path:
         return self.signing_key_file or self.data_dir / "signing-key.pem"
+
+    @cached_property
+    def fernet_key_file(self) -> Path:
+        return self.data_dir / "fernet.key"
 
     @property
     def uses_embedded_database(self) -> bool:

@@ -19,8 +19,8 @@ WORKLOAD_REFUSED = "Token type 'workload' not allowed for this endpoint. Allowed
 
 async def test_whole_lifecycle_over_http(live_server, factory, runtime):
     async with runtime.sessionmaker() as session:
-        await variables.put(session, "greeting", "hello")
-        await connections.put(session, "warehouse", connections.parse_uri("postgres://u:pw@wh:5432/dw"))
+        await variables.put(session, runtime.secrets, "greeting", "hello")
+        await connections.put(session, runtime.secrets, "warehouse", connections.parse_uri("postgres://u:pw@wh:5432/dw"))
     ti = await factory.queued_ti(dag_id="demo", task_id="hello", run_id="r1")
     other = await factory.queued_ti(dag_id="demo", task_id="other", run_id="r2")
     async with httpx.AsyncClient(base_url=f"{live_server.url}/execution") as http:

@@ -6,11 +6,11 @@ from tests.helpers import bearer
 
 async def seed(runtime):
     async with runtime.sessionmaker() as session:
-        await variables.put(session, "global_var", "g")
-        await variables.put(session, "a_var", "a", team="team-a")
-        await variables.put(session, "b_var", "b", team="team-b")
-        await connections.put(session, "global_db", connections.parse_uri("postgres://u:p%40ss@db:5432/app?sslmode=require"))
-        await connections.put(session, "b_db", connections.parse_uri("mysql://x@y/z"), team="team-b")
+        await variables.put(session, runtime.secrets, "global_var", "g")
+        await variables.put(session, runtime.secrets, "a_var", "a", team="team-a")
+        await variables.put(session, runtime.secrets, "b_var", "b", team="team-b")
+        await connections.put(session, runtime.secrets, "global_db", connections.parse_uri("postgres://u:p%40ss@db:5432/app?sslmode=require"))
+        await connections.put(session, runtime.secrets, "b_db", connections.parse_uri("mysql://x@y/z"), team="team-b")
 
 
 async def test_team_reads_global_and_own_but_not_other_team(client, factory, runtime):
@@ -40,13 +40,13 @@ async def test_team_writes_only_its_own_entries(client, factory, runtime):
     put = await client.put("/execution/variables/new_var", json={"val": "v", "description": "d"}, headers=auth)
     assert put.status_code == 201
     async with runtime.sessionmaker() as session:
-        assert (await variables.get(session, "new_var")).team == "team-a"
+        assert (await variables.get(session, runtime.secrets, "new_var")).team == "team-a"
     for key in ("global_var", "b_var"):
         refused = await client.put(f"/execution/variables/{key}", json={"value": "x"}, headers=auth)
         assert refused.status_code == 403
         assert (await client.delete(f"/execution/variables/{key}", headers=auth)).status_code == 403
     async with runtime.sessionmaker() as session:
-        assert (await variables.get(session, "global_var")).value == "g"
+        assert (await variables.get(session, runtime.secrets, "global_var")).value == "g"
     assert (await client.delete("/execution/variables/new_var", headers=auth)).status_code == 204
     assert (await client.get("/execution/variables/new_var", headers=auth)).status_code == 404
 
@@ -122,3 +122,17 @@ async def test_mapped_xcom_sequence_item_and_slice(client, factory, runtime):
     assert (await client.get(f"{base}/slice", params={"step": 0}, headers=auth)).status_code == 422
     assert (await client.get(base, params={"map_index": 2}, headers=auth)).json()["value"] == 20
     assert (await client.head(base, params={"map_index": 2}, headers=auth)).status_code == 400
+
+
+async def test_variable_keys_are_filtered_by_team_and_prefix(client, factory, runtime):
+    await seed(runtime)
+    _ti, token = await factory.running_ti(client, dag_id="dag_a", team="team-a")
+    auth = bearer(token)
+    listing = await client.get("/execution/variables/keys", headers=auth)
+    assert listing.json() == {"keys": ["a_var", "global_var"], "total_entries": 2}
+    page = await client.get("/execution/variables/keys", params={"limit": 1, "offset": 1}, headers=auth)
+    assert page.json() == {"keys": ["global_var"], "total_entries": 2}
+    prefixed = await client.get("/execution/variables/keys", params={"prefix": "glob"}, headers=auth)
+    assert prefixed.json()["keys"] == ["global_var"]
+    literal = await client.get("/execution/variables/keys", params={"prefix": "a%"}, headers=auth)
+    assert literal.json() == {"keys": [], "total_entries": 0}

@@ -74,7 +74,7 @@ async def test_revocation_refuses_current_tokens_and_spares_later_ones(client, f
 
 async def test_ended_ti_tokens_are_refused_and_never_refreshed(client, factory, runtime):
     async with runtime.sessionmaker() as session:
-        await variables.put(session, "v", "1")
+        await variables.put(session, runtime.secrets, "v", "1")
     ti, _ = await factory.running_ti(client)
     short = bearer(factory.token(ti.id, ttl=NEAR_EXPIRY))  # would be refreshed while running
     beat = await client.put(url(ti.id, "heartbeat"), json=BEAT_BODY, headers=short)

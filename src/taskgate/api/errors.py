@@ -7,6 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from taskgate.services.secrets import SecretKeyError
 from taskgate.services.errors import (
     AccessDenied,
     Conflict,
@@ -41,7 +42,16 @@ async def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=409)
 
 
+async def _secrets_unreadable(request: Request, exc: Exception) -> JSONResponse:
+    # The server's Fernet keys do not fit the stored data: an operator problem, said plainly
+    # (and without any stored value).
+    log.error("secrets unreadable", path=request.url.path)
+    detail = {"reason": "secrets_unreadable", "message": "Stored secrets cannot be decrypted"}
+    return JSONResponse({"detail": detail}, status_code=500)
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(SecretKeyError, _secrets_unreadable)

@@ -19,11 +19,14 @@ def add(
 ) -> None:
     """Create or replace a connection from a URI."""
 
-    async def work(session, _rt):  # type: ignore[no-untyped-def]
-        return await connections.put(session, conn_id, connections.parse_uri(uri), team=team)
+    async def work(session, rt):  # type: ignore[no-untyped-def]
+        fields = connections.parse_uri(uri)
+        return await connections.put(session, rt.secrets, conn_id, fields, team=team)
 
     connection = with_session(work)
-    console.print(f"connection {connection.conn_id} ({connection.conn_type}) saved", highlight=False)
+    console.print(
+        f"connection {connection.conn_id} ({connection.fields.conn_type}) saved", highlight=False
+    )
 
 
 @app.command()
@@ -33,7 +36,7 @@ def get(
     reveal: bool = typer.Option(False, help="Show the password instead of ***."),
 ) -> None:
     """Show a connection."""
-    connection = with_session(lambda session, _rt: connections.get(session, conn_id))
+    connection = with_session(lambda session, rt: connections.get(session, rt.secrets, conn_id))
     data = serialize.connection(connection, reveal=reveal)
     if json_output:
         print_json(data)
@@ -44,14 +47,14 @@ def get(
 @app.command("list")
 def list_(json_output: bool = JsonOption) -> None:
     """List connections (passwords masked)."""
-    rows = with_session(lambda session, _rt: connections.list_all(session))
+    rows = with_session(lambda session, rt: connections.list_all(session, rt.secrets))
     if json_output:
         print_json([serialize.connection(c) for c in rows])
         return
     print_table(
         "Connections",
         ["conn_id", "type", "host", "team"],
-        [(c.conn_id, c.conn_type, c.host, c.team or "-") for c in rows],
+        [(c.conn_id, c.fields.conn_type, c.fields.host, c.team or "-") for c in rows],
     )
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from taskgate.cli.common import console, fail, print_json, runtime_from_env
+from taskgate.cli.common import console, fail, print_json, runtime_from_env, with_session
+from taskgate.services import connections, secrets, variables
 from taskgate.settings import Settings
 from taskgate.tokens import jwks_document
 from taskgate.tokens import keys as keylib
@@ -45,3 +46,27 @@ def generate(
 def jwks() -> None:
     """Print the public JWKS document (what /.well-known/jwks.json serves)."""
     print_json(jwks_document(runtime_from_env().validator.keys))
+
+
+@app.command("rotate-fernet")
+def rotate_fernet() -> None:
+    """Re-encrypt stored secrets under a new Fernet key.
+
+    With the key file (the default), a new key is put first in it and every variable value,
+    connection password and extra is re-encrypted; the old keys stay in the file for values
+    written meanwhile by other processes, and can be removed afterwards. With
+    TASKGATE_FERNET_KEYS, put the new key first in the variable, then run this.
+    """
+    settings = Settings()
+    if settings.fernet_keys is None and settings.fernet_key_file.exists():
+        secrets.prepend_key(settings.fernet_key_file)
+
+    async def work(session, runtime):  # type: ignore[no-untyped-def]
+        box = runtime.secrets
+        return (
+            await variables.reencrypt(session, box),
+            await connections.reencrypt(session, box),
+        )
+
+    n_vars, n_conns = with_session(work)
+    console.print(f"re-encrypted {n_vars} variables and {n_conns} connections")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from taskgate.db.models import Connection, TaskInstance, Variable
+from taskgate.db.models import TaskInstance
+from taskgate.services.connections import ConnectionValue
+from taskgate.services.variables import VariableValue
 
 
 def _iso(value: Any) -> Any:
@@ -32,19 +34,20 @@ def task_instance(ti: TaskInstance) -> dict[str, Any]:
     }
 
 
-def variable(var: Variable) -> dict[str, Any]:
+def variable(var: VariableValue) -> dict[str, Any]:
     return {"key": var.key, "value": var.value, "description": var.description, "team": var.team}
 
 
-def connection(conn: Connection, *, reveal: bool = False) -> dict[str, Any]:
+def connection(conn: ConnectionValue, *, reveal: bool = False) -> dict[str, Any]:
+    fields = conn.fields
     return {
         "conn_id": conn.conn_id,
-        "conn_type": conn.conn_type,
-        "host": conn.host,
-        "schema": conn.schema,
-        "login": conn.login,
-        "password": conn.password if reveal else ("***" if conn.password else None),
-        "port": conn.port,
-        "extra": conn.extra,
+        "conn_type": fields.conn_type,
+        "host": fields.host,
+        "schema": fields.schema,
+        "login": fields.login,
+        "password": fields.password if reveal else ("***" if fields.password else None),
+        "port": fields.port,
+        "extra": fields.extra,
         "team": conn.team,
     }

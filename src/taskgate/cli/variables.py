@@ -20,7 +20,9 @@ def set_(
 ) -> None:
     """Create or replace a variable."""
     with_session(
-        lambda session, _rt: variables.put(session, key, value, description=description, team=team)
+        lambda session, rt: variables.put(
+            session, rt.secrets, key, value, description=description, team=team
+        )
     )
     console.print(f"variable {key} set", highlight=False)
 
@@ -28,7 +30,7 @@ def set_(
 @app.command()
 def get(key: str, json_output: bool = JsonOption) -> None:
     """Print a variable's value."""
-    variable = with_session(lambda session, _rt: variables.get(session, key))
+    variable = with_session(lambda session, rt: variables.get(session, rt.secrets, key))
     if json_output:
         print_json(serialize.variable(variable))
     else:
@@ -38,7 +40,7 @@ def get(key: str, json_output: bool = JsonOption) -> None:
 @app.command("list")
 def list_(json_output: bool = JsonOption) -> None:
     """List variables (keys, teams and descriptions; values only with --json)."""
-    rows = with_session(lambda session, _rt: variables.list_all(session))
+    rows = with_session(lambda session, rt: variables.list_all(session, rt.secrets))
     if json_output:
         print_json([serialize.variable(v) for v in rows])
         return

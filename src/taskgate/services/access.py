@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskgate.db.models import Dag, TaskInstance
-from taskgate.services.errors import AccessDenied, NotFound
+from taskgate.services.errors import AccessDenied
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +50,8 @@ async def load_requester(session: AsyncSession, ti_id: uuid.UUID) -> Requester:
         )
     ).first()
     if row is None:
-        raise NotFound("not_found", f"Task Instance {ti_id} not found")
+        # A token for a TI that does not exist (any more) grants nothing.
+        raise AccessDenied("unknown_task_instance", "The token's task instance does not exist")
     return Requester(ti_id, *row)
 
 

@@ -8,7 +8,6 @@ a whole JSON extra).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -18,19 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from taskgate.db.models import Connection
 from taskgate.services import access
 from taskgate.services.errors import InvalidInput, NotFound
+from taskgate.services.secrets import SecretBox
 
 
 def _not_found(conn_id: str) -> NotFound:
     return NotFound("not_found", f"Connection with ID {conn_id} not found")
-
-
-async def read(session: AsyncSession, requester: access.Requester, conn_id: str) -> Connection:
-    connection = await session.get(Connection, conn_id)
-    if connection is None:
-        raise _not_found(conn_id)
-    if not access.can_read_entry(requester, connection.team):
-        raise access.denied(f"read connection '{conn_id}'")
-    return connection
 
 
 @dataclass(frozen=True)
@@ -42,6 +33,39 @@ class ConnectionFields:
     password: str | None = None
     port: int | None = None
     extra: str | None = None
+
+
+@dataclass(frozen=True)
+class ConnectionValue:
+    """A stored connection with its secrets (password, extra) decrypted."""
+
+    conn_id: str
+    team: str | None
+    fields: ConnectionFields
+
+
+def _plain(box: SecretBox, row: Connection) -> ConnectionValue:
+    fields = ConnectionFields(
+        conn_type=row.conn_type,
+        host=row.host,
+        schema=row.schema,
+        login=row.login,
+        password=box.open(row.password),
+        port=row.port,
+        extra=box.open(row.extra),
+    )
+    return ConnectionValue(row.conn_id, row.team, fields)
+
+
+async def read(
+    session: AsyncSession, box: SecretBox, requester: access.Requester, conn_id: str
+) -> ConnectionValue:
+    row = await session.get(Connection, conn_id)
+    if row is None:
+        raise _not_found(conn_id)
+    if not access.can_read_entry(requester, row.team):
+        raise access.denied(f"read connection '{conn_id}'")
+    return _plain(box, row)
 
 
 def parse_uri(uri: str) -> ConnectionFields:
@@ -80,32 +104,47 @@ def parse_uri(uri: str) -> ConnectionFields:
 
 
 async def put(
-    session: AsyncSession, conn_id: str, fields: ConnectionFields, *, team: str | None = None
-) -> Connection:
-    connection = await session.get(Connection, conn_id)
-    if connection is None:
-        connection = Connection(conn_id=conn_id)
-        session.add(connection)
+    session: AsyncSession,
+    box: SecretBox,
+    conn_id: str,
+    fields: ConnectionFields,
+    *,
+    team: str | None = None,
+) -> ConnectionValue:
+    row = await session.get(Connection, conn_id)
+    if row is None:
+        row = Connection(conn_id=conn_id)
+        session.add(row)
     for name, value in vars(fields).items():
-        setattr(connection, name, value)
-    connection.team = team
+        setattr(row, name, value)
+    row.password, row.extra = box.seal(fields.password), box.seal(fields.extra)
+    row.team = team
     await session.commit()
-    return connection
+    return ConnectionValue(conn_id, team, fields)
 
 
-async def get(session: AsyncSession, conn_id: str) -> Connection:
-    connection = await session.get(Connection, conn_id)
-    if connection is None:
+async def get(session: AsyncSession, box: SecretBox, conn_id: str) -> ConnectionValue:
+    row = await session.get(Connection, conn_id)
+    if row is None:
         raise _not_found(conn_id)
-    return connection
+    return _plain(box, row)
 
 
-async def list_all(session: AsyncSession) -> Sequence[Connection]:
-    stmt = select(Connection).order_by(Connection.conn_id)
-    return (await session.execute(stmt)).scalars().all()
+async def list_all(session: AsyncSession, box: SecretBox) -> list[ConnectionValue]:
+    rows = (await session.execute(select(Connection).order_by(Connection.conn_id))).scalars()
+    return [_plain(box, row) for row in rows]
 
 
 async def delete_id(session: AsyncSession, conn_id: str) -> bool:
     result = await session.execute(delete(Connection).where(Connection.conn_id == conn_id))
     await session.commit()
     return result.rowcount > 0
+
+
+async def reencrypt(session: AsyncSession, box: SecretBox) -> int:
+    """Re-encrypt every password and extra under the box's first key; returns row count."""
+    rows = (await session.execute(select(Connection))).scalars().all()
+    for row in rows:
+        row.password, row.extra = box.rotate(row.password), box.rotate(row.extra)
+    await session.commit()
+    return len(rows)

@@ -1,33 +1,50 @@
 """Variables: read and written by task instances under the access policy, and managed by
-the control plane (CLI), which is trusted and bypasses it."""
+the control plane (CLI), which is trusted and bypasses it. Values are stored encrypted
+(``services.secrets``); these functions take and return plaintext."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskgate.db.models import Variable
 from taskgate.services import access
 from taskgate.services.errors import NotFound
+from taskgate.services.secrets import SecretBox
+
+
+@dataclass(frozen=True, slots=True)
+class VariableValue:
+    key: str
+    value: str | None
+    description: str | None
+    team: str | None
 
 
 def _not_found(key: str) -> NotFound:
     return NotFound("not_found", f"Variable with key '{key}' not found")
 
 
-async def read(session: AsyncSession, requester: access.Requester, key: str) -> Variable:
-    variable = await session.get(Variable, key)
-    if variable is None:
+def _plain(box: SecretBox, row: Variable) -> VariableValue:
+    return VariableValue(row.key, box.open(row.value), row.description, row.team)
+
+
+async def read(
+    session: AsyncSession, box: SecretBox, requester: access.Requester, key: str
+) -> VariableValue:
+    row = await session.get(Variable, key)
+    if row is None:
         raise _not_found(key)
-    if not access.can_read_entry(requester, variable.team):
+    if not access.can_read_entry(requester, row.team):
         raise access.denied(f"read variable '{key}'")
-    return variable
+    return _plain(box, row)
 
 
 async def write(
     session: AsyncSession,
+    box: SecretBox,
     requester: access.Requester,
     key: str,
     value: str | None,
@@ -36,7 +53,7 @@ async def write(
     existing = await session.get(Variable, key)
     if existing is not None and not access.can_write_entry(requester, existing.team):
         raise access.denied(f"write variable '{key}'")
-    await put(session, key, value, description=description, team=requester.team)
+    await put(session, box, key, value, description=description, team=requester.team)
 
 
 async def remove(session: AsyncSession, requester: access.Requester, key: str) -> None:
@@ -49,38 +66,69 @@ async def remove(session: AsyncSession, requester: access.Requester, key: str) -
     await session.commit()
 
 
+async def visible_keys(
+    session: AsyncSession,
+    requester: access.Requester,
+    *,
+    prefix: str | None = None,
+    limit: int = 1000,
+    offset: int = 0,
+) -> tuple[list[str], int]:
+    """The keys this TI may read (global and its team's), sorted; and how many there are."""
+    readable = Variable.team.is_(None)
+    if requester.team is not None:
+        readable = readable | (Variable.team == requester.team)
+    conditions = [readable]
+    if prefix:
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conditions.append(Variable.key.like(f"{escaped}%", escape="\\"))
+    total = (await session.execute(select(func.count()).where(*conditions))).scalar_one()
+    stmt = select(Variable.key).where(*conditions).order_by(Variable.key).limit(limit).offset(offset)
+    return list((await session.execute(stmt)).scalars()), total
+
+
 # Control plane ---------------------------------------------------------------------------
 
 
 async def put(
     session: AsyncSession,
+    box: SecretBox,
     key: str,
     value: str | None,
     *,
     description: str | None = None,
     team: str | None = None,
-) -> Variable:
-    variable = await session.get(Variable, key)
-    if variable is None:
-        variable = Variable(key=key)
-        session.add(variable)
-    variable.value, variable.description, variable.team = value, description, team
+) -> None:
+    row = await session.get(Variable, key)
+    if row is None:
+        row = Variable(key=key)
+        session.add(row)
+    row.value, row.description, row.team = box.seal(value), description, team
     await session.commit()
-    return variable
 
 
-async def get(session: AsyncSession, key: str) -> Variable:
-    variable = await session.get(Variable, key)
-    if variable is None:
+async def get(session: AsyncSession, box: SecretBox, key: str) -> VariableValue:
+    row = await session.get(Variable, key)
+    if row is None:
         raise _not_found(key)
-    return variable
+    return _plain(box, row)
 
 
-async def list_all(session: AsyncSession) -> Sequence[Variable]:
-    return (await session.execute(select(Variable).order_by(Variable.key))).scalars().all()
+async def list_all(session: AsyncSession, box: SecretBox) -> list[VariableValue]:
+    rows = (await session.execute(select(Variable).order_by(Variable.key))).scalars()
+    return [_plain(box, row) for row in rows]
 
 
 async def delete_key(session: AsyncSession, key: str) -> bool:
     result = await session.execute(delete(Variable).where(Variable.key == key))
     await session.commit()
     return result.rowcount > 0
+
+
+async def reencrypt(session: AsyncSession, box: SecretBox) -> int:
+    """Re-encrypt every value under the box's first key; returns how many rows."""
+    rows = (await session.execute(select(Variable))).scalars().all()
+    for row in rows:
+        row.value = box.rotate(row.value)
+    await session.commit()
+    return len(rows)

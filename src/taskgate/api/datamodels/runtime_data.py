@@ -14,6 +14,11 @@ class VariableResponse(BaseModel):
     value: str | None
 
 
+class VariableKeysResponse(BaseModel):
+    keys: list[str]
+    total_entries: int
+
+
 class VariablePostBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

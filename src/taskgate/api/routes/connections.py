@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Security
 
 from taskgate.api.datamodels.runtime_data import ConnectionResponse
-from taskgate.api.deps import DbSession, Requester
+from taskgate.api.deps import DbSession, Requester, RuntimeDep
 from taskgate.api.responses import FORBIDDEN_BY_POLICY, NOT_FOUND
 from taskgate.security import TaskRoute, require_auth
 from taskgate.services import connections
@@ -27,6 +27,7 @@ async def get_connection(
     connection_id: Annotated[str, Path(min_length=1, max_length=250)],
     requester: Requester,
     session: DbSession,
+    runtime: RuntimeDep,
 ) -> ConnectionResponse:
-    connection = await connections.read(session, requester, connection_id)
-    return ConnectionResponse.model_validate(connection, from_attributes=True)
+    connection = await connections.read(session, runtime.secrets, requester, connection_id)
+    return ConnectionResponse(conn_id=connection.conn_id, **vars(connection.fields))

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Security, status
+from fastapi import APIRouter, Path, Query, Security, status
 
-from taskgate.api.datamodels.runtime_data import MessageResponse, VariablePostBody, VariableResponse
-from taskgate.api.deps import DbSession, Requester
+from taskgate.api.datamodels.runtime_data import (
+    MessageResponse,
+    VariableKeysResponse,
+    VariablePostBody,
+    VariableResponse,
+)
+from taskgate.api.deps import DbSession, Requester, RuntimeDep
 from taskgate.api.responses import FORBIDDEN_BY_POLICY, NOT_FOUND
 from taskgate.security import TaskRoute, require_auth
 from taskgate.services import variables
@@ -24,19 +29,40 @@ router = APIRouter(
 VariableKey = Annotated[str, Path(min_length=1, max_length=250)]
 
 
+@router.get("/keys")
+async def list_variable_keys(
+    requester: Requester,
+    session: DbSession,
+    prefix: Annotated[str | None, Query(max_length=250)] = None,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> VariableKeysResponse:
+    """The keys this TI may read (global and its team's), sorted."""
+    keys, total = await variables.visible_keys(
+        session, requester, prefix=prefix, limit=limit, offset=offset
+    )
+    return VariableKeysResponse(keys=keys, total_entries=total)
+
+
 @router.get("/{variable_key:path}", responses=NOT_FOUND)
 async def get_variable(
-    variable_key: VariableKey, requester: Requester, session: DbSession
+    variable_key: VariableKey, requester: Requester, session: DbSession, runtime: RuntimeDep
 ) -> VariableResponse:
-    variable = await variables.read(session, requester, variable_key)
+    variable = await variables.read(session, runtime.secrets, requester, variable_key)
     return VariableResponse(key=variable.key, value=variable.value)
 
 
 @router.put("/{variable_key:path}", status_code=status.HTTP_201_CREATED)
 async def put_variable(
-    variable_key: VariableKey, body: VariablePostBody, requester: Requester, session: DbSession
+    variable_key: VariableKey,
+    body: VariablePostBody,
+    requester: Requester,
+    session: DbSession,
+    runtime: RuntimeDep,
 ) -> MessageResponse:
-    await variables.write(session, requester, variable_key, body.val, body.description)
+    await variables.write(
+        session, runtime.secrets, requester, variable_key, body.val, body.description
+    )
     return MessageResponse(message="Variable successfully set")
 
 

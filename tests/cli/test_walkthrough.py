@@ -93,6 +93,26 @@ def test_walkthrough(env, server):
     assert "greeting" in cli(env, "variables", "list").stdout
     conn = json.loads(cli(env, "connections", "get", "warehouse", "--json").stdout)
     assert conn["password"] == "***" and conn["host"] == "wh"
+    rotated = cli(env, "keys", "rotate-fernet")
+    assert "re-encrypted 1 variables and 1 connections" in rotated.stdout
+    assert cli(env, "variables", "get", "greeting").stdout.strip() == "hello"
+    revealed = json.loads(cli(env, "connections", "get", "warehouse", "--json", "--reveal").stdout)
+    assert revealed["password"] == "pw"
+
+
+def test_revoke_from_the_cli(env, server):
+    url, _proc = server
+    cli(env, "dags", "add", "demo")
+    created = json.loads(cli(env, "runs", "create", "demo", "r1", "--task", "t", "--json").stdout)
+    ti = created["task_instances"][0]["id"]
+    queued = json.loads(cli(env, "ti", "queue", ti, "--json").stdout)
+    api = f"{url}/execution/task-instances/{ti}"
+    token = httpx.patch(f"{api}/run", json=RUN_BODY, headers=bearer(queued["token"])).headers["Refreshed-API-Token"]
+    assert httpx.put(f"{api}/heartbeat", json=BEAT_BODY, headers=bearer(token)).status_code == 204
+    assert "revoked" in cli(env, "tokens", "revoke", "--ti", ti).stdout
+    time.sleep(1.05)  # the server's standing cache lives at most 1 s
+    refused = httpx.put(f"{api}/heartbeat", json=BEAT_BODY, headers=bearer(token))
+    assert (refused.status_code, refused.json()) == (403, {"detail": "Token has been revoked"})
 
 
 def test_serve_reports_what_it_created(env, server):

@@ -2,6 +2,7 @@
 
 import asyncio
 import time
+import uuid
 
 import httpx
 import pytest
@@ -107,3 +108,17 @@ async def test_revoke_through_another_connection_reaches_a_replica_within_a_seco
         time.sleep(live_server.runtime.settings.token_standing_cache_seconds + 0.05)
         refused = await http.put(f"/task-instances/{ti.id}/heartbeat", json=BEAT_BODY, headers=token)
     assert (refused.status_code, refused.json()) == (403, {"detail": "Token has been revoked"})
+
+
+async def test_expired_workload_token_records_are_purged(client, factory, runtime):
+    from sqlalchemy import select
+
+    from taskgate.db.models import UsedWorkloadToken
+
+    async with runtime.sessionmaker() as session:
+        session.add(UsedWorkloadToken(jti="old", ti_id=uuid.uuid4(), expires_at=time.time() - 1))
+        await session.commit()
+    await factory.running_ti(client)
+    async with runtime.sessionmaker() as session:
+        jtis = set((await session.execute(select(UsedWorkloadToken.jti))).scalars())
+    assert "old" not in jtis and len(jtis) == 1

@@ -7,7 +7,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from taskgate.services.secrets import SecretKeyError
 from taskgate.services.errors import (
     AccessDenied,
     Conflict,
@@ -16,6 +15,7 @@ from taskgate.services.errors import (
     NotFound,
     ServiceError,
 )
+from taskgate.services.secrets import SecretKeyError
 
 STATUS = {NotFound: 404, Conflict: 409, AccessDenied: 403, InvalidRequest: 400, InvalidInput: 422}
 

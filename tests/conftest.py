@@ -4,6 +4,7 @@ real (uvicorn on 127.0.0.1) servers, and a factory for queued task instances."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import threading
 import time
@@ -12,16 +13,81 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 import uvicorn
 
 from taskgate.api.app import create_app
+from taskgate.db import migrate
+from taskgate.db.session import create_engine
 from taskgate.runtime import Runtime
 from taskgate.services import control
 from taskgate.settings import Settings
 from taskgate.tokens import TokenType
 from tests.helpers import RUN_BODY, bearer
+
+
+# Every test that touches the database runs on each backend: the embedded SQLite default
+# and PostgreSQL (a fresh database per test on the server below).
+BACKENDS = os.environ.get("TASKGATE_TEST_BACKENDS", "sqlite,postgresql").split(",")
+POSTGRES_URL = os.environ.get(
+    "TASKGATE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+# CI sets this: there, an unreachable PostgreSQL is a failure, not a skip.
+REQUIRE_POSTGRES = os.environ.get("TASKGATE_TEST_REQUIRE_POSTGRES") == "1"
+
+
+def _admin_dsn() -> str:
+    return POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+@pytest.fixture(scope="session")
+def postgres_unreachable() -> str | None:
+    """Why PostgreSQL cannot be used for the tests, or None when it can."""
+
+    async def probe() -> None:
+        conn = await asyncpg.connect(_admin_dsn(), timeout=3)
+        await conn.close()
+
+    try:
+        asyncio.run(probe())
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        return f"PostgreSQL not reachable at {POSTGRES_URL} ({exc}); set TASKGATE_TEST_POSTGRES_URL"
+    return None
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, postgres_unreachable: str | None) -> Iterator[str | None]:
+    """None for the embedded SQLite default; else the URL of a fresh, migrated database."""
+    if request.param == "sqlite":
+        yield None
+        return
+    if postgres_unreachable:
+        if REQUIRE_POSTGRES:
+            pytest.fail(postgres_unreachable)
+        pytest.skip(postgres_unreachable)
+    name = f"taskgate_test_{uuid.uuid4().hex[:12]}"
+    url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(_admin_dsn())
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    async def migrate_new() -> None:
+        engine = create_engine(url)
+        try:
+            await migrate.upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    asyncio.run(migrate_new())
+    yield url
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture
@@ -30,8 +96,8 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def settings(data_dir: Path) -> Settings:
-    return Settings(data_dir=data_dir)
+def settings(data_dir: Path, database_url: str | None) -> Settings:
+    return Settings(data_dir=data_dir, database_url=database_url)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from taskgate.db import migrate
-from taskgate.db.session import create_engine, create_sessionmaker
+from taskgate.db.session import PoolOptions, create_engine, create_sessionmaker
 from taskgate.services.secrets import SecretBox, create_key_file, read_key_file
 from taskgate.services.token_standing import StandingLookup
 from taskgate.settings import Settings
@@ -80,7 +80,16 @@ class Runtime:
     @classmethod
     def from_settings(cls, settings: Settings, *, create_key: bool = True) -> Runtime:
         material = load_key_material(settings, create=create_key)
-        engine = create_engine(settings.effective_database_url)
+        engine = create_engine(
+            settings.effective_database_url,
+            PoolOptions(
+                size=settings.db_pool_size,
+                max_overflow=settings.db_max_overflow,
+                timeout=settings.db_pool_timeout,
+                connect_timeout=settings.db_connect_timeout,
+                statement_timeout=settings.db_statement_timeout,
+            ),
+        )
         issuer = None
         if material.signing is not None:
             issuer = TokenIssuer(

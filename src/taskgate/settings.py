@@ -33,6 +33,19 @@ class Settings(BaseSettings):
         None,
         description="SQLAlchemy async URL. Default: sqlite+aiosqlite:///<data_dir>/taskgate.db",
     )
+    db_pool_size: int = Field(10, ge=1, description="Connections kept open per process (PostgreSQL).")
+    db_max_overflow: int = Field(
+        10, ge=0, description="Extra connections a process may open under load (PostgreSQL)."
+    )
+    db_pool_timeout: float = Field(
+        2.0, gt=0, description="Seconds a request waits for a free connection before 503."
+    )
+    db_connect_timeout: float = Field(
+        2.0, gt=0, description="Seconds to establish a database connection before 503."
+    )
+    db_statement_timeout: float = Field(
+        10.0, gt=0, description="Seconds a single SQL statement may run (PostgreSQL)."
+    )
     signing_key_file: Path | None = Field(
         None,
         description="PEM private key (Ed25519 or RSA) used to sign tokens. "

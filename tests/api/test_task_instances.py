@@ -206,3 +206,27 @@ async def test_rendered_fields_map_index_and_skip_downstream(client, factory, ru
     assert prev.status_code == 200 and prev.json() == {
         "data_interval_start": None, "data_interval_end": None, "start_date": None, "end_date": None
     }
+
+
+async def test_concurrent_state_reports_have_exactly_one_winner(client, factory, runtime):
+    ti, token = await factory.running_ti(client)
+    states = ["success", "failed", "skipped", "up_for_retry"] * 5
+    responses = await asyncio.gather(*(
+        client.patch(url(ti.id, "state"), json={"state": s, "end_date": "2026-01-01T00:05:00Z"},
+                     headers=bearer(token))
+        for s in states
+    ))
+    winners = {s for s, r in zip(states, responses) if r.status_code == 204}
+    # Identical repeats of the winning state are accepted too; every other report is refused.
+    assert len(winners) == 1, [r.status_code for r in responses]
+    assert all(r.status_code in (204, 409, 403) for r in responses)
+    assert (await ti_row(runtime, ti.id)).state == winners.pop()
+
+
+async def test_concurrent_heartbeats_all_land(client, factory, runtime):
+    ti, token = await factory.running_ti(client)
+    responses = await asyncio.gather(*(
+        client.put(url(ti.id, "heartbeat"), json=BEAT_BODY, headers=bearer(token)) for _ in range(30)
+    ))
+    assert {r.status_code for r in responses} == {204}
+    assert (await ti_row(runtime, ti.id)).state == "running"

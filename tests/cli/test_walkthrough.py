@@ -26,8 +26,11 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "TASKGATE_DATA_DIR": str(tmp_path / "data")}
+def env(settings) -> dict[str, str]:
+    env = {**os.environ, "TASKGATE_DATA_DIR": str(settings.data_dir)}
+    if settings.database_url:
+        env["TASKGATE_DATABASE_URL"] = settings.database_url
+    return env
 
 
 def cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -121,8 +124,9 @@ def test_serve_reports_what_it_created(env, server):
     output = proc.communicate(timeout=10)[0]
     data_dir = Path(env["TASKGATE_DATA_DIR"])
     assert f"created {data_dir / 'signing-key.pem'}" in output
-    assert str((data_dir / "taskgate.db").resolve()) in output
-    assert (data_dir / "taskgate.db").exists()
+    if "TASKGATE_DATABASE_URL" not in env:
+        assert str((data_dir / "taskgate.db").resolve()) in output
+        assert (data_dir / "taskgate.db").exists()
 
 
 def test_routes_json_lists_run_as_only_workload_route(env):

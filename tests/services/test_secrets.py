@@ -43,10 +43,10 @@ async def test_rotation_reencrypts_under_the_new_key(settings):
     async with rotated.sessionmaker() as session:
         assert await variables.reencrypt(session, rotated.secrets) == 1
     await rotated.aclose()
-    new_only = Runtime.from_settings(Settings(data_dir=settings.data_dir, fernet_keys=keys[0]))
+    new_only = Runtime.from_settings(Settings(data_dir=settings.data_dir, database_url=settings.database_url, fernet_keys=keys[0]))
     async with new_only.sessionmaker() as session:
         assert (await variables.get(session, new_only.secrets, "k")).value == "v"
-    old_only = Runtime.from_settings(Settings(data_dir=settings.data_dir, fernet_keys=old_keys[0]))
+    old_only = Runtime.from_settings(Settings(data_dir=settings.data_dir, database_url=settings.database_url, fernet_keys=old_keys[0]))
     async with old_only.sessionmaker() as session:
         with pytest.raises(SecretKeyError) as err:
             await variables.get(session, old_only.secrets, "k")

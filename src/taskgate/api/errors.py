@@ -5,7 +5,8 @@ from __future__ import annotations
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from taskgate.services.errors import (
     AccessDenied,
@@ -16,6 +17,16 @@ from taskgate.services.errors import (
     ServiceError,
 )
 from taskgate.services.secrets import SecretKeyError
+
+# What a lost, refused or timed-out database connection surfaces as: SQLAlchemy's wrappers,
+# and the driver's own connect errors (asyncpg raises OSError / TimeoutError on connect).
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    OperationalError,
+    InterfaceError,
+    PoolTimeout,
+    OSError,
+    TimeoutError,
+)
 
 STATUS = {NotFound: 404, Conflict: 409, AccessDenied: 403, InvalidRequest: 400, InvalidInput: 422}
 
@@ -52,6 +63,7 @@ async def _secrets_unreadable(request: Request, exc: Exception) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error)
-    app.add_exception_handler(OperationalError, _database_unavailable)
+    for unavailable in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(unavailable, _database_unavailable)
     app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(SecretKeyError, _secrets_unreadable)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +25,41 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+@dataclass(frozen=True)
+class PoolOptions:
+    size: int = 10
+    max_overflow: int = 10
+    timeout: float = 2.0  # waiting for a pooled connection
+    connect_timeout: float = 2.0
+    statement_timeout: float = 10.0
+
+
+def create_engine(url: str, pool: PoolOptions | None = None) -> AsyncEngine:
+    """An engine for ``url``. Every wait is bounded, so an unreachable database turns into
+    a prompt error (answered 503) instead of a hanging request."""
+    pool = pool or PoolOptions()
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, **kwargs)
+        engine = create_async_engine(url, pool_timeout=pool.timeout)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_pre_ping=True, **kwargs)
+    connect_args: dict[str, Any] = {}
+    if parsed.get_backend_name() == "postgresql":
+        connect_args = {
+            "timeout": pool.connect_timeout,
+            "command_timeout": pool.statement_timeout + 1,
+            "server_settings": {"statement_timeout": str(int(pool.statement_timeout * 1000))},
+        }
+    return create_async_engine(
+        url,
+        pool_size=pool.size,
+        max_overflow=pool.max_overflow,
+        pool_timeout=pool.timeout,
+        pool_pre_ping=True,
+        connect_args=connect_args,
+    )
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

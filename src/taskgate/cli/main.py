@@ -7,7 +7,14 @@ import asyncio
 import typer
 
 from taskgate.cli import connections, dags, keys, runs, task_instances, tokens, variables
-from taskgate.cli.common import JsonOption, console, print_json, print_table, runtime_from_env
+from taskgate.cli.common import (
+    JsonOption,
+    console,
+    fail,
+    print_json,
+    print_table,
+    runtime_from_env,
+)
 
 app = typer.Typer(
     name="taskgate",
@@ -30,13 +37,18 @@ app.add_typer(tokens.app, name="tokens")
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8080, help="TCP port."),
+    workers: int = typer.Option(1, min=1, help="Worker processes (each a full replica)."),
 ) -> None:
     """Run the Execution API server (creates data dir, database and signing key if missing)."""
     import uvicorn
 
-    from taskgate.api.app import create_app
-
     runtime = runtime_from_env()
+    try:
+        asyncio.run(runtime.prepare_database())  # migrate once, before any worker starts
+    except Exception as exc:  # noqa: BLE001 - any startup failure is reported, not traced
+        raise fail(f"database not ready: {exc}") from None
+    finally:
+        asyncio.run(runtime.aclose())
     settings = runtime.settings
     if settings.uses_embedded_database:
         console.print(f"database: {settings.effective_database_url}", highlight=False)
@@ -49,7 +61,14 @@ def serve(
     else:
         console.print("signing key: none (validation-only node)")
     console.print(f"Execution API: http://{host}:{port}/execution", highlight=False)
-    uvicorn.run(create_app(runtime), host=host, port=port, log_level="info")
+    uvicorn.run(
+        "taskgate.api.asgi:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )
 
 
 @db_app.command("upgrade")

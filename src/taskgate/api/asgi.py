@@ -1,0 +1,16 @@
+"""The ASGI entry point for server processes: ``uvicorn --factory taskgate.api.asgi:app_from_env``
+(what ``taskgate serve --workers N`` runs in each worker)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from taskgate.api.app import create_app
+from taskgate.runtime import Runtime
+from taskgate.settings import Settings
+
+
+def app_from_env() -> FastAPI:
+    """An application for the settings in the environment. The signing key must already
+    exist (``taskgate serve`` creates it before starting workers)."""
+    return create_app(Runtime.from_settings(Settings(), create_key=False))

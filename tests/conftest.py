@@ -27,7 +27,6 @@ from taskgate.settings import Settings
 from taskgate.tokens import TokenType
 from tests.helpers import RUN_BODY, bearer
 
-
 # Every test that touches the database runs on each backend: the embedded SQLite default
 # and PostgreSQL (a fresh database per test on the server below).
 BACKENDS = os.environ.get("TASKGATE_TEST_BACKENDS", "sqlite,postgresql").split(",")

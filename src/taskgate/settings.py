@@ -33,7 +33,12 @@ class Settings(BaseSettings):
         None,
         description="SQLAlchemy async URL. Default: sqlite+aiosqlite:///<data_dir>/taskgate.db",
     )
-    db_pool_size: int = Field(10, ge=1, description="Connections kept open per process (PostgreSQL).")
+    max_request_body_bytes: int = Field(
+        2 * 1024 * 1024, ge=1024, description="Larger request bodies are refused with 413."
+    )
+    db_pool_size: int = Field(
+        10, ge=1, description="Connections kept open per process (PostgreSQL)."
+    )
     db_max_overflow: int = Field(
         10, ge=0, description="Extra connections a process may open under load (PostgreSQL)."
     )

@@ -11,12 +11,14 @@ from fastapi.openapi.utils import get_openapi
 
 import taskgate
 from taskgate.api import errors
+from taskgate.api.middleware.body_limit import BodyLimitMiddleware
 from taskgate.api.middleware.correlation import CorrelationIdMiddleware
 from taskgate.api.routes import connections, health, jwks, task_instances, variables, xcoms
 from taskgate.runtime import Runtime
 from taskgate.security import TokenReissueMiddleware
 from taskgate.security.audit import check_policies_are_local
 from taskgate.security.routing import SECURITY_SCHEME_NAME
+from taskgate.settings import Settings
 
 EXECUTION_PREFIX = "/execution"
 
@@ -59,6 +61,8 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         issuer=lambda: runtime and runtime.issuer,
         standing=lambda: runtime and runtime.standing,
     )
+    max_body = runtime.settings.max_request_body_bytes if runtime else Settings().max_request_body_bytes
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)
     app.add_middleware(CorrelationIdMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import structlog
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from taskgate.services.errors import (
@@ -61,9 +62,29 @@ async def _secrets_unreadable(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=500)
 
 
+async def _unstorable_value(request: Request, exc: Exception) -> JSONResponse:
+    # The database refused a value the validators let through (a NUL character, NaN in
+    # JSON for PostgreSQL, an unpaired surrogate): bad input, nothing was written.
+    detail = {"reason": "invalid_value", "message": "A value cannot be stored (invalid text or number)"}
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    # FastAPI's shape, minus the offending input: it may be a secret (a variable value) and
+    # need not even be JSON (NaN). Type, location and message say what to fix.
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"type": e["type"], "loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()
+    ]
+    return JSONResponse({"detail": errors}, status_code=422)
+
+
 def install(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ServiceError, _service_error)
     for unavailable in DATABASE_UNAVAILABLE:
         app.add_exception_handler(unavailable, _database_unavailable)
     app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(SecretKeyError, _secrets_unreadable)
+    app.add_exception_handler(DataError, _unstorable_value)
+    app.add_exception_handler(UnicodeError, _unstorable_value)

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskgate.runtime import Runtime
@@ -77,5 +78,6 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*("" if cell is None else str(cell) for cell in row))
+        # Text, not markup: cells hold data that workers wrote (keys, hostnames, fields).
+        table.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
     console.print(table)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -29,8 +30,11 @@ def generate(
             typer.echo(secret)
             return
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(secret + "\n")
-        out.chmod(0o600)
+        try:
+            with open(out, "x", opener=lambda p, flags: os.open(p, flags, 0o600)) as fh:
+                fh.write(secret + "\n")
+        except FileExistsError:
+            raise fail(f"{out} exists; refusing to overwrite a secret") from None
         console.print(f"wrote HS512 secret to {out}; set TASKGATE_JWT_SECRET to its content")
         return
     path = out or Settings().effective_signing_key_file

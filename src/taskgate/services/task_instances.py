@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, delete, insert, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,6 +25,7 @@ from taskgate.db.models import (
     XCom,
     utcnow,
 )
+from taskgate.db.upsert import upsert
 from taskgate.services.errors import Conflict, NotFound
 from taskgate.services.states import SKIPPABLE, STARTABLE, TERMINAL, TIState
 from taskgate.services.token_standing import REUSED
@@ -82,9 +83,10 @@ async def start(
 ) -> RunContext:
     """queued/restarting -> running. An identical repeat from the same process is accepted.
 
-    ``workload`` is the (jti, exp) of the workload token used: it is recorded in the same
+    ``workload`` is the (jti, expiry) of the workload token used: it is recorded in the same
     transaction as the transition, and a token whose jti is already recorded is refused,
-    whatever state the TI is in now.
+    whatever state the TI is in now. The expiry must include the validator's clock leeway:
+    the record must outlive every moment the token could still validate.
     """
     if workload is not None:
         await _spend_workload_token(session, ti_id, *workload)
@@ -201,6 +203,10 @@ async def report_state(
         values["rendered_map_index"] = rendered_map_index
     if state in TERMINAL or state == TIState.UP_FOR_RETRY:
         values["end_date"] = end_date or utcnow()
+    if state not in (TIState.DEFERRED, TIState.AWAITING_INPUT):
+        # Only a deferral's resume point survives into the next /run; anything else that
+        # leaves running ends it, so a later try starts from execute(), not a stale resume.
+        values.update(next_method=None, next_kwargs=None)
     changed = await _transition(
         session, ti_id, TaskInstance.state == TIState.RUNNING, state=state, **values
     )
@@ -221,11 +227,15 @@ async def set_rendered_fields(
     session: AsyncSession, ti_id: uuid.UUID, fields: dict[str, Any]
 ) -> None:
     await get_task_instance(session, ti_id)
-    row = await session.get(RenderedTaskInstanceFields, ti_id)
-    if row is None:
-        session.add(RenderedTaskInstanceFields(ti_id=ti_id, rendered_fields=fields))
-    else:
-        row.rendered_fields = fields
+    row = {"ti_id": ti_id, "rendered_fields": fields, "updated_at": utcnow()}
+    stmt = upsert(
+        session,
+        RenderedTaskInstanceFields,
+        row,
+        conflict=["ti_id"],
+        update=["rendered_fields", "updated_at"],
+    )
+    await session.execute(stmt)
     await session.commit()
 
 
@@ -246,12 +256,10 @@ async def skip_downstream(
     """Mark the listed not-yet-started TIs of the same run ``skipped``; returns how many."""
     ti = await get_task_instance(session, ti_id)
     plain = [t for t in tasks if isinstance(t, str)]
-    mapped = [t for t in tasks if not isinstance(t, str)]
+    mapped = [tuple(t) for t in tasks if not isinstance(t, str)]
     matches = [TaskInstance.task_id.in_(plain)] if plain else []
-    matches += [
-        and_(TaskInstance.task_id == task_id, TaskInstance.map_index == map_index)
-        for task_id, map_index in mapped
-    ]
+    if mapped:
+        matches.append(tuple_(TaskInstance.task_id, TaskInstance.map_index).in_(mapped))
     if not matches:
         return 0
     stmt = (

@@ -8,6 +8,7 @@ machine answers -- when its TI has ended. Lookups are cached per TI for at most
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections import OrderedDict
@@ -51,9 +52,9 @@ def refusal(token_iat: float, standing: Standing | None, *, state_machine_route:
 
 
 def watermark(now: float) -> float:
-    """``tokens_not_before`` for "now": rounded down to the millisecond, as token ``iat``s
-    are rounded to it, so every token issued afterwards is at or above it."""
-    return int(now * 1000) / 1000
+    """``tokens_not_before`` for "now": floored to the millisecond, as token ``iat``s are,
+    so every token issued afterwards is at or above it."""
+    return math.floor(now * 1000) / 1000
 
 
 class StandingLookup:

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from taskgate.db.models import Variable
+from taskgate.db.models import Variable, utcnow
+from taskgate.db.upsert import upsert
 from taskgate.services import access
 from taskgate.services.errors import NotFound
 from taskgate.services.secrets import SecretBox
@@ -25,6 +26,18 @@ class VariableValue:
 
 def _not_found(key: str) -> NotFound:
     return NotFound("not_found", f"Variable with key '{key}' not found")
+
+
+def _row(
+    box: SecretBox, key: str, value: str | None, description: str | None, team: str | None
+) -> dict[str, object]:
+    return {
+        "key": key,
+        "value": box.seal(value),
+        "description": description,
+        "team": team,
+        "updated_at": utcnow(),
+    }
 
 
 def _plain(box: SecretBox, row: Variable) -> VariableValue:
@@ -50,10 +63,21 @@ async def write(
     value: str | None,
     description: str | None,
 ) -> None:
-    existing = await session.get(Variable, key)
-    if existing is not None and not access.can_write_entry(requester, existing.team):
+    # One statement decides: create the key for the TI's team, or update it only if it
+    # already belongs to that team. No read-then-write window for another team to use.
+    row = _row(box, key, value, description, requester.team)
+    stmt = upsert(
+        session,
+        Variable,
+        row,
+        conflict=["key"],
+        update=["value", "description", "updated_at"],
+        where=Variable.team.is_not_distinct_from(requester.team),
+    ).returning(Variable.key)
+    written = (await session.execute(stmt)).first()
+    await session.commit()
+    if written is None:
         raise access.denied(f"write variable '{key}'")
-    await put(session, box, key, value, description=description, team=requester.team)
 
 
 async def remove(session: AsyncSession, requester: access.Requester, key: str) -> None:
@@ -99,11 +123,14 @@ async def put(
     description: str | None = None,
     team: str | None = None,
 ) -> None:
-    row = await session.get(Variable, key)
-    if row is None:
-        row = Variable(key=key)
-        session.add(row)
-    row.value, row.description, row.team = box.seal(value), description, team
+    stmt = upsert(
+        session,
+        Variable,
+        _row(box, key, value, description, team),
+        conflict=["key"],
+        update=["value", "description", "team", "updated_at"],
+    )
+    await session.execute(stmt)
     await session.commit()
 
 

@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from taskgate.db.models import XCom
+from taskgate.db.models import XCom, utcnow
+from taskgate.db.upsert import upsert
 from taskgate.services import access
 from taskgate.services.errors import NotFound
 
@@ -51,16 +52,18 @@ async def push(
     session: AsyncSession, requester: access.Requester, ref: XComRef, value: Any, *, map_index: int = -1
 ) -> None:
     _check_write(requester, ref, map_index)
-    await session.execute(delete(XCom).where(*ref.where(map_index)))
-    session.add(
-        XCom(
-            dag_id=ref.dag_id,
-            run_id=ref.run_id,
-            task_id=ref.task_id,
-            map_index=map_index,
-            key=ref.key,
-            value=json.dumps(value),
-        )
+    row = {
+        "dag_id": ref.dag_id,
+        "run_id": ref.run_id,
+        "task_id": ref.task_id,
+        "map_index": map_index,
+        "key": ref.key,
+        "value": json.dumps(value),
+        "timestamp": utcnow(),
+    }
+    conflict = ["dag_id", "run_id", "task_id", "key", "map_index"]
+    await session.execute(
+        upsert(session, XCom, row, conflict=conflict, update=["value", "timestamp"])
     )
     await session.commit()
 

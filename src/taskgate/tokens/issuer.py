@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -39,7 +40,7 @@ class TokenIssuer:
     ) -> str:
         # Millisecond precision: a per-TI revocation watermark must separate tokens issued
         # just before it from tokens issued just after (RFC 7519 NumericDate may be fractional).
-        now = round(self._clock(), 3)
+        now = math.floor(self._clock() * 1000) / 1000
         claims: dict[str, object] = {
             "aud": self.audience,
             "sub": str(ti_id),

@@ -2,7 +2,38 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, JsonValue
+import math
+from typing import Annotated, Any
+
+from fastapi import Path
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, JsonValue
+
+# Keys and ids travel in URL paths: printable text only (no NUL or other control
+# characters, which one backend would store and the other refuse).
+PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+
+
+def path_identifier(max_length: int = 250) -> Any:
+    return Path(min_length=1, max_length=max_length, pattern=PRINTABLE)
+
+
+def _finite(value: Any) -> Any:
+    # NaN and Infinity are not JSON (RFC 8259); one backend would refuse them and the
+    # other would hand back documents no client can parse. Walked iteratively: depth is
+    # the client's choice.
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError("NaN and Infinity are not valid JSON numbers")
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return value
+
+
+FiniteJson = Annotated[JsonValue, AfterValidator(_finite)]
 
 
 class MessageResponse(BaseModel):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from taskgate.api.datamodels.runtime_data import (
     ConnectionResponse,
+    FiniteJson,
     VariableResponse,
 )
 
@@ -17,12 +18,26 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _storable_utc(value: datetime) -> datetime:
+    # An aware datetime near year 1 or 9999 may not exist in UTC; refuse it here (422)
+    # rather than fail while storing it.
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("datetime is out of range once converted to UTC") from None
+
+
+UTCDateTime = Annotated[AwareDatetime, AfterValidator(_storable_utc)]
+Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+MAX_SKIPPED_TASKS = 1000
+
+
 class TIEnterRunningPayload(StrictModel):
     state: Literal["running"] = "running"
     hostname: Annotated[str, Field(min_length=1, max_length=1000)]
     unixname: Annotated[str, Field(max_length=1000)]
     pid: Annotated[int, Field(ge=0, le=2**31 - 1)]
-    start_date: AwareDatetime
+    start_date: UTCDateTime
 
 
 class TIHeartbeatInfo(StrictModel):
@@ -35,13 +50,13 @@ RenderedMapIndex = Annotated[str | None, Field(max_length=250)]
 
 class TITerminalStatePayload(StrictModel):
     state: Literal["failed", "skipped", "removed", "upstream_failed"]
-    end_date: AwareDatetime
+    end_date: UTCDateTime
     rendered_map_index: RenderedMapIndex = None
 
 
 class TISuccessStatePayload(StrictModel):
     state: Literal["success"] = "success"
-    end_date: AwareDatetime
+    end_date: UTCDateTime
     task_outlets: list[dict[str, Any]] | None = None
     outlet_events: list[dict[str, Any]] | None = None
     rendered_map_index: RenderedMapIndex = None
@@ -49,7 +64,7 @@ class TISuccessStatePayload(StrictModel):
 
 class TIRetryStatePayload(StrictModel):
     state: Literal["up_for_retry"] = "up_for_retry"
-    end_date: AwareDatetime
+    end_date: UTCDateTime
     rendered_map_index: RenderedMapIndex = None
     retry_delay_seconds: float | None = None
     retry_reason: str | None = None
@@ -58,18 +73,26 @@ class TIRetryStatePayload(StrictModel):
 class TIDeferredStatePayload(StrictModel):
     state: Literal["deferred"] = "deferred"
     classpath: str
-    trigger_kwargs: dict[str, JsonValue | None] | str | None = None
+    trigger_kwargs: dict[str, FiniteJson] | str | None = None
     trigger_timeout: timedelta | None = None
     queue: str | None = None
     next_method: Annotated[str, Field(max_length=1000)]
-    next_kwargs: dict[str, JsonValue | None] | None = None
+    next_kwargs: dict[str, FiniteJson] | None = None
     rendered_map_index: RenderedMapIndex = None
 
 
 class TIRescheduleStatePayload(StrictModel):
     state: Literal["up_for_reschedule"] = "up_for_reschedule"
-    reschedule_date: AwareDatetime
-    end_date: AwareDatetime
+    reschedule_date: UTCDateTime
+    end_date: UTCDateTime
+
+
+class TIAwaitingInputStatePayload(StrictModel):
+    state: Literal["awaiting_input"] = "awaiting_input"
+    timeout: timedelta | None = None
+    next_method: Annotated[str, Field(max_length=1000)]
+    next_kwargs: dict[str, FiniteJson] | None = None
+    rendered_map_index: RenderedMapIndex = None
 
 
 TIStateUpdate = Annotated[
@@ -77,13 +100,16 @@ TIStateUpdate = Annotated[
     | TISuccessStatePayload
     | TIRetryStatePayload
     | TIDeferredStatePayload
-    | TIRescheduleStatePayload,
+    | TIRescheduleStatePayload
+    | TIAwaitingInputStatePayload,
     Field(discriminator="state"),
 ]
 
+TaskId = Annotated[str, Field(min_length=1, max_length=250)]
+
 
 class TISkippedDownstreamTasksStatePayload(StrictModel):
-    tasks: list[str | tuple[str, int]]
+    tasks: Annotated[list[TaskId | tuple[TaskId, Int32]], Field(max_length=MAX_SKIPPED_TASKS)]
 
 
 class DagRun(BaseModel):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Security
+from fastapi import APIRouter, Security
 
-from taskgate.api.datamodels.runtime_data import ConnectionResponse
+from taskgate.api.datamodels.runtime_data import ConnectionResponse, path_identifier
 from taskgate.api.deps import DbSession, Requester, RuntimeDep
 from taskgate.api.responses import FORBIDDEN_BY_POLICY, NOT_FOUND
 from taskgate.security import TaskRoute, require_auth
@@ -24,7 +24,7 @@ router = APIRouter(
 
 @router.get("/{connection_id}")
 async def get_connection(
-    connection_id: Annotated[str, Path(min_length=1, max_length=250)],
+    connection_id: Annotated[str, path_identifier()],
     requester: Requester,
     session: DbSession,
     runtime: RuntimeDep,

@@ -16,7 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, HTTPException, Response, Security, status
 
 from taskgate.api.datamodels import task_instances as wire
-from taskgate.api.datamodels.runtime_data import MessageResponse
+from taskgate.api.datamodels.runtime_data import FiniteJson, MessageResponse
 from taskgate.api.deps import DbSession, RuntimeDep
 from taskgate.api.responses import CONFLICT, NOT_FOUND
 from taskgate.security import CurrentToken, TaskRoute, require_auth
@@ -71,7 +71,7 @@ async def run(
             unixname=payload.unixname,
             pid=payload.pid,
             start_date=payload.start_date,
-            workload=(workload.jti, workload.exp) if workload else None,
+            workload=(workload.jti, workload.exp + runtime.settings.leeway) if workload else None,
         )
     finally:
         runtime.standing.forget(task_instance_id)
@@ -100,7 +100,7 @@ async def update_state(
 ) -> None:
     """Report the outcome of the running TI."""
     extra: dict[str, object] = {}
-    if isinstance(payload, wire.TIDeferredStatePayload):
+    if isinstance(payload, wire.TIDeferredStatePayload | wire.TIAwaitingInputStatePayload):
         extra = {"next_method": payload.next_method, "next_kwargs": payload.next_kwargs}
     try:
         await lifecycle.report_state(
@@ -130,7 +130,7 @@ async def heartbeat(
 
 @router.put("/{task_instance_id}/rtif", status_code=status.HTTP_201_CREATED)
 async def set_rendered_fields(
-    task_instance_id: TIId, fields: Annotated[dict[str, object], Body()], session: DbSession
+    task_instance_id: TIId, fields: Annotated[dict[str, FiniteJson], Body()], session: DbSession
 ) -> MessageResponse:
     """Store the TI's rendered template fields."""
     await lifecycle.set_rendered_fields(session, task_instance_id, fields)

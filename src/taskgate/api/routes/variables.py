@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Security, status
+from fastapi import APIRouter, Query, Security, status
 
 from taskgate.api.datamodels.runtime_data import (
     MessageResponse,
     VariableKeysResponse,
     VariablePostBody,
     VariableResponse,
+    path_identifier,
 )
 from taskgate.api.deps import DbSession, Requester, RuntimeDep
 from taskgate.api.responses import FORBIDDEN_BY_POLICY, NOT_FOUND
@@ -26,7 +27,7 @@ router = APIRouter(
     responses=FORBIDDEN_BY_POLICY,
 )
 
-VariableKey = Annotated[str, Path(min_length=1, max_length=250)]
+VariableKey = Annotated[str, path_identifier()]
 
 
 @router.get("/keys")

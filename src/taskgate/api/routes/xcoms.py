@@ -8,7 +8,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response, Security, status
 
-from taskgate.api.datamodels.runtime_data import MessageResponse, XComResponse
+from taskgate.api.datamodels.runtime_data import (
+    FiniteJson,
+    MessageResponse,
+    XComResponse,
+    path_identifier,
+)
 from taskgate.api.deps import DbSession, Requester
 from taskgate.api.responses import FORBIDDEN_BY_POLICY, NOT_FOUND
 from taskgate.security import TaskRoute, require_auth
@@ -23,14 +28,14 @@ router = APIRouter(
     responses=FORBIDDEN_BY_POLICY,
 )
 
-Ident = Annotated[str, Path(min_length=1, max_length=250)]
+Ident = Annotated[str, path_identifier()]
 
 
 async def xcom_ref(
     dag_id: Ident,
     run_id: Ident,
     task_id: Ident,
-    key: Annotated[str, Path(min_length=1, max_length=512)],
+    key: Annotated[str, path_identifier(512)],
 ) -> xcoms.XComRef:
     return xcoms.XComRef(dag_id, run_id, task_id, key)
 
@@ -92,9 +97,9 @@ async def get_xcom(
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def set_xcom(
     ref: Ref,
-    value: Annotated[object, Body()],
     requester: Requester,
     session: DbSession,
+    value: Annotated[FiniteJson, Body()] = None,  # no body: the SDK pushing None
     map_index: MapIndex = -1,
 ) -> MessageResponse:
     await xcoms.push(session, requester, ref, value, map_index=map_index)

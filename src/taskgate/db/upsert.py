@@ -1,0 +1,36 @@
+"""``INSERT ... ON CONFLICT DO UPDATE`` for the two backends: concurrent writers of the same
+row both succeed, last write wins, in one statement."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import Insert
+
+_INSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+def upsert(
+    session: AsyncSession,
+    model: type[Any],
+    values: dict[str, Any],
+    *,
+    conflict: list[str],
+    update: list[str],
+    where: Any = None,
+) -> Insert:
+    """An insert of ``values`` that updates ``update`` columns when ``conflict`` columns
+    clash (only where ``where`` holds, if given)."""
+    dialect = session.get_bind().dialect.name
+    try:
+        insert = _INSERT[dialect]
+    except KeyError:
+        raise NotImplementedError(f"no upsert for the {dialect} dialect") from None
+    stmt = insert(model).values(**values)
+    return stmt.on_conflict_do_update(
+        index_elements=conflict,
+        set_={column: stmt.excluded[column] for column in update},
+        where=where,
+    )

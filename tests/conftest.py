@@ -171,9 +171,9 @@ class LiveServer:
 
 
 @pytest.fixture
-def live_server(settings: Settings) -> Iterator[LiveServer]:
+def live_server(settings: Settings, runtime: Runtime) -> Iterator[LiveServer]:
     """taskgate served by uvicorn on 127.0.0.1 in a background thread (its own loop and
-    its own runtime on the test's database)."""
+    its own runtime on the test's database, prepared by the `runtime` fixture)."""
     server_runtime = Runtime.from_settings(settings)
     app = create_app(server_runtime)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

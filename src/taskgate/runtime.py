@@ -6,9 +6,11 @@ database, the same keys and the same token lifetimes.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from taskgate.db import migrate
@@ -18,6 +20,8 @@ from taskgate.services.token_standing import StandingLookup
 from taskgate.settings import Settings
 from taskgate.tokens import TokenIssuer, TokenValidator
 from taskgate.tokens import keys as keylib
+
+log = structlog.get_logger("taskgate.runtime")
 
 
 @dataclass(frozen=True)
@@ -33,9 +37,12 @@ def load_key_material(settings: Settings, *, create: bool = True) -> KeyMaterial
     - ``TASKGATE_JWT_SECRET`` set: HS512 with that secret.
     - else the PEM at the signing key file, generated (Ed25519) when missing, unless a JWKS
       is configured and no key file exists: then this node only validates.
-    - keys from ``TASKGATE_JWKS_URL`` are accepted for validation in every case.
+    - keys from ``TASKGATE_JWKS_URL`` and from the accepted-keys file (written by
+      ``taskgate keys rotate``) are accepted for validation in every case.
     """
     extra = keylib.load_jwks(settings.jwks_url) if settings.jwks_url else []
+    if settings.accepted_keys_file.exists():
+        extra += keylib.load_jwks(str(settings.accepted_keys_file))
     created: Path | None = None
     signing: keylib.SigningKey | None
     if settings.jwt_secret is not None:
@@ -50,7 +57,9 @@ def load_key_material(settings: Settings, *, create: bool = True) -> KeyMaterial
             keylib.write_private_key(path, keylib.generate_private_key(keylib.KeyType.ED25519))
             signing, created = keylib.load_signing_key(path), path
     verification = [signing.verification] if signing else []
-    verification += [k for k in extra if signing is None or k.kid != signing.kid]
+    for key in extra:
+        if all(key.kid != known.kid for known in verification):
+            verification.append(key)
     if not verification:
         raise keylib.KeyFileError(
             f"no keys: {settings.effective_signing_key_file} does not exist and no JWKS is set"
@@ -64,6 +73,32 @@ def load_secret_box(settings: Settings) -> SecretBox:
         return SecretBox(settings.fernet_keys.get_secret_value().split(","))
     path = settings.fernet_key_file
     return SecretBox(read_key_file(path) if path.exists() else create_key_file(path))
+
+
+def _token_services(
+    settings: Settings, material: KeyMaterial
+) -> tuple[TokenValidator, TokenIssuer | None]:
+    issuer = None
+    if material.signing is not None:
+        issuer = TokenIssuer(
+            material.signing,
+            audience=settings.audience,
+            issuer=settings.issuer,
+            execution_ttl=settings.execution_token_ttl,
+            workload_ttl=settings.workload_token_ttl,
+        )
+    validator = TokenValidator(
+        material.verification,
+        audience=settings.audience,
+        issuer=settings.issuer,
+        leeway=settings.leeway,
+    )
+    return validator, issuer
+
+
+def _fingerprint(material: KeyMaterial) -> tuple[str | None, tuple[str, ...]]:
+    signing = material.signing.kid if material.signing else None
+    return signing, tuple(sorted(k.kid for k in material.verification))
 
 
 @dataclass
@@ -80,6 +115,7 @@ class Runtime:
     @classmethod
     def from_settings(cls, settings: Settings, *, create_key: bool = True) -> Runtime:
         material = load_key_material(settings, create=create_key)
+        validator, issuer = _token_services(settings, material)
         engine = create_engine(
             settings.effective_database_url,
             PoolOptions(
@@ -90,25 +126,35 @@ class Runtime:
                 statement_timeout=settings.db_statement_timeout,
             ),
         )
-        issuer = None
-        if material.signing is not None:
-            issuer = TokenIssuer(
-                material.signing,
-                audience=settings.audience,
-                issuer=settings.issuer,
-                execution_ttl=settings.execution_token_ttl,
-                workload_ttl=settings.workload_token_ttl,
-            )
-        validator = TokenValidator(
-            material.verification,
-            audience=settings.audience,
-            issuer=settings.issuer,
-            leeway=settings.leeway,
-        )
         sessionmaker = create_sessionmaker(engine)
         standing = StandingLookup(sessionmaker, ttl=settings.token_standing_cache_seconds)
         secrets = load_secret_box(settings)
         return cls(settings, engine, sessionmaker, validator, issuer, standing, secrets, material)
+
+    def reload_keys(self) -> bool:
+        """Re-read the key files (and JWKS URL); swap in new keys if they changed.
+
+        Requests read ``validator`` and ``issuer`` afresh each time, so a swap takes effect
+        on the next request, without a restart.
+        """
+        material = load_key_material(self.settings, create=False)
+        if _fingerprint(material) == _fingerprint(self.keys):
+            return False
+        self.validator, self.issuer = _token_services(self.settings, material)
+        self.keys = material
+        log.info("keys reloaded", signing_kid=material.signing and material.signing.kid,
+                 accepted=[k.kid for k in material.verification])
+        return True
+
+    async def watch_keys(self) -> None:
+        """Reload keys every ``key_reload_seconds`` until cancelled."""
+        interval = self.settings.key_reload_seconds
+        while interval > 0:
+            await asyncio.sleep(interval)
+            try:
+                await asyncio.to_thread(self.reload_keys)
+            except Exception as exc:  # noqa: BLE001 - keep serving with the keys we have
+                log.error("key reload failed; keeping the current keys", error=str(exc))
 
     def require_issuer(self) -> TokenIssuer:
         if self.issuer is None:

@@ -69,6 +69,11 @@ class Settings(BaseSettings):
         description="Comma-separated Fernet keys for secrets at rest (first encrypts). "
         "Default: the key file <data_dir>/fernet.key, created on first start.",
     )
+    key_reload_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="How often a server re-reads its key files and JWKS (0: only at start).",
+    )
     audience: str = Field("urn:taskgate:task", description="Required `aud` claim.")
     issuer: str | None = Field(None, description="`iss` claim; when set it is also required.")
     execution_token_ttl: int = Field(600, gt=0, description="Execution token lifetime (s).")
@@ -105,6 +110,11 @@ class Settings(BaseSettings):
     @cached_property
     def effective_signing_key_file(self) -> Path:
         return self.signing_key_file or self.data_dir / "signing-key.pem"
+
+    @cached_property
+    def accepted_keys_file(self) -> Path:
+        """Public keys accepted besides the signing key (kept by ``taskgate keys rotate``)."""
+        return self.data_dir / "accepted-keys.jwks.json"
 
     @cached_property
     def fernet_key_file(self) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -40,8 +41,12 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         if runtime is None:
             raise RuntimeError("create_app() without a runtime cannot serve requests")
         await runtime.prepare_database()
-        yield
-        await runtime.aclose()
+        watcher = asyncio.create_task(runtime.watch_keys())
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            await runtime.aclose()
 
     app = FastAPI(
         title="taskgate Execution API",

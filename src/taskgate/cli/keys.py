@@ -47,6 +47,29 @@ def generate(
 
 
 @app.command()
+def rotate(
+    key_type: keylib.KeyType = typer.Option(keylib.KeyType.ED25519, "--type", help="New key type."),
+    wait: float | None = typer.Option(
+        None, help="Seconds to let every server accept the new key first. "
+        "Default: twice TASKGATE_KEY_RELOAD_SECONDS, plus one."
+    ),
+) -> None:
+    """Replace the signing key without downtime (old tokens stay valid until they expire)."""
+    from taskgate.key_rotation import rotate_signing_key
+
+    settings = Settings()
+    if key_type is keylib.KeyType.HS512:
+        raise fail("rotate to an Ed25519 or RSA key; HS512 secrets change with TASKGATE_JWT_SECRET", 2)
+    propagation = wait if wait is not None else 2 * settings.key_reload_seconds + 1
+    console.print(f"new key accepted everywhere in {propagation:.1f} s, then it signs ...")
+    try:
+        old, new = rotate_signing_key(settings, key_type, propagation_wait=propagation)
+    except keylib.KeyFileError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"signing key rotated: {old} -> {new}", highlight=False)
+
+
+@app.command()
 def jwks() -> None:
     """Print the public JWKS document (what /.well-known/jwks.json serves)."""
     print_json(jwks_document(runtime_from_env().validator.keys))

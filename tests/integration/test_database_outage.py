@@ -1,0 +1,115 @@
+"""A PostgreSQL outage: taskgate answers 503 within 2 s while the database is down and
+recovers by itself when it returns. The test runs its own throwaway cluster (own data
+directory and port), so the machine's PostgreSQL is never touched."""
+
+import asyncio
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from taskgate.runtime import Runtime
+from taskgate.settings import Settings
+from tests.helpers import BEAT_BODY, RUN_BODY, bearer
+
+pytestmark = pytest.mark.integration
+
+PG_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Cluster:
+    def __init__(self, root: str, port: int) -> None:
+        self.bin = PG_BIN[-1]
+        self.data = os.path.join(root, "data")
+        self.port = port
+
+    def _run(self, *args: str) -> None:
+        command = [os.path.join(self.bin, args[0]), *args[1:]]
+        if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, capture_output=True, timeout=60)
+
+    def init(self) -> None:
+        self._run("initdb", "-D", self.data, "-A", "trust", "-U", "postgres")
+
+    def start(self) -> None:
+        self._run("pg_ctl", "-D", self.data, "-w", "-l", os.path.join(self.data, "log"),
+                  "-o", f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1", "start")
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", self.data, "-w", "-m", "fast", "stop")
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    if not PG_BIN:
+        pytest.skip("PostgreSQL server binaries not installed (/usr/lib/postgresql/*/bin)")
+    root = tempfile.mkdtemp(prefix="taskgate-pg-")
+    os.chmod(root, 0o777)
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+    c = Cluster(root, free_port())
+    c.init()
+    c.start()
+    yield c
+    try:
+        c.stop()
+    except subprocess.CalledProcessError:
+        pass
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def settings(data_dir, cluster):
+    return Settings(data_dir=data_dir, database_url=f"postgresql+asyncpg://postgres@127.0.0.1:{cluster.port}/postgres",
+                    token_standing_cache_seconds=0)
+
+
+@pytest.fixture
+async def runtime(settings):
+    from taskgate.db import migrate
+
+    rt = Runtime.from_settings(settings)
+    await migrate.upgrade(rt.engine)
+    yield rt
+    await rt.aclose()
+
+
+async def test_outage_answers_503_fast_and_recovers(live_server, factory, cluster):
+    ti = await factory.queued_ti()
+    await factory.runtime.engine.dispose()  # the test's own connections must not linger
+    async with httpx.AsyncClient(base_url=f"{live_server.url}/execution", timeout=10) as http:
+        run = await http.patch(f"/task-instances/{ti.id}/run", json=RUN_BODY, headers=bearer(ti.workload_token))
+        token = bearer(run.headers["Refreshed-API-Token"])
+        assert (await http.put(f"/task-instances/{ti.id}/heartbeat", json=BEAT_BODY, headers=token)).status_code == 204
+
+        cluster.stop()
+        for _ in range(3):
+            started = time.monotonic()
+            down = await http.put(f"/task-instances/{ti.id}/heartbeat", json=BEAT_BODY, headers=token)
+            elapsed = time.monotonic() - started
+            assert down.status_code == 503, down.text
+            assert down.json()["detail"]["reason"] == "database_unavailable"
+            assert elapsed < 2.0, elapsed
+
+        cluster.start()
+        deadline = time.monotonic() + 15
+        while True:
+            up = await http.put(f"/task-instances/{ti.id}/heartbeat", json=BEAT_BODY, headers=token)
+            if up.status_code == 204:
+                break
+            assert up.status_code == 503 and time.monotonic() < deadline, up.text
+            await asyncio.sleep(0.2)

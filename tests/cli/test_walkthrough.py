@@ -140,6 +140,7 @@ def test_routes_json_lists_run_as_only_workload_route(env):
 
 
 def test_cli_errors_are_clear_and_nonzero(env):
+    assert "database at revision" in cli(env, "db", "upgrade").stdout  # needs no keys
     missing = cli(env, "runs", "create", "nodag", "r", "--task", "t", check=False)
     assert missing.returncode == 1 and "taskgate dags add" in missing.stderr
     bad_id = cli(env, "ti", "show", "not-a-uuid", check=False)

@@ -75,14 +75,16 @@ def serve(
 def db_upgrade() -> None:
     """Apply the schema migrations to the configured database."""
     from taskgate.db import migrate
+    from taskgate.db.session import create_engine
+    from taskgate.settings import Settings
 
     async def main() -> str | None:
-        runtime = runtime_from_env(create_key=False)
+        engine = create_engine(Settings().effective_database_url)  # no keys needed for this
         try:
-            await migrate.upgrade(runtime.engine)
-            return await migrate.current_revision(runtime.engine)
+            await migrate.upgrade(engine)
+            return await migrate.current_revision(engine)
         finally:
-            await runtime.aclose()
+            await engine.dispose()
 
     console.print(f"database at revision {asyncio.run(main())}")
 

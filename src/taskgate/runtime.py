@@ -18,7 +18,7 @@ from taskgate.db.session import PoolOptions, create_engine, create_sessionmaker
 from taskgate.services.secrets import SecretBox, create_key_file, read_key_file
 from taskgate.services.token_standing import StandingLookup
 from taskgate.settings import Settings
-from taskgate.tokens import TokenIssuer, TokenValidator
+from taskgate.tokens import CachedTokenValidator, TokenIssuer, TokenValidator
 from taskgate.tokens import keys as keylib
 
 log = structlog.get_logger("taskgate.runtime")
@@ -77,7 +77,7 @@ def load_secret_box(settings: Settings) -> SecretBox:
 
 def _token_services(
     settings: Settings, material: KeyMaterial
-) -> tuple[TokenValidator, TokenIssuer | None]:
+) -> tuple[CachedTokenValidator, TokenIssuer | None]:
     issuer = None
     if material.signing is not None:
         issuer = TokenIssuer(
@@ -93,7 +93,7 @@ def _token_services(
         issuer=settings.issuer,
         leeway=settings.leeway,
     )
-    return validator, issuer
+    return CachedTokenValidator(validator), issuer
 
 
 def _fingerprint(material: KeyMaterial) -> tuple[str | None, tuple[str, ...]]:
@@ -106,7 +106,7 @@ class Runtime:
     settings: Settings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
-    validator: TokenValidator
+    validator: CachedTokenValidator
     issuer: TokenIssuer | None
     standing: StandingLookup
     secrets: SecretBox = field(repr=False)

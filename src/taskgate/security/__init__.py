@@ -8,7 +8,8 @@ The enforcement flow, end to end, for one request:
    key's pinned algorithm, then ``aud``/``exp``/``iat``/``sub`` (+ ``iss``) with leeway, then
    the claim schema; failures -> 403 ``Invalid auth token`` (or ``Invalid token scope: x``).
    The typed token (``ExecutionToken`` / ``WorkloadToken``) is cached on the ASGI scope, so
-   the signature is checked once per request whatever else asks for the token.
+   the signature is checked at most once per request whatever else asks for the token
+   (and not at all when the token is in the verified-token cache, ``tokens.cache``).
 2. **``require_auth``** (``authorization``), attached with ``Security(require_auth, scopes=..)``
    to routers and routes. Checks the token type against the matched route's allowed types
    and each subject binding (``ti:self``: ``sub`` must equal ``{task_instance_id}``, see

@@ -12,11 +12,13 @@ from taskgate.tokens.claims import (
     TokenType,
     WorkloadToken,
 )
+from taskgate.tokens.cache import CachedTokenValidator
 from taskgate.tokens.issuer import TokenIssuer
 from taskgate.tokens.keys import KeyType, SigningKey, VerificationKey, jwks_document
 from taskgate.tokens.validator import TokenValidator
 
 __all__ = [
+    "CachedTokenValidator",
     "ExecutionToken",
     "InvalidToken",
     "InvalidTokenClaims",

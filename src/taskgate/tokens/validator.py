@@ -37,6 +37,7 @@ class TokenValidator:
         self.max_token_bytes = max_token_bytes
         required = ["aud", "exp", "iat", "sub"] + (["iss"] if issuer else [])
         self._options: dict[str, Any] = {"require": required}
+        self.signature_checks = 0  # how many signatures this validator has verified
 
     @property
     def keys(self) -> list[VerificationKey]:
@@ -57,6 +58,7 @@ class TokenValidator:
             raise InvalidToken(f"unknown kid {kid!r}")
         if header.get("alg") != key.algorithm:
             raise InvalidToken(f"alg {header.get('alg')!r} is not the key's {key.algorithm}")
+        self.signature_checks += 1
         try:
             claims = jwt.decode(
                 raw,

@@ -1,6 +1,7 @@
 import time
 import uuid
 
+import jwt
 import pytest
 
 from taskgate.tokens import CachedTokenValidator, InvalidToken, TokenIssuer, TokenValidator
@@ -28,9 +29,13 @@ def test_failures_are_not_cached_and_expiry_is_honoured(key):
     time.sleep(1.1)  # past exp: the cached entry is not used, and the validator refuses it
     with pytest.raises(InvalidToken):
         cached.validate(token)
-    for _ in range(2):
+    other = keylib.signing_key_from_private(keylib.generate_private_key(keylib.KeyType.ED25519))
+    forged = jwt.encode({"aud": AUD, "sub": str(uuid.uuid4()), "iat": time.time(),
+                         "exp": time.time() + 60}, other.key, algorithm="EdDSA",
+                        headers={"kid": key.kid})
+    for _ in range(2):  # a bad signature is checked again each time: never cached
         with pytest.raises(InvalidToken):
-            cached.validate(token + "x")
+            cached.validate(forged)
     assert cached.signature_checks == 4
 
 

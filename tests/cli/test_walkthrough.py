@@ -3,26 +3,24 @@ as processes, and curl-like HTTP calls against 127.0.0.1."""
 
 import json
 import os
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.helpers import BEAT_BODY, RUN_BODY, SUCCESS_BODY, bearer
+from tests.helpers import (
+    BEAT_BODY,
+    RUN_BODY,
+    SUCCESS_BODY,
+    bearer,
+    free_port,
+    run_cli,
+    start_serve,
+)
 
 pytestmark = pytest.mark.integration
 
-TASKGATE = [sys.executable, "-m", "taskgate"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -33,33 +31,14 @@ def env(settings) -> dict[str, str]:
     return env
 
 
-def cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([*TASKGATE, *args], env=env, capture_output=True, text=True, timeout=60)
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
+cli = run_cli
 
 
 @pytest.fixture
 def server(env: dict[str, str]):
     port = free_port()
-    proc = subprocess.Popen(
-        [*TASKGATE, "serve", "--port", str(port)], env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/execution/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"taskgate serve did not start:\n{proc.stdout.read()}")
-        time.sleep(0.1)
-    yield url, proc
+    proc = start_serve(env, port)
+    yield f"http://127.0.0.1:{port}", proc
     proc.terminate()
     proc.wait(timeout=10)
 

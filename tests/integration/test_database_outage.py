@@ -6,7 +6,6 @@ import asyncio
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -17,17 +16,11 @@ import pytest
 
 from taskgate.runtime import Runtime
 from taskgate.settings import Settings
-from tests.helpers import BEAT_BODY, RUN_BODY, bearer
+from tests.helpers import BEAT_BODY, RUN_BODY, bearer, free_port
 
 pytestmark = pytest.mark.integration
 
 PG_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Cluster:

@@ -3,43 +3,16 @@ alternates between them through its whole lifecycle, token refresh included."""
 
 import json
 import os
-import subprocess
-import sys
 import time
 
 import httpx
 import pytest
 from cryptography.fernet import Fernet
 
-from tests.helpers import BEAT_BODY, RUN_BODY, SUCCESS_BODY, bearer
+from tests.helpers import BEAT_BODY, RUN_BODY, SUCCESS_BODY, bearer, free_port, run_cli, start_serve
 
 pytestmark = pytest.mark.integration
 
-TASKGATE = [sys.executable, "-m", "taskgate"]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(env: dict[str, str], port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([*TASKGATE, "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/execution/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.1)
-        if proc.poll() is not None:
-            break
-    proc.kill()
-    raise RuntimeError(f"replica did not start:\n{proc.stdout.read()}")
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -51,11 +24,12 @@ def test_worker_alternates_between_signing_and_validation_only_replicas(database
     env_a = {**common, "TASKGATE_DATA_DIR": str(tmp_path / "a")}
     env_b = {**common, "TASKGATE_DATA_DIR": str(tmp_path / "b"),
              "TASKGATE_JWKS_URL": f"http://127.0.0.1:{port_a}/.well-known/jwks.json"}
-    a = start(env_a, port_a)
-    b = start(env_b, port_b)
+    a = start_serve(env_a, port_a)
+    b = start_serve(env_b, port_b)
     try:
-        cli = lambda *args: subprocess.run([*TASKGATE, *args], env=env_a, check=True,  # noqa: E731
-                                           capture_output=True, text=True).stdout
+        def cli(*args: str) -> str:
+            return run_cli(env_a, *args).stdout
+
         cli("dags", "add", "d")
         cli("variables", "set", "v", "secret-value")
         run = json.loads(cli("runs", "create", "d", "r", "--task", "t", "--task", "u", "--json"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import (
@@ -32,6 +33,12 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None,
         description="SQLAlchemy async URL. Default: sqlite+aiosqlite:///<data_dir>/taskgate.db",
+    )
+    log_format: Literal["json", "console"] = Field(
+        "json", description="Server log lines: JSON objects, or readable console lines."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Lowest level of taskgate's own log events."
     )
     max_request_body_bytes: int = Field(
         2 * 1024 * 1024, ge=1024, description="Larger request bodies are refused with 413."

@@ -131,4 +131,5 @@ def test_only_run_accepts_workload_tokens(runtime):
         "/redoc",
         "/execution/health",
         "/execution/health/ping",
+        "/metrics",
     }

@@ -14,10 +14,12 @@ import taskgate
 from taskgate.api import errors
 from taskgate.api.middleware.body_limit import BodyLimitMiddleware
 from taskgate.api.middleware.correlation import CorrelationIdMiddleware
+from taskgate.api.metrics import Metrics, MetricsMiddleware
 from taskgate.api.routes import connections, health, jwks, task_instances, variables, xcoms
+from taskgate.api.routes import metrics as metrics_route
 from taskgate.runtime import Runtime
 from taskgate.security import TokenReissueMiddleware
-from taskgate.security.audit import check_policies_are_local
+from taskgate.security.audit import check_policies_are_local, served_routes
 from taskgate.security.routing import SECURITY_SCHEME_NAME
 from taskgate.settings import Settings
 
@@ -59,7 +61,12 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     for router in EXECUTION_ROUTERS:
         app.include_router(router, prefix=EXECUTION_PREFIX)
     app.include_router(jwks.router)
+    app.include_router(metrics_route.router)
     check_policies_are_local(app.routes)
+    app.state.metrics = metrics = Metrics()
+    if runtime is not None:
+        metrics.watch_pool(lambda: runtime.engine.sync_engine.pool)
+    route_templates = {id(declared): path for path, _m, declared, _e in served_routes(app.routes)}
     errors.install(app)
     app.add_middleware(
         TokenReissueMiddleware,
@@ -68,6 +75,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     )
     max_body = runtime.settings.max_request_body_bytes if runtime else Settings().max_request_body_bytes
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, routes=lambda: route_templates)
     app.add_middleware(CorrelationIdMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from taskgate import logs
 from taskgate.api.app import create_app
 from taskgate.runtime import Runtime
 from taskgate.settings import Settings
@@ -13,4 +14,6 @@ from taskgate.settings import Settings
 def app_from_env() -> FastAPI:
     """An application for the settings in the environment. The signing key must already
     exist (``taskgate serve`` creates it before starting workers)."""
-    return create_app(Runtime.from_settings(Settings(), create_key=False))
+    settings = Settings()
+    logs.configure(settings.log_format, settings.log_level)
+    return create_app(Runtime.from_settings(settings, create_key=False))

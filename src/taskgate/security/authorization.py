@@ -13,7 +13,7 @@ from typing import Annotated, NoReturn
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import SecurityScopes
 
-from taskgate.security.bearer import AUTH_SCOPE_KEY, RequestAuth, audit, authenticate
+from taskgate.security.bearer import AUTH_SCOPE_KEY, RequestAuth, authenticate, record_denial
 from taskgate.security.bindings import SUBJECT_BINDINGS
 from taskgate.services.token_standing import REUSED, REVOKED, refusal
 from taskgate.tokens import TaskToken, TokenType, WorkloadToken
@@ -77,14 +77,7 @@ def deny(
 ) -> NoReturn:
     """Refuse the request: one audit event (never the token itself), then 403."""
     auth.denied = True
-    audit.warning(
-        "auth.denied",
-        reason=reason,
-        method=request.method,
-        path=request.url.path,
-        sub=str(auth.token.sub),
-        jti=auth.token.jti,
-    )
+    record_denial(request, reason, sub=str(auth.token.sub), jti=auth.token.jti)
     raise HTTPException(status_code, detail)
 
 

@@ -12,13 +12,16 @@ from dataclasses import dataclass
 import structlog
 from fastapi import HTTPException, Request, status
 
-from taskgate.tokens import InvalidToken, TaskToken
+from taskgate.tokens import InvalidToken, InvalidTokenClaims, InvalidTokenScope, TaskToken
 
 AUTH_SCOPE_KEY = "taskgate.auth"
+DENIAL_SCOPE_KEY = "taskgate.denial"  # why a request was refused, for metrics
 
 MISSING_TOKEN = "Missing auth token"
 
 audit = structlog.get_logger("taskgate.audit")
+
+_DENIAL_REASON = {InvalidTokenClaims: "invalid_claims", InvalidTokenScope: "invalid_scope"}
 
 
 @dataclass(slots=True)
@@ -39,7 +42,7 @@ def _bearer_credentials(request: Request) -> str:
     values = [v for k, v in request.scope["headers"] if k == b"authorization"]
     if len(values) > 1:
         # RFC 6750 §3.1: more than one method (or copy) of credentials is a bad request.
-        _audit(request, "multiple_authorization_headers")
+        record_denial(request, "multiple_authorization_headers")
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "Multiple Authorization headers")
     if not values:
         raise _missing(request)
@@ -50,12 +53,18 @@ def _bearer_credentials(request: Request) -> str:
     return credentials
 
 
-def _audit(request: Request, reason: str) -> None:
-    audit.warning("auth.denied", reason=reason, method=request.method, path=request.url.path)
+def record_denial(request: Request, reason: str, **fields: object) -> None:
+    """The one audit event of a refused request (never the token itself), and its reason
+    on the scope for the metrics."""
+    request.scope.setdefault(DENIAL_SCOPE_KEY, reason)
+    audit.warning(
+        "auth.denied", reason=reason, method=request.method, path=request.url.path, **fields
+    )
+
 
 
 def _missing(request: Request) -> HTTPException:
-    _audit(request, "missing_token")
+    record_denial(request, "missing_token")
     return HTTPException(
         status.HTTP_401_UNAUTHORIZED, MISSING_TOKEN, headers={"WWW-Authenticate": "Bearer"}
     )
@@ -70,7 +79,7 @@ async def authenticate(request: Request) -> TaskToken:
     try:
         token = request.app.state.runtime.validator.validate(raw)
     except InvalidToken as exc:
-        _audit(request, f"invalid_token: {exc.reason}")
+        record_denial(request, _DENIAL_REASON.get(type(exc), "invalid_token"), detail=exc.reason)
         raise HTTPException(status.HTTP_403_FORBIDDEN, exc.detail) from None
     request.scope[AUTH_SCOPE_KEY] = RequestAuth(token)
     return token

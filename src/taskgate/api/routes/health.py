@@ -1,17 +1,28 @@
-"""Health routes. Security policy: none (no token), and they touch no data."""
+"""Health routes. Security policy: none (no token); they reveal only whether the
+database answers."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
 
+from taskgate.api.deps import RuntimeDep
+from taskgate.api.errors import DATABASE_UNAVAILABLE
 from taskgate.security import TaskRoute
 
 router = APIRouter(prefix="/health", tags=["Health"], route_class=TaskRoute)
 
 
-@router.get("")
-async def health() -> dict[str, str]:
-    return {"status": "healthy"}
+@router.get("", responses={503: {"description": "The database does not answer"}})
+async def health(runtime: RuntimeDep) -> JSONResponse:
+    """Readiness: 200 when the database answers a trivial query, else 503."""
+    try:
+        async with runtime.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except DATABASE_UNAVAILABLE:
+        return JSONResponse({"status": "unhealthy", "database": "unreachable"}, status_code=503)
+    return JSONResponse({"status": "healthy", "database": "ok"})
 
 
 @router.get("/ping")

@@ -1,0 +1,107 @@
+"""Prometheus metrics, served at ``GET /metrics``.
+
+One pure ASGI middleware observes every request: the route template (never the concrete
+path, so label cardinality stays bounded), method, status and latency; security refusals
+by reason (the security layers note the reason on the ASGI scope); fresh tokens handed out
+in ``Refreshed-API-Token`` by kind. The database pool is read at scrape time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from taskgate.security.bearer import AUTH_SCOPE_KEY, DENIAL_SCOPE_KEY
+from taskgate.tokens import TokenType
+
+REFRESH_HEADER = b"refreshed-api-token"
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    """The metrics of one application (its own registry, so apps do not share counters)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "taskgate_http_requests_total", "HTTP requests by route template and status.",
+            ["method", "route", "status"], registry=self.registry,
+        )
+        self.latency = Histogram(
+            "taskgate_http_request_duration_seconds", "Time to answer, by route template.",
+            ["method", "route"], buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.denials = Counter(
+            "taskgate_auth_denials_total", "Requests refused by the security layers, by reason.",
+            ["reason"], registry=self.registry,
+        )
+        self.tokens = Counter(
+            "taskgate_tokens_issued_total",
+            "Execution tokens handed out: 'exchanged' at /run for a workload token, "
+            "'refreshed' near expiry.",
+            ["kind"], registry=self.registry,
+        )
+
+    def watch_pool(self, pool: Callable[[], Any]) -> None:
+        self.registry.register(_PoolCollector(pool))
+
+
+class _PoolCollector:
+    def __init__(self, pool: Callable[[], Any]) -> None:
+        self._pool = pool
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        pool = self._pool()
+        for name, doc, reader in (
+            ("taskgate_db_pool_checked_out", "Connections in use.", "checkedout"),
+            ("taskgate_db_pool_size", "Connections the pool keeps.", "size"),
+            ("taskgate_db_pool_overflow", "Connections beyond the pool size.", "overflow"),
+        ):
+            value = getattr(pool, reader, None) if pool is not None else None
+            if callable(value):
+                yield GaugeMetricFamily(name, doc, value=value())
+
+
+def _route_label(routes: dict[int, str], scope: Scope) -> str:
+    route = scope.get("route")
+    return routes.get(id(route), "unmatched") if route is not None else "unmatched"
+
+
+class MetricsMiddleware:
+    def __init__(self, app: ASGIApp, metrics: Metrics, routes: Callable[[], dict[int, str]]) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the client sees if the app fails before answering
+
+        async def observe(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                if any(name == REFRESH_HEADER for name, _ in message.get("headers", [])):
+                    auth = scope.get(AUTH_SCOPE_KEY)
+                    exchanged = auth is not None and auth.token.token_type is TokenType.WORKLOAD
+                    self.metrics.tokens.labels("exchanged" if exchanged else "refreshed").inc()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observe)
+        finally:
+            route = _route_label(self.routes(), scope)
+            method = scope["method"]
+            self.metrics.requests.labels(method, route, str(status)).inc()
+            self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
+            if reason := scope.get(DENIAL_SCOPE_KEY):
+                self.metrics.denials.labels(reason).inc()

@@ -2,15 +2,17 @@
 
 from typing import Any
 
+_DOMAIN_DETAIL = {
+    "type": "object",
+    "properties": {"reason": {"type": "string"}, "message": {"type": "string"}},
+    "required": ["reason", "message"],
+}
+# Domain errors carry {"reason", "message"}; the security layers answer with a plain
+# string (SPEC §1), and either can produce a 403 or a 409 on the same route.
 _DETAIL = {
     "type": "object",
-    "properties": {
-        "detail": {
-            "type": "object",
-            "properties": {"reason": {"type": "string"}, "message": {"type": "string"}},
-            "required": ["reason", "message"],
-        }
-    },
+    "properties": {"detail": {"anyOf": [{"type": "string"}, _DOMAIN_DETAIL]}},
+    "required": ["detail"],
 }
 
 

@@ -23,7 +23,9 @@ async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-DbSession = Annotated[AsyncSession, Depends(db_session)]
+# scope="function": the session closes when the handler returns, before the response
+# starts, so its connection is back in the pool before the re-issue step needs one.
+DbSession = Annotated[AsyncSession, Depends(db_session, scope="function")]
 
 
 async def requesting_ti(token: CurrentToken, session: DbSession) -> access.Requester:

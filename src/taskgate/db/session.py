@@ -42,7 +42,10 @@ def create_engine(url: str, pool: PoolOptions | None = None) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, pool_timeout=pool.timeout)
+        # One connection per process: SQLite takes one writer at a time, and connections
+        # competing for its lock sleep in its busy handler (throughput collapses under
+        # concurrency). Queued in the pool instead, requests are served in order.
+        engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=pool.timeout)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     connect_args: dict[str, Any] = {}

@@ -11,8 +11,20 @@ from fastapi.openapi.utils import get_openapi
 
 import taskgate
 from taskgate.api import errors
+from taskgate.api.middleware.api_version import ApiVersionMiddleware
 from taskgate.api.middleware.correlation import CorrelationIdMiddleware
-from taskgate.api.routes import connections, health, jwks, task_instances, variables, xcoms
+from taskgate.api.routes import (
+    connections,
+    dag_runs,
+    health,
+    jwks,
+    task_instance_queries,
+    task_instances,
+    task_reschedules,
+    task_state_store,
+    variables,
+    xcoms,
+)
 from taskgate.runtime import Runtime
 from taskgate.security import TokenReissueMiddleware
 from taskgate.security.audit import check_policies_are_local
@@ -22,7 +34,11 @@ EXECUTION_PREFIX = "/execution"
 
 EXECUTION_ROUTERS = (
     health.router,
+    task_instance_queries.router,
     task_instances.router,
+    task_reschedules.router,
+    task_state_store.router,
+    dag_runs.router,
     connections.router,
     variables.router,
     xcoms.router,
@@ -59,6 +75,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         issuer=lambda: runtime and runtime.issuer,
         standing=lambda: runtime and runtime.standing,
     )
+    app.add_middleware(ApiVersionMiddleware)
     app.add_middleware(CorrelationIdMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, JsonValue
+from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
 
 
 class MessageResponse(BaseModel):
@@ -41,4 +41,15 @@ class ConnectionResponse(BaseModel):
 
 class XComResponse(BaseModel):
     key: str
+    value: JsonValue
+
+
+class TaskStateStorePutBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    value: JsonValue
+    expires_at: AwareDatetime | None = None
+
+
+class TaskStateStoreResponse(BaseModel):
     value: JsonValue

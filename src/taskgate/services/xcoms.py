@@ -167,3 +167,43 @@ async def remove(
     _check_write(requester, ref, map_index)
     await session.execute(delete(XCom).where(*ref.where(map_index)))
     await session.commit()
+
+
+# Control plane ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoredXCom:
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int
+    key: str
+    value: Any
+
+
+async def list_stored(
+    session: AsyncSession,
+    *,
+    dag_id: str | None = None,
+    run_id: str | None = None,
+    task_id: str | None = None,
+    key: str | None = None,
+) -> list[StoredXCom]:
+    """Every stored XCom matching the filters, by DAG, run, task, map index and key."""
+    filters = {"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "key": key}
+    stmt = select(XCom).where(
+        *(getattr(XCom, name) == value for name, value in filters.items() if value is not None)
+    )
+    stmt = stmt.order_by(XCom.dag_id, XCom.run_id, XCom.task_id, XCom.map_index, XCom.key)
+    return [
+        StoredXCom(x.dag_id, x.run_id, x.task_id, x.map_index, x.key, json.loads(x.value))
+        for x in (await session.execute(stmt)).scalars()
+    ]
+
+
+async def get_stored(session: AsyncSession, ref: XComRef, *, map_index: int = -1) -> Any:
+    raw = (await session.execute(select(XCom.value).where(*ref.where(map_index)))).scalar_one_or_none()
+    if raw is None:
+        raise _not_found(ref, f"map_index={map_index}")
+    return json.loads(raw)

@@ -3,7 +3,6 @@ as processes, and curl-like HTTP calls against 127.0.0.1."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,16 +12,11 @@ import httpx
 import pytest
 
 from tests.helpers import BEAT_BODY, RUN_BODY, SUCCESS_BODY, bearer
+from tests.serving import free_port, wait_until_healthy
 
 pytestmark = pytest.mark.integration
 
 TASKGATE = [sys.executable, "-m", "taskgate"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -45,17 +39,7 @@ def server(env: dict[str, str]):
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/execution/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"taskgate serve did not start:\n{proc.stdout.read()}")
-        time.sleep(0.1)
+    wait_until_healthy(url, proc, lambda: proc.stdout.read())
     yield url, proc
     proc.terminate()
     proc.wait(timeout=10)

@@ -9,16 +9,15 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
+
+from tests.serving import free_port, wait_until_healthy
 
 REPO = Path(__file__).resolve().parents[2]
 SDK_REQUIREMENT = "apache-airflow-task-sdk==1.3.*"
@@ -61,12 +60,6 @@ def sdk_python() -> Path:
 
 def _clean_environ() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "TASKGATE_"))}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -122,16 +115,7 @@ def serve(data_dir: Path, **settings: str) -> Iterator[TaskgateServer]:
         )
     server = TaskgateServer(env, f"http://127.0.0.1:{port}", log, process)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{server.url}/execution/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"taskgate did not start:\n{log.read_text()}")
-            time.sleep(0.1)
+        wait_until_healthy(server.url, process, log.read_text)
         yield server
     finally:
         process.terminate()

@@ -51,7 +51,25 @@ def interop_templated():
     )
 
 
+@dag(dag_id="interop_mapped", schedule=None)
+def interop_mapped():
+    @task
+    def numbers():
+        return [1, 2, 3]
+
+    @task
+    def double(x):
+        return x * 2
+
+    @task
+    def total(values):
+        return sum(values)
+
+    total(double.expand(x=numbers()))
+
+
 interop_data()
+interop_mapped()
 interop_retry()
 interop_slow()
 interop_templated()

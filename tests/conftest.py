@@ -133,16 +133,19 @@ class Factory:
 
     async def queued_ti(
         self, dag_id: str = "dag", task_id: str = "task", *, team: str | None = None,
-        max_tries: int = 0, run_id: str | None = None,
+        max_tries: int = 0, run_id: str | None = None, map_index: int = -1,
     ) -> TI:
+        """A queued TI in a new run; with ``map_index`` >= 0, one TI of a task mapped over
+        ``map_index`` + 1 values."""
         async with self.runtime.sessionmaker() as session:
             await control.add_dag(session, dag_id, team=team)
             run_id = run_id or f"run-{uuid.uuid4().hex[:8]}"
+            mapped = {task_id: map_index + 1} if map_index >= 0 else None
             created = await control.create_run(
-                session, dag_id, run_id, [task_id], max_tries=max_tries
+                session, dag_id, run_id, [task_id], max_tries=max_tries, mapped=mapped
             )
             queued = await control.queue(
-                session, created.task_instances[0].id, self.runtime.require_issuer()
+                session, created.task_instances[-1].id, self.runtime.require_issuer()
             )
         return TI(queued.ti.id, dag_id, run_id, task_id, queued.workload_token)
 

@@ -4,6 +4,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import httpx
 
@@ -42,18 +43,30 @@ def run_cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.C
     return result
 
 
+def wait_until_healthy(
+    url: str, process: subprocess.Popen, output: Callable[[], str], timeout: float = 30
+) -> None:
+    """Return once ``url`` answers ``/execution/health``; if the process exits or the time
+    runs out, kill it and raise with what it printed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/execution/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            process.wait(timeout=10)
+            raise RuntimeError(f"taskgate serve did not start:\n{output()}")
+        time.sleep(0.1)
+
+
 def start_serve(env: dict[str, str], port: int, *extra: str) -> subprocess.Popen:
     """`taskgate serve` on 127.0.0.1:port, returned once /execution/health answers."""
     proc = subprocess.Popen(
         [*TASKGATE, "serve", "--port", str(port), *extra],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/execution/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"taskgate serve did not start:\n{proc.stdout.read()}")
+    wait_until_healthy(f"http://127.0.0.1:{port}", proc, lambda: proc.stdout.read())
+    return proc

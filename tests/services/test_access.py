@@ -40,5 +40,5 @@ def test_variable_and_connection_policy(ti_team, entry_team, read, write):
 def test_xcom_policy(target, read, write):
     r = requester(None)
     dag_id, run_id, task_id, map_index = target
-    assert access.can_read_xcom(r, dag_id) is read
+    assert access.can_read_dag_data(r, dag_id) is read
     assert access.can_write_xcom(r, dag_id, run_id, task_id, map_index) is write

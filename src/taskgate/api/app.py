@@ -12,10 +12,22 @@ from fastapi.openapi.utils import get_openapi
 
 import taskgate
 from taskgate.api import errors
+from taskgate.api.metrics import Metrics, MetricsMiddleware
+from taskgate.api.middleware.api_version import ApiVersionMiddleware
 from taskgate.api.middleware.body_limit import BodyLimitMiddleware
 from taskgate.api.middleware.correlation import CorrelationIdMiddleware
-from taskgate.api.metrics import Metrics, MetricsMiddleware
-from taskgate.api.routes import connections, health, jwks, task_instances, variables, xcoms
+from taskgate.api.routes import (
+    connections,
+    dag_runs,
+    health,
+    jwks,
+    task_instance_queries,
+    task_instances,
+    task_reschedules,
+    task_state_store,
+    variables,
+    xcoms,
+)
 from taskgate.api.routes import metrics as metrics_route
 from taskgate.runtime import Runtime
 from taskgate.security import TokenReissueMiddleware
@@ -27,7 +39,11 @@ EXECUTION_PREFIX = "/execution"
 
 EXECUTION_ROUTERS = (
     health.router,
+    task_instance_queries.router,
     task_instances.router,
+    task_reschedules.router,
+    task_state_store.router,
+    dag_runs.router,
     connections.router,
     variables.router,
     xcoms.router,
@@ -73,6 +89,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         issuer=lambda: runtime and runtime.issuer,
         standing=lambda: runtime and runtime.standing,
     )
+    app.add_middleware(ApiVersionMiddleware)
     max_body = runtime.settings.max_request_body_bytes if runtime else Settings().max_request_body_bytes
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)
     app.add_middleware(MetricsMiddleware, metrics=metrics, routes=lambda: route_templates)

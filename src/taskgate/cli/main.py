@@ -6,7 +6,7 @@ import asyncio
 
 import typer
 
-from taskgate.cli import connections, dags, keys, runs, task_instances, tokens, variables
+from taskgate.cli import connections, dags, keys, runs, task_instances, tokens, variables, xcoms
 from taskgate.cli.common import (
     JsonOption,
     console,
@@ -31,6 +31,7 @@ app.add_typer(task_instances.app, name="ti")
 app.add_typer(variables.app, name="variables")
 app.add_typer(connections.app, name="connections")
 app.add_typer(tokens.app, name="tokens")
+app.add_typer(xcoms.app, name="xcoms")
 
 
 @app.command()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from taskgate.cli.common import JsonOption, print_json, print_table, with_session
+from taskgate.cli.common import JsonOption, fail, print_json, print_table, with_session
 from taskgate.services import control
 
 app = typer.Typer(help="DAG runs.", no_args_is_help=True)
@@ -16,11 +16,22 @@ def create(
     run_id: str,
     task: list[str] = typer.Option(..., "--task", help="Task id; repeat for several."),
     max_tries: int = typer.Option(0, "--max-tries", help="Retries allowed per task."),
+    mapped: list[str] = typer.Option(
+        [], "--mapped", help="TASK=N: the task is mapped, with N task instances (map index 0..N-1)."
+    ),
     json_output: bool = JsonOption,
 ) -> None:
     """Create a run whose task instances start out 'scheduled'."""
+    map_lengths = {}
+    for item in mapped:
+        name, _, length = item.partition("=")
+        if not name or not length.isdigit():
+            raise fail(f"--mapped takes TASK=N, not {item!r}", 2)
+        map_lengths[name] = int(length)
     created = with_session(
-        lambda session, _rt: control.create_run(session, dag_id, run_id, task, max_tries=max_tries)
+        lambda session, _rt: control.create_run(
+            session, dag_id, run_id, task, max_tries=max_tries, mapped=map_lengths
+        )
     )
     tis = [
         {"id": str(ti.id), "task_id": ti.task_id, "map_index": ti.map_index, "state": ti.state}
@@ -29,5 +40,5 @@ def create(
     if json_output:
         print_json({"dag_id": dag_id, "run_id": run_id, "task_instances": tis})
         return
-    rows = [(t["id"], t["task_id"], t["state"]) for t in tis]
-    print_table(f"Run {dag_id}/{run_id}", ["id", "task_id", "state"], rows)
+    rows = [(t["id"], t["task_id"], t["map_index"], t["state"]) for t in tis]
+    print_table(f"Run {dag_id}/{run_id}", ["id", "task_id", "map_index", "state"], rows)

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from enum import Enum
+
 import typer
 
 from taskgate.cli import serialize
 from taskgate.cli.common import (
     JsonOption,
     console,
+    fail,
     parse_ti_id,
     print_json,
     print_table,
     with_session,
 )
-from taskgate.services import control
+from taskgate.services import control, workloads
 from taskgate.services import task_instances as lifecycle
 
 app = typer.Typer(help="Task instances.", no_args_is_help=True)
@@ -53,15 +56,52 @@ def show(ti_id: str, json_output: bool = JsonOption) -> None:
     print_table(f"Task instance {ti.id}", ["field", "value"], list(data.items()))
 
 
+class WorkloadFormat(str, Enum):
+    TASKGATE = "taskgate"
+    AIRFLOW = "airflow"
+
+
 @app.command()
-def queue(ti_id: str, json_output: bool = JsonOption) -> None:
+def queue(
+    ti_id: str,
+    json_output: bool = JsonOption,
+    output_format: WorkloadFormat = typer.Option(
+        WorkloadFormat.TASKGATE,
+        "--format",
+        help="airflow: print an Airflow ExecuteTask workload (JSON) for "
+        "`python -m airflow.sdk.execution_time.execute_workload --json-string`.",
+    ),
+    dag_rel_path: str | None = typer.Option(
+        None, "--dag-rel-path", help="With --format airflow: the DAG file, relative to its bundle."
+    ),
+    bundle_name: str | None = typer.Option(
+        None, "--bundle-name", help="With --format airflow: the worker's DAG bundle (e.g. dags-folder)."
+    ),
+    bundle_version: str | None = typer.Option(
+        None, "--bundle-version", help="With --format airflow: the bundle version, if it has one."
+    ),
+) -> None:
     """Queue a task instance and print the workload token that starts it."""
     ident = parse_ti_id(ti_id)
+    airflow = output_format is WorkloadFormat.AIRFLOW
+    if airflow and not (dag_rel_path and bundle_name):
+        raise fail("--format airflow needs --dag-rel-path and --bundle-name", 2)
 
     async def work(session, runtime):  # type: ignore[no-untyped-def]
         return await control.queue(session, ident, runtime.require_issuer())
 
     queued = with_session(work)
+    if airflow:
+        print_json(
+            workloads.airflow_execute_task(
+                queued.ti,
+                queued.workload_token,
+                dag_rel_path=dag_rel_path,
+                bundle_name=bundle_name,
+                bundle_version=bundle_version,
+            )
+        )
+        return
     if json_output:
         print_json({"token": queued.workload_token, "ti": serialize.task_instance(queued.ti)})
         return

@@ -133,6 +133,36 @@ class UsedWorkloadToken(Base):
     expires_at: Mapped[float] = mapped_column(Float, index=True)
 
 
+class TaskReschedule(Base):
+    """One ``up_for_reschedule`` report of a TI: sensors in reschedule mode read the first
+    one's ``start_date`` back, and ``/run`` counts them for the current try."""
+
+    __tablename__ = "task_reschedules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ti_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("task_instances.id", ondelete="CASCADE"), index=True
+    )
+    try_number: Mapped[int] = mapped_column(Integer)
+    start_date: Mapped[datetime] = mapped_column(UTCDateTime)
+    end_date: Mapped[datetime] = mapped_column(UTCDateTime)
+    reschedule_date: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TaskStateEntry(Base):
+    """A key of a TI's task state store: JSON a task keeps across its tries and resumptions."""
+
+    __tablename__ = "task_state_store"
+
+    ti_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("task_instances.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(512), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)  # the JSON document, verbatim
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
 class RenderedTaskInstanceFields(Base):
     __tablename__ = "rendered_task_instance_fields"
 

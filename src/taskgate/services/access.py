@@ -7,6 +7,8 @@ One table of rules, applied by the variable, connection and XCom services:
 | variable, connection    | global entries and the TI's team's   | entries of the TI's own team only   |
 |                         |                                      | (a TI without a team: global ones)  |
 | XCom                    | any XCom of the TI's own DAG         | the TI's own (dag, run, task, map)  |
+| other TIs, DAG runs     | those of the TI's own DAG            | -                                   |
+| task state store        | the TI's own (bound by ``ti:self``)  | the TI's own                        |
 
 A TI's team is its DAG's team (``taskgate dags add DAG --team T``), None for no team.
 """
@@ -63,8 +65,14 @@ def can_write_entry(requester: Requester, entry_team: str | None) -> bool:
     return entry_team == requester.team
 
 
-def can_read_xcom(requester: Requester, dag_id: str) -> bool:
+def can_read_dag_data(requester: Requester, dag_id: str) -> bool:
+    """XComs, task instances and runs of a DAG: readable by that DAG's own TIs only."""
     return dag_id == requester.dag_id
+
+
+def check_dag_read(requester: Requester, dag_id: str, what: str) -> None:
+    if not can_read_dag_data(requester, dag_id):
+        raise denied(f"read {what} of DAG '{dag_id}'")
 
 
 def can_write_xcom(

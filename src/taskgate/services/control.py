@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,6 +22,7 @@ from taskgate.services.errors import Conflict, InvalidInput, NotFound
 from taskgate.services.states import NEW_TRY_FROM, QUEUEABLE, TIState
 from taskgate.services.task_instances import get_task_instance
 from taskgate.services.token_standing import watermark
+from taskgate.services.xcoms import MAX_MAP_LENGTH
 from taskgate.tokens import TokenIssuer, TokenType
 
 
@@ -60,11 +61,19 @@ async def create_run(
     max_tries: int = 0,
     logical_date: datetime | None = None,
     conf: dict | None = None,
+    mapped: Mapping[str, int] | None = None,
 ) -> CreatedRun:
+    """A run with one TI per task; a task in ``mapped`` gets that many TIs instead, with
+    map indexes 0..n-1 (what the scheduler would expand a mapped task to)."""
+    mapped = dict(mapped or {})
     if not task_ids:
         raise InvalidInput("no_tasks", "A run needs at least one task (--task)")
     if len(set(task_ids)) != len(task_ids):
         raise InvalidInput("duplicate_task", "Each --task may be given once")
+    if unknown := sorted(set(mapped) - set(task_ids)):
+        raise InvalidInput("unknown_mapped_task", f"Mapped tasks must also be --task: {unknown}")
+    if any(not 1 <= n <= MAX_MAP_LENGTH for n in mapped.values()):
+        raise InvalidInput("invalid_map_length", f"A mapped task has 1 to {MAX_MAP_LENGTH} TIs")
     if max_tries < 0:
         raise InvalidInput("invalid_max_tries", "max_tries must be 0 or more")
     if await session.get(Dag, dag_id) is None:
@@ -89,12 +98,13 @@ async def create_run(
             dag_id=dag_id,
             run_id=run_id,
             task_id=task_id,
-            map_index=-1,
+            map_index=map_index,
             try_number=0,
             max_tries=max_tries,
             state=TIState.SCHEDULED,
         )
         for task_id in task_ids
+        for map_index in (range(mapped[task_id]) if task_id in mapped else [-1])
     ]
     session.add(dag_run)
     session.add_all(tis)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, tuple_, update
+from sqlalchemy import and_, delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,6 +21,7 @@ from taskgate.db.models import (
     DagRun,
     RenderedTaskInstanceFields,
     TaskInstance,
+    TaskReschedule,
     UsedWorkloadToken,
     XCom,
     utcnow,
@@ -60,7 +61,7 @@ class RunContext:
     ti: TaskInstance
     dag_run: DagRun
     xcom_keys_to_clear: list[str]
-
+    task_reschedule_count: int = 0
     restarted: bool = False
 
     @property
@@ -130,8 +131,31 @@ async def start(
         keys = sorted(set((await session.execute(select(XCom.key).where(mine))).scalars()))
         if keys and started:
             await session.execute(delete(XCom).where(mine))
+    reschedules = await _reschedule_count(session, ti)
     await session.commit()
-    return RunContext(ti, dag_run, keys, restarted=previous == TIState.RESTARTING)
+    return RunContext(ti, dag_run, keys, reschedules, restarted=previous == TIState.RESTARTING)
+
+
+async def _reschedule_count(session: AsyncSession, ti: TaskInstance) -> int:
+    """How often the current try was rescheduled (a sensor's poke count so far)."""
+    stmt = select(func.count()).where(
+        TaskReschedule.ti_id == ti.id, TaskReschedule.try_number == ti.try_number
+    )
+    return (await session.execute(stmt)).scalar_one()
+
+
+async def first_reschedule_start(
+    session: AsyncSession, ti_id: uuid.UUID, try_number: int
+) -> datetime | None:
+    """When the first reschedule of the try began (what a rescheduling sensor times out
+    from); None when the try was never rescheduled."""
+    stmt = (
+        select(TaskReschedule.start_date)
+        .where(TaskReschedule.ti_id == ti_id, TaskReschedule.try_number == try_number)
+        .order_by(TaskReschedule.id)
+        .limit(1)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def _spend_workload_token(
@@ -192,16 +216,19 @@ async def report_state(
     *,
     end_date: datetime | None = None,
     rendered_map_index: str | None = None,
+    reschedule_date: datetime | None = None,
     **values: Any,
 ) -> None:
-    """running -> ``state``. Terminal states, up_for_retry, deferred, up_for_reschedule.
+    """running -> ``state``. Terminal states, up_for_retry, deferred, up_for_reschedule
+    (which records a reschedule of the current try, ``reschedule_date`` being when the
+    task asked to run again).
 
     Reporting the state the TI is already in is an idempotent repeat: accepted, and
     nothing is written (a worker that retries a lost answer must not fail).
     """
     if rendered_map_index is not None:
         values["rendered_map_index"] = rendered_map_index
-    if state in TERMINAL or state == TIState.UP_FOR_RETRY:
+    if state in TERMINAL or state in (TIState.UP_FOR_RETRY, TIState.UP_FOR_RESCHEDULE):
         values["end_date"] = end_date or utcnow()
     if state not in (TIState.DEFERRED, TIState.AWAITING_INPUT):
         # Only a deferral's resume point survives into the next /run; anything else that
@@ -211,6 +238,17 @@ async def report_state(
         session, ti_id, TaskInstance.state == TIState.RUNNING, state=state, **values
     )
     if changed:
+        if state == TIState.UP_FOR_RESCHEDULE:
+            ti = await get_task_instance(session, ti_id)
+            session.add(
+                TaskReschedule(
+                    ti_id=ti_id,
+                    try_number=ti.try_number,
+                    start_date=ti.start_date or values["end_date"],
+                    end_date=values["end_date"],
+                    reschedule_date=reschedule_date or values["end_date"],
+                )
+            )
         await session.commit()
         return
     ti = await get_task_instance(session, ti_id)

@@ -13,6 +13,7 @@ from taskgate.db.models import Variable, utcnow
 from taskgate.db.upsert import upsert
 from taskgate.services import access
 from taskgate.services.errors import NotFound
+from taskgate.services.like import starts_with
 from taskgate.services.secrets import SecretBox
 
 
@@ -104,8 +105,7 @@ async def visible_keys(
         readable = readable | (Variable.team == requester.team)
     conditions = [readable]
     if prefix:
-        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        conditions.append(Variable.key.like(f"{escaped}%", escape="\\"))
+        conditions.append(starts_with(Variable.key, prefix))
     total = (await session.execute(select(func.count()).where(*conditions))).scalar_one()
     stmt = select(Variable.key).where(*conditions).order_by(Variable.key).limit(limit).offset(offset)
     return list((await session.execute(stmt)).scalars()), total

@@ -3,6 +3,7 @@
 Nothing here knows about HTTP, routes or the database.
 """
 
+from taskgate.tokens.cache import CachedTokenValidator
 from taskgate.tokens.claims import (
     ExecutionToken,
     InvalidToken,
@@ -12,7 +13,6 @@ from taskgate.tokens.claims import (
     TokenType,
     WorkloadToken,
 )
-from taskgate.tokens.cache import CachedTokenValidator
 from taskgate.tokens.issuer import TokenIssuer
 from taskgate.tokens.keys import KeyType, SigningKey, VerificationKey, jwks_document
 from taskgate.tokens.validator import TokenValidator

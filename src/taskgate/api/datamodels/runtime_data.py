@@ -6,7 +6,15 @@ import math
 from typing import Annotated, Any
 
 from fastapi import Path
-from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, JsonValue
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+)
 
 # Keys and ids travel in URL paths: printable text only (no NUL or other control
 # characters, which one backend would store and the other refuse).
@@ -72,4 +80,15 @@ class ConnectionResponse(BaseModel):
 
 class XComResponse(BaseModel):
     key: str
+    value: JsonValue
+
+
+class TaskStateStorePutBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    value: JsonValue
+    expires_at: AwareDatetime | None = None
+
+
+class TaskStateStoreResponse(BaseModel):
     value: JsonValue

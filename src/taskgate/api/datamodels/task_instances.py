@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
+from taskgate.api.datamodels.dag_runs import DagRun
 from taskgate.api.datamodels.runtime_data import (
     ConnectionResponse,
     FiniteJson,
@@ -112,27 +113,6 @@ class TISkippedDownstreamTasksStatePayload(StrictModel):
     tasks: Annotated[list[TaskId | tuple[TaskId, Int32]], Field(max_length=MAX_SKIPPED_TASKS)]
 
 
-class DagRun(BaseModel):
-    dag_id: str
-    run_id: str
-    logical_date: AwareDatetime | None
-    data_interval_start: AwareDatetime | None
-    data_interval_end: AwareDatetime | None
-    run_after: AwareDatetime
-    start_date: AwareDatetime | None
-    end_date: AwareDatetime | None
-    clear_number: int = 0
-    run_type: str
-    state: str
-    conf: dict[str, Any] | None = None
-    triggering_user_name: str | None = None
-    consumed_asset_events: list[dict[str, Any]] = []
-    partition_key: str | None = None
-    partition_date: AwareDatetime | None = None
-    note: str | None = None
-    team_name: str | None = None
-
-
 class TIRunContext(BaseModel):
     dag_run: DagRun
     task_reschedule_count: int = 0
@@ -151,3 +131,34 @@ class PrevSuccessfulDagRunResponse(BaseModel):
     data_interval_end: AwareDatetime | None = None
     start_date: AwareDatetime | None = None
     end_date: AwareDatetime | None = None
+
+
+class PreviousTIResponse(BaseModel):
+    task_id: str
+    dag_id: str
+    run_id: str
+    logical_date: AwareDatetime | None = None
+    start_date: AwareDatetime | None = None
+    end_date: AwareDatetime | None = None
+    state: str | None = None
+    try_number: int
+    map_index: int | None = -1
+    duration: float | None = None
+
+
+class TaskStatesResponse(BaseModel):
+    task_states: dict[str, dict[str, str | None]]
+
+
+class TaskBreadcrumbsResponse(BaseModel):
+    breadcrumbs: list[dict[str, Any]]
+
+
+class AssetProfile(BaseModel):
+    name: str | None = None
+    uri: str | None = None
+    type: str
+
+
+class InactiveAssetsResponse(BaseModel):
+    inactive_assets: list[AssetProfile] = []

@@ -84,6 +84,7 @@ async def run(
         next_method=ti.next_method,
         next_kwargs=ti.next_kwargs,
         xcom_keys_to_clear=context.xcom_keys_to_clear,
+        task_reschedule_count=context.task_reschedule_count,
         should_retry=context.should_retry,
         start_date=ti.start_date,
     )
@@ -102,6 +103,8 @@ async def update_state(
     extra: dict[str, object] = {}
     if isinstance(payload, wire.TIDeferredStatePayload | wire.TIAwaitingInputStatePayload):
         extra = {"next_method": payload.next_method, "next_kwargs": payload.next_kwargs}
+    if isinstance(payload, wire.TIRescheduleStatePayload):
+        extra = {"reschedule_date": payload.reschedule_date}
     try:
         await lifecycle.report_state(
             session,
@@ -166,3 +169,13 @@ async def previous_successful_dagrun(
     if dag_run is None:
         return wire.PrevSuccessfulDagRunResponse()
     return wire.PrevSuccessfulDagRunResponse.model_validate(dag_run, from_attributes=True)
+
+
+@router.get("/{task_instance_id}/validate-inlets-and-outlets")
+async def validate_inlets_and_outlets(
+    task_instance_id: TIId, session: DbSession
+) -> wire.InactiveAssetsResponse:
+    """Which of the task's inlet and outlet assets are inactive. taskgate keeps no asset
+    registry, so no asset is ever inactive: the answer is an empty list."""
+    await lifecycle.get_task_instance(session, task_instance_id)
+    return wire.InactiveAssetsResponse(inactive_assets=[])

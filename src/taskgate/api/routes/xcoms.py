@@ -18,7 +18,7 @@ from taskgate.api.deps import DbSession, Requester
 from taskgate.api.responses import FORBIDDEN_BY_POLICY, NOT_FOUND
 from taskgate.security import TaskRoute, require_auth
 from taskgate.services import xcoms
-from taskgate.services.errors import InvalidInput, InvalidRequest, NotFound
+from taskgate.services.errors import InvalidInput, InvalidRequest
 
 router = APIRouter(
     prefix="/xcoms/{dag_id}/{run_id}/{task_id}/{key:path}",
@@ -52,11 +52,7 @@ async def get_sequence_item(
     session: DbSession,
 ) -> object:
     """One value of a mapped task's XCom; a negative offset counts from the end."""
-    values = await xcoms.sequence(session, requester, ref)
-    try:
-        return values[offset]
-    except IndexError:
-        raise NotFound("not_found", f"XCom {ref.key!r} has no item at offset {offset}") from None
+    return await xcoms.pull(session, requester, ref, offset=offset)
 
 
 @router.get("/slice")
@@ -67,11 +63,14 @@ async def get_sequence_slice(
     start: int | None = None,
     stop: int | None = None,
     step: int | None = None,
+    include_prior_dates: bool = False,
 ) -> list[object]:
     """Python slice semantics over a mapped task's XCom values."""
     if step == 0:
         raise InvalidInput("invalid_step", "slice step cannot be zero")
-    values = await xcoms.sequence(session, requester, ref)
+    values = await xcoms.sequence(
+        session, requester, ref, include_prior_dates=include_prior_dates
+    )
     return values[start:stop:step]
 
 
@@ -88,9 +87,19 @@ async def count_xcoms(
 
 @router.get("", responses=NOT_FOUND)
 async def get_xcom(
-    ref: Ref, requester: Requester, session: DbSession, map_index: MapIndex = -1
+    ref: Ref,
+    requester: Requester,
+    session: DbSession,
+    map_index: MapIndex = -1,
+    include_prior_dates: bool = False,
+    offset: Annotated[int | None, Query(ge=-(2**31), le=2**31 - 1)] = None,
 ) -> XComResponse:
-    value = await xcoms.pull(session, requester, ref, map_index=map_index)
+    """The value at ``map_index``; with ``offset``, the offset-th value across map indexes;
+    with ``include_prior_dates``, the latest one from this or an earlier run."""
+    value = await xcoms.pull(
+        session, requester, ref, map_index=map_index, offset=offset,
+        include_prior_dates=include_prior_dates,
+    )
     return XComResponse(key=ref.key, value=value)
 
 
@@ -101,8 +110,12 @@ async def set_xcom(
     session: DbSession,
     value: Annotated[FiniteJson, Body()] = None,  # no body: the SDK pushing None
     map_index: MapIndex = -1,
+    mapped_length: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
+    dag_result: bool = False,
 ) -> MessageResponse:
-    await xcoms.push(session, requester, ref, value, map_index=map_index)
+    """Store the TI's own XCom. ``dag_result`` (the value is the DAG's result) is accepted
+    and not kept: nothing in taskgate reads it."""
+    await xcoms.push(session, requester, ref, value, map_index=map_index, mapped_length=mapped_length)
     return MessageResponse(message="XCom successfully set")
 
 

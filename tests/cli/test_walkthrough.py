@@ -157,3 +157,26 @@ def test_tokens_mint_and_keys(env, tmp_path):
     hs_token = cli(hs_env, "tokens", "mint", "--ti", ti).stdout.strip()
     assert json.loads(cli(hs_env, "tokens", "inspect", hs_token).stdout)["valid"] is True
     assert cli(env, "tokens", "inspect", hs_token, check=False).returncode == 1
+
+
+def test_serve_with_several_workers(env):
+    port = free_port()
+    proc = start_serve(env, port, "--workers", "2")
+    try:
+        cli(env, "dags", "add", "w")
+        created = json.loads(cli(env, "runs", "create", "w", "r", "--task", "t", "--json").stdout)
+        ti = created["task_instances"][0]["id"]
+        queued = json.loads(cli(env, "ti", "queue", ti, "--json").stdout)
+        api = f"http://127.0.0.1:{port}/execution/task-instances/{ti}"
+        with httpx.Client() as http:  # new connections: requests spread over the workers
+            run = http.patch(f"{api}/run", json=RUN_BODY, headers=bearer(queued["token"]))
+            token = run.headers["Refreshed-API-Token"]
+            for _ in range(6):
+                with httpx.Client() as fresh:
+                    beat = fresh.put(f"{api}/heartbeat", json=BEAT_BODY, headers=bearer(token))
+                    assert beat.status_code == 204
+            assert http.patch(f"{api}/state", json=SUCCESS_BODY, headers=bearer(token)).status_code == 204
+        assert json.loads(cli(env, "ti", "show", ti, "--json").stdout)["state"] == "success"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)

@@ -6,7 +6,16 @@ import asyncio
 
 import typer
 
-from taskgate.cli import connections, dags, keys, runs, task_instances, tokens, variables
+from taskgate.cli import (
+    connections,
+    dags,
+    keys,
+    runs,
+    task_instances,
+    tokens,
+    variables,
+    worker,
+)
 from taskgate.cli.common import (
     JsonOption,
     console,
@@ -31,6 +40,7 @@ app.add_typer(task_instances.app, name="ti")
 app.add_typer(variables.app, name="variables")
 app.add_typer(connections.app, name="connections")
 app.add_typer(tokens.app, name="tokens")
+app.add_typer(worker.app, name="worker")
 
 
 @app.command()

@@ -71,7 +71,7 @@ def exchange(
             retry_after = _seconds(outcome.headers.get("Retry-After"))
         else:
             assert isinstance(outcome, httpx.TransportError)
-            failure = no_answer(outcome, str(request.url), correlation_id)
+            failure = no_answer(outcome, _origin(request.url), correlation_id)
             retry_after = None
         elapsed = time.monotonic() - started
         wait = retry.next_delay(retry_number, elapsed, retry_after) if call.idempotent else None
@@ -84,6 +84,10 @@ def exchange(
         )
         yield wait
         retry_number += 1
+
+
+def _origin(url: httpx.URL) -> str:
+    return f"{url.scheme}://{url.netloc.decode('ascii', 'replace')}"
 
 
 def _seconds(value: str | None) -> float | None:

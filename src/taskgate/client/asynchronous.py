@@ -1,4 +1,4 @@
-"""``AsyncClient``: the asyncio Execution API client. Every route method is awaited."""
+"""``AsyncClient``: the asyncio twin of ``Client``: same arguments, same methods, awaited."""
 
 from __future__ import annotations
 
@@ -9,40 +9,20 @@ from typing import Any
 import httpx
 
 from taskgate.client.base import BaseClient
-from taskgate.client.exchange import Call, Outcome, Step, exchange
-from taskgate.client.options import http_options
-from taskgate.client.retry import RetryPolicy
+from taskgate.client.exchange import Call, Outcome, Step
 
 
 class AsyncClient(BaseClient):
-    """The async twin of ``Client``: same arguments, same methods, awaited.
-    ``transport`` replaces the network (``taskgate.client.in_process``)."""
-
-    def __init__(
-        self,
-        base_url: str | None = None,
-        *,
-        token: str | None = None,
-        timeout: float | httpx.Timeout | None = None,
-        retry: RetryPolicy | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        super().__init__(token, retry)
-        self._http = httpx.AsyncClient(**http_options(base_url, timeout, transport))
-
-    @property
-    def base_url(self) -> str:
-        return str(self._http.base_url)
+    http_class = httpx.AsyncClient
 
     async def _call(self, call: Call[Any]) -> Any:
-        steps = exchange(self._http, call, self._token, self.retry)
-        outcome: Outcome = None
-        while True:
-            try:
-                step = steps.send(outcome)
-            except StopIteration as done:
-                return done.value
-            outcome = await self._perform(step)
+        steps = self._exchange(call)
+        try:
+            step = next(steps)
+            while True:
+                step = steps.send(await self._perform(step))
+        except StopIteration as done:
+            return done.value
 
     async def _perform(self, step: Step) -> Outcome:
         if isinstance(step, httpx.Request):

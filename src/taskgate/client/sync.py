@@ -9,42 +9,20 @@ from typing import Any
 import httpx
 
 from taskgate.client.base import BaseClient
-from taskgate.client.exchange import Call, Outcome, Step, exchange
-from taskgate.client.options import http_options
-from taskgate.client.retry import RetryPolicy
+from taskgate.client.exchange import Call, Outcome, Step
 
 
 class Client(BaseClient):
-    """Calls the Execution API at ``base_url`` (default: ``$TASKGATE_API_URL``, else
-    ``http://127.0.0.1:8080/execution``) with ``token``, and keeps using the fresh token
-    the server hands out. ``transport`` replaces the network (``taskgate.client.in_process``).
-    """
-
-    def __init__(
-        self,
-        base_url: str | None = None,
-        *,
-        token: str | None = None,
-        timeout: float | httpx.Timeout | None = None,
-        retry: RetryPolicy | None = None,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        super().__init__(token, retry)
-        self._http = httpx.Client(**http_options(base_url, timeout, transport))
-
-    @property
-    def base_url(self) -> str:
-        return str(self._http.base_url)
+    http_class = httpx.Client
 
     def _call(self, call: Call[Any]) -> Any:
-        steps = exchange(self._http, call, self._token, self.retry)
-        outcome: Outcome = None
-        while True:
-            try:
-                step = steps.send(outcome)
-            except StopIteration as done:
-                return done.value
-            outcome = self._perform(step)
+        steps = self._exchange(call)
+        try:
+            step = next(steps)
+            while True:
+                step = steps.send(self._perform(step))
+        except StopIteration as done:
+            return done.value
 
     def _perform(self, step: Step) -> Outcome:
         if isinstance(step, httpx.Request):

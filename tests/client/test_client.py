@@ -4,15 +4,19 @@ route, typed answers and errors, the token exchange and refresh."""
 import asyncio
 import subprocess
 import sys
+import uuid
 
+import httpx
 import pytest
 
 from taskgate.api.datamodels.task_instances import TIRunContext
 from taskgate.client import AccessDenied, Conflict, NotFound, TokenRejected
 from taskgate.client.in_process import in_process_client
+from taskgate.client.token import REFRESH_HEADER, TokenHolder
 from taskgate.services import connections, control
 from taskgate.services.task_instances import get_task_instance
 from taskgate.settings import Settings
+from taskgate.tokens import TokenType
 
 HOST = {"hostname": "worker-1", "pid": 4242}
 RUN_ID = "manual__2026-01-01T00:00:00+00:00"  # ":" and "+" travel percent-encoded
@@ -125,3 +129,16 @@ def test_import_stays_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_racing_refreshes_keep_the_longer_lived_token(runtime):
+    issuer = runtime.require_issuer()
+    ti = uuid.uuid4()
+    workload = issuer.issue(ti, TokenType.WORKLOAD)
+    short, long = issuer.issue(ti, ttl=100), issuer.issue(ti, ttl=200)
+    holder = TokenHolder(workload)
+    holder.pick_up(httpx.Response(200, headers={REFRESH_HEADER: short}))
+    assert (holder.current, holder.refreshes) == (short, 0)  # the /run exchange
+    holder.pick_up(httpx.Response(204, headers={REFRESH_HEADER: long}))
+    holder.pick_up(httpx.Response(204, headers={REFRESH_HEADER: short}))  # arrived late
+    assert (holder.current, holder.refreshes) == (long, 1)

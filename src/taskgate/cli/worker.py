@@ -98,7 +98,10 @@ def run(
             from taskgate.cli.common import runtime_from_env
             from taskgate.client.in_process import InProcessServer
 
-            server = stack.enter_context(InProcessServer(runtime_from_env()))
+            try:
+                server = stack.enter_context(InProcessServer(runtime_from_env()))
+            except Exception as exc:  # noqa: BLE001 - any startup failure is reported, not traced
+                raise fail(f"database not ready: {exc}") from None
             api = server.client(token=workload.token, retry=WORKER_RETRY)
         else:
             from taskgate.client import Client

@@ -6,7 +6,17 @@ import asyncio
 
 import typer
 
-from taskgate.cli import connections, dags, keys, runs, task_instances, tokens, variables, xcoms
+from taskgate.cli import (
+    connections,
+    dags,
+    keys,
+    runs,
+    task_instances,
+    tokens,
+    variables,
+    worker,
+    xcoms,
+)
 from taskgate.cli.common import (
     JsonOption,
     console,
@@ -32,6 +42,7 @@ app.add_typer(variables.app, name="variables")
 app.add_typer(connections.app, name="connections")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(xcoms.app, name="xcoms")
+app.add_typer(worker.app, name="worker")
 
 
 @app.command()

@@ -1,0 +1,97 @@
+"""One API call, from request to typed result, written once for the sync and async clients.
+
+``exchange`` is a generator that does no I/O itself: it yields an ``httpx.Request`` to
+send (and is sent back the response, or the transport error) or a number of seconds to
+wait before the next attempt, and returns the parsed result. The sync client drives it
+with blocking calls, the async client with awaits; retries, token pickup, correlation ids
+and error mapping live here only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import httpx
+
+from taskgate.client.errors import error_from_response, no_answer
+from taskgate.client.retry import RetryPolicy
+from taskgate.client.token import TokenHolder
+
+T = TypeVar("T")
+
+log = logging.getLogger("taskgate.client")
+
+CORRELATION_HEADER = "correlation-id"
+
+Step = httpx.Request | float  # send this request / wait this many seconds
+Outcome = httpx.Response | httpx.TransportError | None  # None: the wait is over
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    """One route call. ``idempotent`` calls may be sent again after no answer or a 5xx:
+    repeating them leaves the server as one call would (see docs/client.md)."""
+
+    method: str
+    path: str  # relative to the client's base URL (which ends in /execution)
+    parse: Callable[[httpx.Response], T]
+    idempotent: bool
+    json: Any = None  # None: no body
+    params: dict[str, Any] | None = None
+
+
+def exchange(
+    http: httpx.Client | httpx.AsyncClient, call: Call[T], token: TokenHolder, retry: RetryPolicy
+) -> Generator[Step, Outcome, T]:
+    # One id for the call, kept across its retries: the server's log lines of every
+    # attempt carry it.
+    correlation_id = uuid.uuid4().hex
+    started = time.monotonic()
+    retry_number = 0
+    while True:
+        headers = {CORRELATION_HEADER: correlation_id}
+        if (current := token.current) is not None:  # read afresh: another call may refresh it
+            headers["Authorization"] = f"Bearer {current}"
+        request = http.build_request(
+            call.method, call.path, json=call.json, params=call.params, headers=headers
+        )
+        outcome = yield request
+        if isinstance(outcome, httpx.Response):
+            token.pick_up(outcome)
+            if outcome.status_code < 500:
+                if outcome.status_code >= 400:
+                    raise error_from_response(outcome, correlation_id)
+                return call.parse(outcome)
+            failure = error_from_response(outcome, correlation_id)
+            retry_after = _seconds(outcome.headers.get("Retry-After"))
+        else:
+            assert isinstance(outcome, httpx.TransportError)
+            failure = no_answer(outcome, _origin(request.url), correlation_id)
+            retry_after = None
+        elapsed = time.monotonic() - started
+        wait = retry.next_delay(retry_number, elapsed, retry_after) if call.idempotent else None
+        if wait is None:
+            raise failure
+        log.warning(
+            "%s %s failed (%s); retry %d in %.1f s",
+            call.method, request.url.path, failure, retry_number + 1, wait,
+            extra={"correlation_id": correlation_id},
+        )
+        yield wait
+        retry_number += 1
+
+
+def _origin(url: httpx.URL) -> str:
+    return f"{url.scheme}://{url.netloc.decode('ascii', 'replace')}"
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: ignored, the backoff decides

@@ -1,0 +1,64 @@
+"""The token a client sends, swapped for the fresh one the server hands out.
+
+The server re-issues an execution token in ``Refreshed-API-Token`` when the one sent is
+close to expiry, and ``/run`` answers a workload token with an execution token the same
+way. Every later call must use the newest token, whichever thread made the call that
+received it (a worker's heartbeat thread and its main thread share one client).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import threading
+from typing import Any
+
+import httpx
+
+REFRESH_HEADER = "Refreshed-API-Token"
+
+
+def unverified_claims(token: str) -> dict[str, Any]:
+    """The token's claims, read without checking the signature: the client only uses them
+    to order tokens it received from the server, never to decide what is allowed."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError, binascii.Error):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def _expiry(token: str | None) -> float:
+    exp = unverified_claims(token).get("exp") if token else None
+    return float(exp) if isinstance(exp, int | float) else float("-inf")
+
+
+class TokenHolder:
+    def __init__(self, token: str | None) -> None:
+        self._token = token
+        self._lock = threading.Lock()
+        self.refreshes = 0  # execution tokens replaced by fresher ones (not the /run exchange)
+
+    @property
+    def current(self) -> str | None:
+        return self._token
+
+    def replace(self, token: str | None) -> None:
+        with self._lock:
+            self._token = token
+
+    def pick_up(self, response: httpx.Response) -> None:
+        fresh = response.headers.get(REFRESH_HEADER)
+        if not fresh:
+            return
+        with self._lock:
+            current = self._token
+            exchanged = current is not None and unverified_claims(current).get("scope") == "workload"
+            # Two threads may each receive a fresh token; keep the one that lives longer.
+            if not exchanged and _expiry(fresh) < _expiry(current):
+                return
+            self._token = fresh
+            if not exchanged:
+                self.refreshes += 1

@@ -1,0 +1,76 @@
+"""Worker tests: workloads as `taskgate ti queue --json` prints them, and `taskgate worker
+run` as a process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from taskgate.cli import serialize
+from taskgate.db.models import TaskInstance
+from taskgate.runtime import Runtime
+from taskgate.services import control
+from taskgate.services.task_instances import get_task_instance
+from tests.helpers import TASKGATE
+
+
+class Workloads:
+    """Creates task instances and queues them, writing each workload to a file."""
+
+    def __init__(self, runtime: Runtime, directory: Path) -> None:
+        self.runtime = runtime
+        self.directory = directory
+
+    async def new_ti(self, task_id: str = "task", *, max_tries: int = 0) -> uuid.UUID:
+        async with self.runtime.sessionmaker() as session:
+            await control.add_dag(session, "dag")
+            run_id = f"run-{uuid.uuid4().hex[:8]}"
+            created = await control.create_run(session, "dag", run_id, [task_id], max_tries=max_tries)
+        return created.task_instances[0].id
+
+    async def queue(self, ti_id: uuid.UUID) -> Path:
+        """`taskgate ti queue TI --json`, written to a file."""
+        async with self.runtime.sessionmaker() as session:
+            queued = await control.queue(session, ti_id, self.runtime.require_issuer())
+        path = self.directory / f"workload-{ti_id}-{queued.ti.try_number}.json"
+        path.write_text(json.dumps({"token": queued.workload_token, "ti": serialize.task_instance(queued.ti)}))
+        return path
+
+    async def ti(self, ti_id: uuid.UUID) -> TaskInstance:
+        async with self.runtime.sessionmaker() as session:
+            return await get_task_instance(session, ti_id)
+
+
+@pytest.fixture
+def workloads(runtime: Runtime, tmp_path: Path) -> Workloads:
+    return Workloads(runtime, tmp_path)
+
+
+def worker_env(settings) -> dict[str, str]:
+    env = {**os.environ, "TASKGATE_DATA_DIR": str(settings.data_dir)}
+    env.pop("TASKGATE_API_URL", None)
+    if settings.database_url:
+        env["TASKGATE_DATABASE_URL"] = settings.database_url
+    return env
+
+
+def start_worker(
+    workload: Path, *command: str, env: dict[str, str], api_url: str | None = None,
+    interval: float = 0.5, extra: tuple[str, ...] = (),
+) -> subprocess.Popen:
+    target = ["--api-url", api_url] if api_url else ["--in-process"]
+    return subprocess.Popen(
+        [*TASKGATE, "worker", "run", str(workload), *target,
+         "--heartbeat-interval", str(interval), *extra, "--", *command],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def finish(proc: subprocess.Popen, timeout: float = 60) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err

@@ -35,7 +35,7 @@ async def test_every_route(runtime, factory):
     workload = queued.workload_token
 
     async with in_process_client(runtime, token=workload) as api:
-        assert await api.health() == {"status": "healthy"}
+        assert await api.health() == {"status": "healthy", "database": "ok"}
         context = await api.run(hello.id, unixname="tester", **HOST)
         assert isinstance(context, TIRunContext) and context.dag_run.run_id == RUN_ID
         assert api.token != workload and api.token_refreshes == 0  # exchanged, not refreshed

@@ -8,6 +8,7 @@ awaited). Bodies and answers are the server's own wire models.
 from __future__ import annotations
 
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
@@ -79,9 +80,10 @@ def _xcom(dag_id: str, run_id: str, task_id: str, key: str, rest: str = "") -> s
     return f"{path}/{rest}" if rest else path
 
 
-class ExecutionRoutes:
+class ExecutionRoutes(ABC):
+    @abstractmethod
     def _call(self, call: Call[Any]) -> Any:
-        raise NotImplementedError
+        """Send one call: the sync client returns its answer, the async one an awaitable."""
 
     # Health (no token) -----------------------------------------------------------------
 

@@ -27,7 +27,7 @@ def upsert(
     try:
         insert = _INSERT[dialect]
     except KeyError:
-        raise NotImplementedError(f"no upsert for the {dialect} dialect") from None
+        raise ValueError(f"taskgate supports SQLite and PostgreSQL, not {dialect}") from None
     stmt = insert(model).values(**values)
     return stmt.on_conflict_do_update(
         index_elements=conflict,

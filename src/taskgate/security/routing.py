@@ -95,7 +95,3 @@ class TaskRoute(APIRoute):
             403: {"description": "Invalid or refused token"},
             **self.responses,
         }
-
-    @property
-    def authenticated(self) -> bool:
-        return self.allowed_token_types is not None

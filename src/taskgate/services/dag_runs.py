@@ -59,6 +59,13 @@ async def previous(
 ) -> DagRun | None:
     """The latest run of the DAG whose logical date is before ``logical_date``."""
     access.check_dag_read(requester, dag_id, "DAG runs")
+    return await latest_before(session, dag_id, logical_date, state=state)
+
+
+async def latest_before(
+    session: AsyncSession, dag_id: str, logical_date: datetime, *, state: str | None = None
+) -> DagRun | None:
+    """``previous`` without the access check, for callers that already made it."""
     stmt = select(DagRun).where(DagRun.dag_id == dag_id, DagRun.logical_date < logical_date)
     if state:
         stmt = stmt.where(DagRun.state == state)

@@ -27,6 +27,7 @@ from taskgate.db.models import (
     utcnow,
 )
 from taskgate.db.upsert import upsert
+from taskgate.services import dag_runs
 from taskgate.services.errors import Conflict, NotFound
 from taskgate.services.states import SKIPPABLE, STARTABLE, TERMINAL, TIState
 from taskgate.services.token_standing import REUSED
@@ -117,11 +118,7 @@ async def start(
                 "TI was not in a state where it could be marked as running",
                 previous_state=ti.state,
             )
-    dag_run = (
-        await session.execute(
-            select(DagRun).where(DagRun.dag_id == ti.dag_id, DagRun.run_id == ti.run_id)
-        )
-    ).scalar_one()
+    dag_run = await _dag_run_of(session, ti)
     # A new try starts clean: the XComs of an earlier try of this TI are removed, and their
     # keys returned so the worker can drop anything it cached. A TI resuming after deferral
     # continues its try and keeps them.
@@ -316,17 +313,14 @@ async def skip_downstream(
     return count
 
 
+async def _dag_run_of(session: AsyncSession, ti: TaskInstance) -> DagRun:
+    stmt = select(DagRun).where(DagRun.dag_id == ti.dag_id, DagRun.run_id == ti.run_id)
+    return (await session.execute(stmt)).scalar_one()
+
+
 async def previous_successful_dag_run(session: AsyncSession, ti_id: uuid.UUID) -> DagRun | None:
     ti = await get_task_instance(session, ti_id)
-    current = (
-        await session.execute(
-            select(DagRun).where(DagRun.dag_id == ti.dag_id, DagRun.run_id == ti.run_id)
-        )
-    ).scalar_one()
-    stmt = select(DagRun).where(
-        DagRun.dag_id == ti.dag_id, DagRun.state == "success", DagRun.id != current.id
-    )
-    if current.logical_date is not None:
-        stmt = stmt.where(DagRun.logical_date < current.logical_date)
-    stmt = stmt.order_by(DagRun.logical_date.desc(), DagRun.id.desc()).limit(1)
-    return (await session.execute(stmt)).scalar_one_or_none()
+    current = await _dag_run_of(session, ti)
+    if current.logical_date is None:
+        return None  # nothing is "before" a run without a logical date
+    return await dag_runs.latest_before(session, ti.dag_id, current.logical_date, state="success")

@@ -37,10 +37,12 @@ from taskgate.settings import Settings
 
 EXECUTION_PREFIX = "/execution"
 
+# Requests are matched against routers in this order: the lifecycle routes (every
+# heartbeat) come first.
 EXECUTION_ROUTERS = (
+    task_instances.router,
     health.router,
     task_instance_queries.router,
-    task_instances.router,
     task_reschedules.router,
     task_state_store.router,
     dag_runs.router,

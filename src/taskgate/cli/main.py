@@ -50,6 +50,9 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8080, help="TCP port."),
     workers: int = typer.Option(1, min=1, help="Worker processes (each a full replica)."),
+    access_log: bool = typer.Option(
+        True, help="Log one line per request (uvicorn's access log); /metrics counts them anyway."
+    ),
 ) -> None:
     """Run the Execution API server (creates data dir, database and signing key if missing)."""
     import uvicorn
@@ -80,6 +83,7 @@ def serve(
         port=port,
         workers=workers,
         log_level="info",
+        access_log=access_log,
     )
 
 

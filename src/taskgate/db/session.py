@@ -1,4 +1,5 @@
-"""Engine and session factory. SQLite gets WAL, foreign keys and a busy timeout."""
+"""Engine and session factory. SQLite gets WAL, foreign keys, and statements that run on the
+event loop's thread (see ``taskgate.db.sqlite``)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,15 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from taskgate.db.sqlite import inline_connector
+
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    # Zero: a locked database is waited for off the event loop (taskgate.db.sqlite).
+    cursor.execute("PRAGMA busy_timeout=0")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
@@ -45,7 +49,13 @@ def create_engine(url: str, pool: PoolOptions | None = None) -> AsyncEngine:
         # One connection per process: SQLite takes one writer at a time, and connections
         # competing for its lock sleep in its busy handler (throughput collapses under
         # concurrency). Queued in the pool instead, requests are served in order.
-        engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=pool.timeout)
+        engine = create_async_engine(
+            url,
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=pool.timeout,
+            async_creator=inline_connector(parsed.database or ":memory:", busy_timeout_ms=5000),
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     connect_args: dict[str, Any] = {}

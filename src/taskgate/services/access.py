@@ -18,11 +18,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from taskgate.db.models import Dag, TaskInstance
 from taskgate.services.errors import AccessDenied
+from taskgate.services.token_standing import Standing
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,24 +34,15 @@ class Requester:
     team: str | None
 
 
-async def load_requester(session: AsyncSession, ti_id: uuid.UUID) -> Requester:
-    row = (
-        await session.execute(
-            select(
-                TaskInstance.dag_id,
-                TaskInstance.run_id,
-                TaskInstance.task_id,
-                TaskInstance.map_index,
-                Dag.team,
-            )
-            .join(Dag, Dag.dag_id == TaskInstance.dag_id)
-            .where(TaskInstance.id == ti_id)
-        )
-    ).first()
-    if row is None:
+def requester(ti_id: uuid.UUID, standing: Standing | None) -> Requester:
+    """The requester behind a token, from its TI's standing (``token_standing``)."""
+    if standing is None:
         # A token for a TI that does not exist (any more) grants nothing.
         raise AccessDenied("unknown_task_instance", "The token's task instance does not exist")
-    return Requester(ti_id, *row)
+    return Requester(
+        ti_id, standing.dag_id, standing.run_id, standing.task_id, standing.map_index,
+        standing.team,
+    )
 
 
 def can_read_entry(requester: Requester, entry_team: str | None) -> bool:

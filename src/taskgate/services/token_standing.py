@@ -4,6 +4,10 @@ A token is refused when it was issued before its TI's ``tokens_not_before`` wate
 (revocation, or a newer try), and -- except on the lifecycle routes, where the state
 machine answers -- when its TI has ended. Lookups are cached per TI for at most
 ``ttl`` seconds, so a revocation reaches every replica within that time.
+
+The same row carries who the TI is (DAG, run, task, map index, the DAG's team): the
+access policy's requester. Those never change for a TI (a DAG's team cannot be changed in
+place), so the access policy reads them from here instead of querying again.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from taskgate.db.models import TaskInstance, UsedWorkloadToken
+from taskgate.db.models import Dag, TaskInstance, UsedWorkloadToken
 from taskgate.services.states import TERMINAL
 
 REVOKED = "Token has been revoked"
@@ -33,6 +37,11 @@ ENDED = "Task instance has ended; its tokens are no longer accepted"
 class Standing:
     state: str
     tokens_not_before: float | None
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int
+    team: str | None
 
     @property
     def ended(self) -> bool:
@@ -83,9 +92,17 @@ class StandingLookup:
         async with self._sessionmaker() as session:
             row = (
                 await session.execute(
-                    select(TaskInstance.state, TaskInstance.tokens_not_before).where(
-                        TaskInstance.id == ti_id
+                    select(
+                        TaskInstance.state,
+                        TaskInstance.tokens_not_before,
+                        TaskInstance.dag_id,
+                        TaskInstance.run_id,
+                        TaskInstance.task_id,
+                        TaskInstance.map_index,
+                        Dag.team,
                     )
+                    .join(Dag, Dag.dag_id == TaskInstance.dag_id)
+                    .where(TaskInstance.id == ti_id)
                 )
             ).first()
         standing = Standing(*row) if row is not None else None

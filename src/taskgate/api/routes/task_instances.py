@@ -125,10 +125,12 @@ async def update_state(
     responses=CONFLICT,
 )
 async def heartbeat(
-    task_instance_id: TIId, payload: wire.TIHeartbeatInfo, session: DbSession
+    task_instance_id: TIId, payload: wire.TIHeartbeatInfo, runtime: RuntimeDep
 ) -> None:
     """Keep the running TI alive; only its own process (hostname and pid) may."""
-    await lifecycle.heartbeat(session, task_instance_id, hostname=payload.hostname, pid=payload.pid)
+    await lifecycle.heartbeat(
+        runtime.engine, task_instance_id, hostname=payload.hostname, pid=payload.pid
+    )
 
 
 @router.put("/{task_instance_id}/rtif", status_code=status.HTTP_201_CREATED)

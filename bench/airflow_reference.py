@@ -26,7 +26,6 @@ import contextlib
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Iterator
 
 import httpx
+from server_process import free_port, stop, wait_healthy
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / ".cache"
@@ -92,12 +92,6 @@ def ensure_venv(cache_dir: Path = CACHE, timeout: float = 900) -> Path:
     return python
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def airflow_env(home: Path, signing: str) -> dict[str, str]:
     """Configuration shared by the preparing script and the server (same DB, same key)."""
     env = {**os.environ,
@@ -115,30 +109,6 @@ def airflow_env(home: Path, signing: str) -> dict[str, str]:
     for name in ("PYTHONPATH", "VIRTUAL_ENV"):  # keep the caller's environment out
         env.pop(name, None)
     return env
-
-
-def wait_healthy(base_url: str, process: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"Airflow API server exited with {process.returncode}")
-        try:
-            if httpx.get(base_url + PING_PATH, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"Airflow API server not healthy within {timeout} s")
-
-
-def stop(process: subprocess.Popen, timeout: float = 15) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
 
 
 @contextlib.contextmanager
@@ -170,7 +140,7 @@ def airflow_reference(n_running: int = 64, n_queued: int = 0, signing: str = "hs
              "--workers", "1", "--host", "127.0.0.1", "--port", str(port)],
             env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
-            wait_healthy(base_url, process)
+            wait_healthy(base_url + PING_PATH, process)
             timings["start"] = time.monotonic() - t0
             target = AirflowTarget(
                 base_url=base_url, running=[TI(**t) for t in data["running"]],

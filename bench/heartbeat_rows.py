@@ -15,7 +15,7 @@ import argparse
 import asyncio
 import json
 import os
-import socket
+
 import statistics
 import subprocess
 import sys
@@ -26,18 +26,13 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+from server_process import free_port
 
 ADMIN = os.environ.get("TASKGATE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 RUN_BODY = {"state": "running", "hostname": "bench", "unixname": "bench", "pid": 1,
             "start_date": "2026-01-01T00:00:00Z"}
 BEAT_BODY = {"hostname": "bench", "pid": 1}
 RESULTS = Path(__file__).parent / "results"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def admin(sql: str) -> None:

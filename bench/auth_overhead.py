@@ -1,0 +1,213 @@
+"""What authentication costs, measured in-process (no network, no load generator).
+
+1. Signature validations per request, counted by the validator: a new token costs one, a
+   repeated token none (the verified-token cache), a refresh none.
+2. The cost of one signature validation per algorithm (EdDSA, RS256, HS512), uncached.
+3. An authenticated heartbeat against the same heartbeat with authentication overridden
+   (``require_auth`` replaced by a no-op), and the unauthenticated ping, each called
+   straight through the ASGI application. Blocks alternate, so drift affects both alike.
+
+    python bench/auth_overhead.py [--calls 2000] [--repeats 7]
+
+Prints a table and writes bench/results/auth_overhead.json. Uses the embedded SQLite
+database in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+import timeit
+import uuid
+from pathlib import Path
+
+from taskgate.api.app import create_app
+from taskgate.runtime import Runtime
+from taskgate.security import require_auth
+from taskgate.services import control
+from taskgate.settings import Settings
+from taskgate.tokens import TokenIssuer, TokenType, TokenValidator
+from taskgate.tokens.keys import (
+    KeyType,
+    generate_private_key,
+    generate_secret,
+    signing_key_from_private,
+    signing_key_from_secret,
+)
+
+RESULTS = Path(__file__).parent / "results"
+RUN_BODY = (b'{"state":"running","hostname":"bench","unixname":"bench","pid":1,'
+            b'"start_date":"2026-01-01T00:00:00Z"}')
+BEAT_BODY = b'{"hostname":"bench","pid":1}'
+
+
+async def call(app, method: str, path: str, token: str | None = None, body: bytes = b""):
+    """One request straight into the ASGI app; returns (status, headers)."""
+    headers = [(b"host", b"bench"), (b"content-type", b"application/json"),
+               (b"content-length", str(len(body)).encode())]
+    if token is not None:
+        headers.append((b"authorization", b"Bearer " + token.encode()))
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": method, "scheme": "http", "path": path, "raw_path": path.encode(),
+             "query_string": b"", "root_path": "", "headers": headers,
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+    sent = False
+    answer: dict = {}
+
+    async def receive():
+        nonlocal sent
+        if sent:
+            await asyncio.sleep(3600)  # no disconnect while the app runs
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            answer["status"] = message["status"]
+            answer["headers"] = dict(message.get("headers", []))
+
+    await app(scope, receive, send)
+    return answer["status"], answer["headers"]
+
+
+async def prepare(runtime: Runtime, app, count: int) -> list[tuple[uuid.UUID, str]]:
+    """``count`` running TIs with their execution tokens, started through ``/run``."""
+    async with runtime.sessionmaker() as session:
+        await control.add_dag(session, "bench")
+        run = await control.create_run(session, "bench", "run", [f"t{i}" for i in range(count)])
+        queued = [await control.queue(session, ti.id, runtime.require_issuer())
+                  for ti in run.task_instances]
+    running = []
+    for item in queued:
+        status, headers = await call(app, "PATCH", f"/execution/task-instances/{item.ti.id}/run",
+                                     item.workload_token, RUN_BODY)
+        assert status == 200, status
+        running.append((item.ti.id, headers[b"refreshed-api-token"].decode()))
+    return running
+
+
+async def per_call(app, requests: list[tuple[str, str, str | None, bytes]], calls: int,
+                   expected: int) -> float:
+    """Mean seconds per request over ``calls`` requests, cycling through ``requests``."""
+    started = time.perf_counter()
+    for i in range(calls):
+        method, path, token, body = requests[i % len(requests)]
+        status, _ = await call(app, method, path, token, body)
+        if status != expected:
+            raise SystemExit(f"{method} {path} answered {status}, expected {expected}")
+    return (time.perf_counter() - started) / calls
+
+
+async def request_costs(app, running, calls: int, repeats: int) -> dict:
+    beats = [("PUT", f"/execution/task-instances/{ti}/heartbeat", token, BEAT_BODY)
+             for ti, token in running]
+    ping = [("GET", "/execution/health/ping", None, b"")]
+    async def no_auth() -> None:  # async: a plain function would run in a thread pool
+        return None
+
+    overrides = {require_auth: no_auth}
+    samples: dict[str, list[float]] = {"authenticated": [], "overridden": [], "ping": []}
+    await per_call(app, beats, calls // 4, 204)  # warm-up: caches, statement compilation
+    for _ in range(repeats):
+        samples["authenticated"].append(await per_call(app, beats, calls, 204))
+        app.dependency_overrides.update(overrides)
+        samples["overridden"].append(await per_call(app, beats, calls, 204))
+        app.dependency_overrides.clear()
+        samples["ping"].append(await per_call(app, ping, calls, 200))
+    medians = {name: statistics.median(values) for name, values in samples.items()}
+    return {
+        "microseconds_per_request": {k: round(v * 1e6, 1) for k, v in medians.items()},
+        "microseconds_runs": {k: [round(v * 1e6, 1) for v in vs] for k, vs in samples.items()},
+        "authenticated_over_overridden": round(medians["authenticated"] / medians["overridden"], 3),
+    }
+
+
+async def validations_per_request(runtime: Runtime, app, running) -> dict:
+    """Signature checks counted by the validator for new, repeated and refreshed tokens."""
+    checks = lambda: runtime.validator.signature_checks  # noqa: E731
+    issuer = runtime.require_issuer()
+    ti, _ = running[0]
+    path = f"/execution/task-instances/{ti}/heartbeat"
+    fresh = [issuer.issue(ti) for _ in range(50)]
+    before = checks()
+    for token in fresh:
+        assert (await call(app, "PUT", path, token, BEAT_BODY))[0] == 204
+    new_tokens = (checks() - before) / len(fresh)
+    before = checks()
+    for _ in range(50):
+        assert (await call(app, "PUT", path, fresh[0], BEAT_BODY))[0] == 204
+    repeated = (checks() - before) / 50
+    # A token near its expiry gets a Refreshed-API-Token: the refresh must not re-validate.
+    short = issuer.issue(ti, ttl=20)
+    before = checks()
+    status, headers = await call(app, "PUT", path, short, BEAT_BODY)
+    assert status == 204 and b"refreshed-api-token" in headers
+    refreshed = checks() - before
+    return {"new_token": new_tokens, "repeated_token": repeated,
+            "request_with_refresh": refreshed}
+
+
+def validation_cost(repeats: int) -> dict:
+    """Microseconds for one uncached validation, per algorithm (median of ``repeats``)."""
+    keys = {
+        "EdDSA": signing_key_from_private(generate_private_key(KeyType.ED25519)),
+        "RS256": signing_key_from_private(generate_private_key(KeyType.RSA)),
+        "HS512": signing_key_from_secret(generate_secret()),
+    }
+    costs = {}
+    for name, key in keys.items():
+        token = TokenIssuer(key, audience="bench").issue(uuid.uuid4())
+        validator = TokenValidator([key.verification], audience="bench")
+        number = 2000
+        runs = timeit.repeat(lambda: validator.validate(token), number=number, repeat=repeats)
+        costs[name] = round(statistics.median(runs) / number * 1e6, 1)
+    return costs
+
+
+async def measure(calls: int, repeats: int) -> dict:
+    data_dir = tempfile.mkdtemp(prefix="taskgate-bench-auth-")
+    runtime = Runtime.from_settings(Settings(data_dir=Path(data_dir)))
+    await runtime.prepare_database()
+    app = create_app(runtime)
+    try:
+        running = await prepare(runtime, app, 16)
+        return {
+            "signature_validations_per_request": await validations_per_request(runtime, app,
+                                                                                running),
+            "validation_microseconds": validation_cost(repeats),
+            "heartbeat": await request_costs(app, running, calls, repeats),
+        }
+    finally:
+        await runtime.aclose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    result = asyncio.run(measure(args.calls, args.repeats))
+    v = result["signature_validations_per_request"]
+    print(f"signature validations per request: new token {v['new_token']:g}, "
+          f"repeated token {v['repeated_token']:g}, with refresh {v['request_with_refresh']:g}")
+    print("one uncached validation (µs): " + ", ".join(
+        f"{alg} {us:g}" for alg, us in result["validation_microseconds"].items()))
+    h = result["heartbeat"]
+    us = h["microseconds_per_request"]
+    print(f"in-process µs/request (median of {args.repeats} × {args.calls}): "
+          f"heartbeat {us['authenticated']:g}, heartbeat with auth overridden "
+          f"{us['overridden']:g}, ping {us['ping']:g}")
+    print(f"authenticated / overridden: {h['authenticated_over_overridden']:.3f}")
+    RESULTS.mkdir(exist_ok=True)
+    out = {"benchmark": "auth_overhead", "calls": args.calls, "repeats": args.repeats,
+           "python": sys.version.split()[0], **result}
+    (RESULTS / "auth_overhead.json").write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

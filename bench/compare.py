@@ -1,0 +1,238 @@
+"""taskgate next to Airflow 3.3's own Execution API, under the same load, in one run.
+
+For each server (taskgate on SQLite, on PostgreSQL when reachable, and Airflow's
+Execution API on SQLite), one worker process each, on 127.0.0.1, this drives five
+workloads at each concurrency (closed loop: every connection waits for its answer):
+
+  ping        GET  /execution/health/ping         unauthenticated: the framework floor
+  heartbeat   PUT  /execution/task-instances/{id}/heartbeat
+  variable    GET  /execution/variables/{key}
+  xcom        POST /execution/xcoms/{dag}/{run}/{task}/{key}
+  lifecycle   PATCH /run, 3 heartbeats, PATCH /state success: whole TIs per second
+
+Each (server, workload, concurrency) runs ``--repeats`` times for ``--seconds``; the table
+shows medians with min-max, and every taskgate figure as a ratio to Airflow's. Results go
+to bench/results/compare.json; ``python bench/plot.py`` draws them.
+
+    python bench/compare.py                       # full run: 10 s x 3 repeats, c=16 and 64
+    python bench/compare.py --seconds 3 --repeats 1 --no-airflow      # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+
+import uvloop
+
+sys.path.insert(0, str(Path(__file__).parent))
+import loadgen  # noqa: E402
+import targets  # noqa: E402
+from targets import Target  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results"
+WORKLOADS = ("ping", "heartbeat", "variable", "xcom", "lifecycle")
+SUCCESS = json.dumps({"state": "success", "end_date": "2026-01-01T00:01:00Z"}).encode()
+XCOM_VALUE = json.dumps({"rows": 128, "path": "s3://bucket/key"}).encode()
+REFRESHED = b"refreshed-api-token"
+
+
+def _headers(target: Target, token: str | None, json_body: bool = False) -> dict[str, str]:
+    headers = dict(target.headers)
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    if json_body:
+        headers["Content-Type"] = "application/json"
+    return headers
+
+
+class Authed:
+    """A request for one TI that follows ``Refreshed-API-Token``, as a worker does."""
+
+    def __init__(self, target: Target, method: str, path: str, token: str, body: bytes = b""):
+        self.target, self.method, self.path, self.body = target, method, path, body
+        self.use(token)
+
+    def use(self, token: str) -> None:
+        self.token = token
+        self.raw = loadgen.build_request(
+            self.method, self.path, _headers(self.target, token, bool(self.body)), self.body)
+
+    def follow(self, response: loadgen.Response | None) -> None:
+        if response is not None and REFRESHED in response.headers:
+            self.use(response.headers[REFRESHED].decode())
+
+
+def scenario(target: Target, workload: str) -> Callable:
+    """The per-connection loop of ``workload`` against ``target``."""
+    running = target.running
+    beat_body = json.dumps({"hostname": target.hostname, "pid": target.pid}).encode()
+    run_body = json.dumps({"state": "running", "hostname": target.hostname, "unixname": "bench",
+                           "pid": target.pid, "start_date": "2026-01-01T00:00:00Z"}).encode()
+    if workload == "ping":
+        raw = loadgen.build_request("GET", target.ping_path, target.headers)
+
+        async def ping(conn: loadgen.Connection, index: int) -> None:
+            while conn.open:
+                await conn.send(raw, 200)
+        return ping
+
+    if workload in ("heartbeat", "variable", "xcom"):
+        def request_for(ti: targets.RunningTI) -> Authed:
+            if workload == "heartbeat":
+                return Authed(target, "PUT", f"/execution/task-instances/{ti.id}/heartbeat",
+                              ti.token, beat_body)
+            if workload == "variable":
+                return Authed(target, "GET", f"/execution/variables/{target.variable_key}", ti.token)
+            return Authed(target, "POST", f"/execution/xcoms/{ti.dag_id}/{ti.run_id}/{ti.task_id}"
+                          f"/bench?map_index={ti.map_index}", ti.token, XCOM_VALUE)
+        expected = {"heartbeat": (204,), "variable": (200,), "xcom": (200, 201)}[workload]
+        requests = [request_for(ti) for ti in running]
+
+        async def steady(conn: loadgen.Connection, index: int) -> None:
+            request = requests[index % len(requests)]
+            while conn.open:
+                request.follow(await conn.send(request.raw, *expected))
+        return steady
+
+    async def lifecycle(conn: loadgen.Connection, index: int) -> None:
+        while conn.open:
+            ti = target.take_queued()
+            if ti is None:
+                return  # the prepared TIs are used up: the run ends early
+            start = loadgen.build_request("PATCH", f"/execution/task-instances/{ti.id}/run",
+                                          _headers(target, ti.token, True), run_body)
+            started = await conn.send(start, 200)
+            if started is None or REFRESHED not in started.headers:
+                continue
+            token = started.headers[REFRESHED].decode()
+            beat = Authed(target, "PUT", f"/execution/task-instances/{ti.id}/heartbeat", token, beat_body)
+            for _ in range(3):
+                beat.follow(await conn.send(beat.raw, 204))
+            done = loadgen.build_request("PATCH", f"/execution/task-instances/{ti.id}/state",
+                                         _headers(target, beat.token, True), SUCCESS)
+            if await conn.send(done, 204) is not None:
+                conn.unit_done()
+    return lifecycle
+
+
+def summarize(runs: list[loadgen.RunStats], workload: str) -> dict:
+    per_run = [{
+        "throughput": round(r.units_per_second() if workload == "lifecycle" else r.throughput(), 1),
+        "requests_per_second": round(r.throughput(), 1),
+        "p50_ms": round(r.median_latency() * 1000, 2),
+        "p99_ms": round(r.percentile(0.99) * 1000, 2),
+        "requests": r.requests,
+        "errors": dict(r.errors),
+        "seconds": round(r.seconds, 2),
+    } for r in runs]
+
+    def med(key: str) -> dict:
+        values = [run[key] for run in per_run]
+        return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+    return {"throughput": med("throughput"), "p50_ms": med("p50_ms"), "p99_ms": med("p99_ms"),
+            "errors": sum(sum(run["errors"].values()) for run in per_run), "runs": per_run}
+
+
+def measure(target: Target, workloads, concurrencies, seconds: float, repeats: int) -> dict:
+    results: dict = {}
+    for workload in workloads:
+        for concurrency in concurrencies:
+            runs = []
+            for _ in range(repeats):
+                runs.append(uvloop.run(loadgen.run(
+                    target.port, scenario(target, workload), concurrency=concurrency,
+                    seconds=seconds)))
+                time.sleep(0.5)  # let the server settle between runs
+            summary = summarize(runs, workload)
+            results.setdefault(workload, {})[str(concurrency)] = summary
+            print(f"  {target.name:<22} {workload:<10} c={concurrency:<3} "
+                  f"{summary['throughput']['median']:>9.1f}/s  p99 {summary['p99_ms']['median']:>8.2f} ms"
+                  f"  errors {summary['errors']}", flush=True)
+    return results
+
+
+def print_table(report: dict) -> None:
+    servers = report["servers"]
+    reference = servers.get("airflow")
+    unit = {"lifecycle": "TIs/s"}
+    print()
+    print(f"{'server':<22} {'workload':<10} {'c':>3} {'throughput (min-max)':>28} "
+          f"{'p99 ms':>9} {'x Airflow':>10} {'p99 / Airflow':>13}")
+    for name, result in servers.items():
+        for workload, by_conc in result["workloads"].items():
+            for conc, s in by_conc.items():
+                t = s["throughput"]
+                ratio = p99_ratio = ""
+                if reference and name != "airflow":
+                    ref = reference["workloads"].get(workload, {}).get(conc)
+                    if ref and ref["throughput"]["median"]:
+                        ratio = f"{t['median'] / ref['throughput']['median']:.1f}x"
+                        p99_ratio = f"{s['p99_ms']['median'] / ref['p99_ms']['median']:.3f}"
+                label = f"{t['median']:.0f} {unit.get(workload, 'req/s')} ({t['min']:.0f}-{t['max']:.0f})"
+                print(f"{result['label']:<22} {workload:<10} {conc:>3} {label:>28} "
+                      f"{s['p99_ms']['median']:>9.2f} {ratio:>10} {p99_ratio:>13}")
+    for name, result in servers.items():
+        w = result["workloads"]
+        if "ping" in w and "heartbeat" in w:
+            for conc in w["heartbeat"]:
+                share = w["heartbeat"][conc]["throughput"]["median"] / w["ping"][conc]["throughput"]["median"]
+                print(f"{result['label']}: heartbeat / ping at c={conc}: {share:.0%}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[16, 64])
+    parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=WORKLOADS)
+    parser.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"],
+                        choices=["sqlite", "postgresql"], help="taskgate's databases")
+    parser.add_argument("--no-airflow", action="store_true", help="skip the Airflow reference")
+    parser.add_argument("--queued", type=int, default=12000,
+                        help="TIs prepared per taskgate server for the lifecycle workload")
+    parser.add_argument("--airflow-queued", type=int, default=2000,
+                        help="TIs prepared for Airflow's lifecycle workload")
+    args = parser.parse_args()
+
+    n_running = max(args.concurrency)
+    backends = [b for b in args.backends if b != "postgresql" or targets.postgres_reachable()]
+    if "postgresql" in args.backends and "postgresql" not in backends:
+        print("PostgreSQL not reachable: taskgate runs on SQLite only")
+    lifecycles = "lifecycle" in args.workloads
+    servers: dict = {}
+    plans = [(f"taskgate-{b}", lambda b=b: targets.taskgate(b, n_running, args.queued if lifecycles else 0))
+             for b in backends]
+    if not args.no_airflow:
+        plans.insert(0, ("airflow", lambda: targets.airflow(
+            n_running, args.airflow_queued if lifecycles else 0)))
+    for key, start in plans:
+        with ExitStack() as stack:
+            print(f"starting {key} ...", flush=True)
+            target = stack.enter_context(start())
+            servers[key] = {"label": target.name, "workloads": measure(
+                target, args.workloads, args.concurrency, args.seconds, args.repeats)}
+    report = {
+        "benchmark": "compare",
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version(),
+                    "platform": platform.platform()},
+        "seconds": args.seconds, "repeats": args.repeats, "concurrency": args.concurrency,
+        "servers": servers,
+    }
+    print_table(report)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "compare.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {RESULTS / 'compare.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""Servers under test: what the workloads need to know about each one.
+
+A ``Target`` is a running Execution API on 127.0.0.1 with task instances prepared for the
+workloads: running TIs (with execution tokens) for heartbeats, variable reads and XCom
+writes, and queued TIs (with the tokens that start them) for whole lifecycles. Both
+taskgate and the Airflow reference speak the same wire protocol, so the workloads in
+``compare.py`` drive either without knowing which it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from server_process import free_port, stop, wait_healthy
+
+HOSTNAME, PID = "bench", 4242
+RUN_BODY = {"state": "running", "hostname": HOSTNAME, "unixname": "bench", "pid": PID,
+            "start_date": "2026-01-01T00:00:00Z"}
+VARIABLE_KEY = "bench_variable"
+
+
+@dataclass
+class RunningTI:
+    id: str
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int
+    token: str
+
+
+@dataclass
+class QueuedTI:
+    id: str
+    token: str  # what /run takes: the workload token
+
+
+@dataclass
+class Target:
+    name: str
+    port: int
+    ping_path: str
+    running: list[RunningTI]
+    queued: list[QueuedTI]
+    hostname: str = HOSTNAME  # what the running TIs were started with (heartbeat body)
+    pid: int = PID
+    variable_key: str = VARIABLE_KEY
+    headers: dict[str, str] = field(default_factory=dict)  # sent with every request
+
+    def take_queued(self) -> QueuedTI | None:
+        return self.queued.pop() if self.queued else None
+
+
+# taskgate --------------------------------------------------------------------------------
+
+POSTGRES_ADMIN = os.environ.get("TASKGATE_BENCH_POSTGRES_URL",
+                                "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def postgres_reachable() -> bool:
+    import asyncpg
+
+    async def probe() -> None:
+        conn = await asyncpg.connect(POSTGRES_ADMIN, timeout=3)
+        await conn.close()
+
+    try:
+        asyncio.run(probe())
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return False
+    return True
+
+
+async def _postgres_admin(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(POSTGRES_ADMIN)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def _prepare_taskgate(env: dict[str, str], n_running: int, n_queued: int):
+    """DAG, runs and queued TIs, written through taskgate's own control-plane services."""
+    os.environ.update(env)  # Settings() reads the same environment the server gets
+    from taskgate.runtime import Runtime
+    from taskgate.services import control, variables
+    from taskgate.settings import Settings
+
+    runtime = Runtime.from_settings(Settings())
+    try:
+        await runtime.prepare_database()
+        issuer = runtime.require_issuer()
+        async with runtime.sessionmaker() as session:
+            await control.add_dag(session, "bench")
+            await variables.put(session, runtime.secrets, VARIABLE_KEY, "a value")
+            prepared = {}
+            for run_id, count in (("steady", n_running), ("lifecycles", n_queued)):
+                if not count:
+                    prepared[run_id] = []
+                    continue
+                created = await control.create_run(
+                    session, "bench", run_id, [f"task_{i}" for i in range(count)])
+                prepared[run_id] = [(ti, (await control.queue(session, ti.id, issuer)).workload_token)
+                                    for ti in created.task_instances]
+        return prepared
+    finally:
+        await runtime.aclose()
+
+
+@contextmanager
+def taskgate(backend: str, n_running: int, n_queued: int) -> Iterator[Target]:
+    """``taskgate serve`` as shipped (one worker) on ``backend``: sqlite or postgresql."""
+    data_dir = tempfile.mkdtemp(prefix="taskgate-bench-")
+    env = {"TASKGATE_DATA_DIR": data_dir, "TASKGATE_LOG_LEVEL": "warning"}
+    database = None
+    if backend == "postgresql":
+        database = f"taskgate_bench_{uuid.uuid4().hex[:8]}"
+        asyncio.run(_postgres_admin(f'CREATE DATABASE "{database}"'))
+        base = POSTGRES_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+        env["TASKGATE_DATABASE_URL"] = f"{base}/{database}"
+        subprocess.run([sys.executable, "-m", "taskgate", "db", "upgrade"], env={**os.environ, **env},
+                       check=True, capture_output=True)
+    saved = dict(os.environ)
+    try:
+        prepared = asyncio.run(_prepare_taskgate(env, n_running, n_queued))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "taskgate", "serve", "--port", str(port)],
+        env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base_url = f"http://127.0.0.1:{port}/execution"
+        wait_healthy(f"{base_url}/health/ping", server)
+        running = []
+        with httpx.Client(base_url=base_url, timeout=10) as http:
+            for ti, workload in prepared["steady"]:
+                answer = http.patch(f"/task-instances/{ti.id}/run", json=RUN_BODY,
+                                    headers={"Authorization": f"Bearer {workload}"})
+                answer.raise_for_status()
+                running.append(RunningTI(str(ti.id), ti.dag_id, ti.run_id, ti.task_id,
+                                         ti.map_index, answer.headers["Refreshed-API-Token"]))
+        queued = [QueuedTI(str(ti.id), workload) for ti, workload in prepared["lifecycles"]]
+        yield Target(f"taskgate ({backend})", port, "/execution/health/ping", running, queued)
+    finally:
+        stop(server)
+        if database:
+            asyncio.run(_postgres_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+
+
+# Airflow ----------------------------------------------------------------------------------
+
+
+@contextmanager
+def airflow(n_running: int, n_queued: int) -> Iterator[Target]:
+    """Airflow 3.3's Execution API as shipped (its default HS512 secret, SQLite)."""
+    import airflow_reference
+
+    with airflow_reference.airflow_reference(n_running, n_queued) as ref:
+        yield Target(
+            "Airflow 3.3 (sqlite)",
+            int(ref.base_url.rsplit(":", 1)[1]),
+            ref.ping_path,
+            [RunningTI(t.id, t.dag_id, t.run_id, t.task_id, t.map_index, t.token)
+             for t in ref.running],
+            [QueuedTI(t.id, t.token) for t in ref.queued],
+            hostname=ref.hostname, pid=ref.pid, variable_key=ref.variable_key,
+            headers=ref.headers,
+        )

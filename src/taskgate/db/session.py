@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from taskgate.db.pool import FairAsyncQueuePool
 from taskgate.db.sqlite import inline_connector
 
 
@@ -54,6 +55,7 @@ def create_engine(url: str, pool: PoolOptions | None = None) -> AsyncEngine:
             pool_size=1,
             max_overflow=0,
             pool_timeout=pool.timeout,
+            poolclass=FairAsyncQueuePool,
             async_creator=inline_connector(parsed.database or ":memory:", busy_timeout_ms=5000),
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -70,6 +72,7 @@ def create_engine(url: str, pool: PoolOptions | None = None) -> AsyncEngine:
         pool_size=pool.size,
         max_overflow=pool.max_overflow,
         pool_timeout=pool.timeout,
+        poolclass=FairAsyncQueuePool,
         pool_pre_ping=True,
         connect_args=connect_args,
     )

@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     db_statement_timeout: float = Field(
         10.0, gt=0, description="Seconds a single SQL statement may run (PostgreSQL)."
     )
+    graceful_shutdown_seconds: int = Field(
+        20,
+        ge=1,
+        description="On SIGTERM/SIGINT, how long `taskgate serve` waits for requests in "
+        "flight to finish before cancelling them (`--timeout-graceful-shutdown`).",
+    )
     signing_key_file: Path | None = Field(
         None,
         description="PEM private key (Ed25519 or RSA) used to sign tokens. "

@@ -25,6 +25,7 @@ from taskgate.cli.common import (
     print_table,
     runtime_from_env,
 )
+from taskgate.cli.signals import clean_exit_on_stop_signals
 
 app = typer.Typer(
     name="taskgate",
@@ -50,6 +51,13 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8080, help="TCP port."),
     workers: int = typer.Option(1, min=1, help="Worker processes (each a full replica)."),
+    timeout_graceful_shutdown: int | None = typer.Option(
+        None,
+        "--timeout-graceful-shutdown",
+        min=1,
+        help="Seconds a stop (SIGTERM/SIGINT) waits for requests in flight before cancelling "
+        "them. Default: TASKGATE_GRACEFUL_SHUTDOWN_SECONDS (20).",
+    ),
 ) -> None:
     """Run the Execution API server (creates data dir, database and signing key if missing)."""
     import uvicorn
@@ -73,14 +81,17 @@ def serve(
     else:
         console.print("signing key: none (validation-only node)")
     console.print(f"Execution API: http://{host}:{port}/execution", highlight=False)
-    uvicorn.run(
-        "taskgate.api.asgi:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-    )
+    with clean_exit_on_stop_signals():
+        uvicorn.run(
+            "taskgate.api.asgi:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+            timeout_graceful_shutdown=timeout_graceful_shutdown
+            or settings.graceful_shutdown_seconds,
+        )
 
 
 @db_app.command("upgrade")

@@ -11,14 +11,13 @@ import asyncio
 import os
 import signal
 import time
-from contextlib import asynccontextmanager
 
 import httpx
 import pytest
-from sqlalchemy import text
 
 from taskgate.services.task_instances import get_task_instance
 from tests.helpers import BEAT_BODY, RUN_BODY, bearer, free_port, server_output, start_serve
+from tests.integration.db_locks import row_locked
 
 pytestmark = pytest.mark.integration
 
@@ -28,19 +27,6 @@ def serve_env(settings) -> dict[str, str]:
     if settings.database_url:
         env["TASKGATE_DATABASE_URL"] = settings.database_url
     return env
-
-
-@asynccontextmanager
-async def row_locked(runtime, ti_id):
-    """A transaction that has written the TI's row and not committed: the server's writes
-    to it wait (PostgreSQL: the row lock; SQLite: the database write lock)."""
-    async with runtime.engine.connect() as conn:
-        await conn.execute(
-            text("UPDATE task_instances SET updated_at = updated_at WHERE id = :id"),
-            {"id": ti_id.hex if runtime.settings.uses_embedded_database else ti_id},
-        )
-        yield
-        await conn.rollback()
 
 
 async def running_ti(http: httpx.AsyncClient, factory) -> tuple[object, dict[str, str]]:

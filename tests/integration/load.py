@@ -20,14 +20,16 @@ from dataclasses import dataclass, field
 import httpx
 
 from taskgate.client import AsyncClient, RetryPolicy
-from taskgate.client.errors import ApiError
+from taskgate.client.errors import ApiError, ServerUnavailable
 from taskgate.runtime import Runtime
 from taskgate.services import control, variables
+from taskgate.services.task_instances import get_task_instance
 
 DAG_ID = "soak"
 TASK_ID = "work"
 VARIABLE = ("soak-greeting", "hello from the soak")
 FAILED_SHARE = 0.25  # lifecycles that end "failed" instead of "success"
+RERUN_ATTEMPTS = 12  # /run sent again when it did not reach the server, with growing waits
 
 
 @dataclass(frozen=True)
@@ -112,8 +114,10 @@ class Worker:
         pacing: Pacing,
         retry: RetryPolicy,
         timeout: httpx.Timeout,
+        rerun_unsent: bool = False,
     ) -> None:
         self.index = index
+        self.rerun_unsent = rerun_unsent
         self.runtime = runtime
         self.tally = tally
         self.pacing = pacing
@@ -135,7 +139,7 @@ class Worker:
     async def lifecycle(self, run_id: str) -> None:
         ti_id, workload = await queue_ti(self.runtime, run_id)
         self.api.token = workload
-        if not await self._call("run", self.api.run(ti_id, unixname="soak", **self.host)):
+        if not await self._start(ti_id):
             return
         for _ in range(self.pacing.beats):
             await asyncio.sleep(self.pacing.wait(self.rng))
@@ -152,19 +156,52 @@ class Worker:
         if await self._call("state", self.api.finish(ti_id, state)):
             self.tally.lifecycles.append(Lifecycle(ti_id, run_id, state, xcom))
 
+    async def _start(self, ti_id: uuid.UUID) -> bool:
+        """``/run``. The client never repeats it (the workload token is single-use). With
+        ``rerun_unsent`` the worker sends it again after no answer when the request did not
+        reach the server: the connection was refused, or (a keep-alive connection that a
+        stopping server had just closed) the orchestrator still sees the TI queued."""
+        started = time.monotonic()
+        for attempt in range(RERUN_ATTEMPTS):
+            try:
+                await self.api.run(ti_id, unixname="soak", **self.host)
+            except ServerUnavailable as exc:
+                if self.rerun_unsent and exc.status is None and (
+                    exc.reason == "ConnectError" or await self._still_queued(ti_id)
+                ):
+                    self.tally.record("run", f"unsent ({exc.reason})", time.monotonic() - started)
+                    await asyncio.sleep(0.25 * (attempt + 1))
+                    continue
+                self._failed("run", exc, started)
+                return False
+            except ApiError as exc:
+                self._failed("run", exc, started)
+                return False
+            self.tally.record("run", "ok", time.monotonic() - started)
+            return True
+        self.tally.failures.append(f"worker {self.index} run: unsent {RERUN_ATTEMPTS} times")
+        return False
+
+    async def _still_queued(self, ti_id: uuid.UUID) -> bool:
+        async with self.runtime.sessionmaker() as session:
+            return (await get_task_instance(session, ti_id)).state == "queued"
+
     async def _call(self, name: str, call) -> bool:  # noqa: ANN001 - a client coroutine
         started = time.monotonic()
         try:
             await call
         except ApiError as exc:
-            elapsed = time.monotonic() - started
-            self.tally.record(name, str(exc.status or exc.reason), elapsed)
-            self.tally.failures.append(
-                f"worker {self.index} {name}: {exc} ({exc.reason}) after {elapsed:.2f} s"
-            )
+            self._failed(name, exc, started)
             return False
         self.tally.record(name, "ok", time.monotonic() - started)
         return True
+
+    def _failed(self, name: str, exc: ApiError, started: float) -> None:
+        elapsed = time.monotonic() - started
+        self.tally.record(name, str(exc.status or exc.reason), elapsed)
+        self.tally.failures.append(
+            f"worker {self.index} {name}: {exc} ({exc.reason}) after {elapsed:.2f} s"
+        )
 
 
 async def drive(
@@ -177,12 +214,14 @@ async def drive(
     retry: RetryPolicy,
     timeout: httpx.Timeout,
     tally: Tally | None = None,
+    rerun_unsent: bool = False,
 ) -> Tally:
     """``workers`` workers doing lifecycles for ``seconds``; returns what they saw."""
     tally = tally if tally is not None else Tally()
     deadline = time.monotonic() + seconds
     crew = [
-        Worker(i, api_url, runtime, tally, pacing=pacing, retry=retry, timeout=timeout)
+        Worker(i, api_url, runtime, tally, pacing=pacing, retry=retry, timeout=timeout,
+               rerun_unsent=rerun_unsent)
         for i in range(workers)
     ]
     await asyncio.gather(*(w.run_until(deadline) for w in crew))

@@ -64,6 +64,11 @@ class Settings(BaseSettings):
         description="On SIGTERM/SIGINT, how long `taskgate serve` waits for requests in "
         "flight to finish before cancelling them (`--timeout-graceful-shutdown`).",
     )
+    otel_enabled: bool = Field(
+        False,
+        description="Continue callers' OpenTelemetry traces (W3C traceparent): a server span "
+        "per request, trace_id/span_id in the logs. Needs `pip install 'taskgate[otel]'`.",
+    )
     signing_key_file: Path | None = Field(
         None,
         description="PEM private key (Ed25519 or RSA) used to sign tokens. "

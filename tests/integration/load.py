@@ -186,7 +186,7 @@ class Worker:
         async with self.runtime.sessionmaker() as session:
             return (await get_task_instance(session, ti_id)).state == "queued"
 
-    async def _call(self, name: str, call) -> bool:  # noqa: ANN001 - a client coroutine
+    async def _call(self, name: str, call) -> bool:
         started = time.monotonic()
         try:
             await call

@@ -33,7 +33,7 @@ class Fault:
         self.failed = 0
         self.before: list[str] = []  # statements of the failing request that ran first
 
-    def __call__(self, conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+    def __call__(self, conn, cursor, statement, parameters, context, executemany) -> None:
         words = statement.split()
         if " ".join(words).upper().startswith(self.prefix):
             self.failed += 1
@@ -61,7 +61,7 @@ def assert_clean_failure(response: httpx.Response) -> None:
 
 
 def checked_out(metrics: str) -> float:
-    return float(re.search(r"^taskgate_db_pool_checked_out (\S+)$", metrics, re.M).group(1))
+    return float(re.search(r"^taskgate_db_pool_checked_out (\S+)$", metrics, re.MULTILINE).group(1))
 
 
 async def ti_row(runtime, ti_id) -> TaskInstance:

@@ -42,7 +42,7 @@ async def pool_settles(http: httpx.AsyncClient) -> None:
     """No pooled connection stays checked out (within a second)."""
     for _ in range(20):
         metrics = (await http.get("/metrics")).text
-        if float(re.search(r"^taskgate_db_pool_checked_out (\S+)$", metrics, re.M).group(1)) == 0:
+        if float(re.search(r"^taskgate_db_pool_checked_out (\S+)$", metrics, re.MULTILINE).group(1)) == 0:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("a pooled database connection stays checked out")

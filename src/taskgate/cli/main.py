@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import typer
+from rich.markup import escape
 
 from taskgate.cli import (
     connections,
@@ -26,6 +27,7 @@ from taskgate.cli.common import (
     runtime_from_env,
 )
 from taskgate.cli.signals import clean_exit_on_stop_signals
+from taskgate.tracing import TracingUnavailable, require_opentelemetry
 
 app = typer.Typer(
     name="taskgate",
@@ -63,6 +65,11 @@ def serve(
     import uvicorn
 
     runtime = runtime_from_env()
+    if runtime.settings.otel_enabled:
+        try:
+            require_opentelemetry()
+        except TracingUnavailable as exc:
+            raise fail(escape(str(exc))) from None
     try:
         asyncio.run(runtime.prepare_database())  # migrate once, before any worker starts
     except Exception as exc:  # noqa: BLE001 - any startup failure is reported, not traced

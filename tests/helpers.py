@@ -1,5 +1,6 @@
 """Request bodies, headers and process helpers the tests share."""
 
+import os
 import socket
 import subprocess
 import sys
@@ -62,6 +63,15 @@ def wait_until_healthy(
             process.wait(timeout=10)
             raise RuntimeError(f"taskgate serve did not start:\n{output()}")
         time.sleep(0.1)
+
+
+def serve_env(settings: object) -> dict[str, str]:
+    """The environment of a `taskgate serve` (or CLI) process on a test's ``Settings``:
+    its data directory and, unless it is the embedded SQLite, its database URL."""
+    env = {**os.environ, "TASKGATE_DATA_DIR": str(settings.data_dir)}  # type: ignore[attr-defined]
+    if settings.database_url:  # type: ignore[attr-defined]
+        env["TASKGATE_DATABASE_URL"] = settings.database_url  # type: ignore[attr-defined]
+    return env
 
 
 def start_serve(

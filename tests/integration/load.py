@@ -126,11 +126,12 @@ class Worker:
         self.host = {"hostname": f"soak-{index}", "pid": 10_000 + index}
 
     async def run_until(self, deadline: float) -> None:
-        """Whole lifecycles until ``deadline`` (monotonic); the one under way finishes."""
+        """Whole lifecycles until ``deadline`` (monotonic), at least one; the one under
+        way finishes."""
         n = 0
         try:
             await asyncio.sleep(self.rng.uniform(0, self.pacing.beat_interval[1]))  # stagger
-            while time.monotonic() < deadline:
+            while n == 0 or time.monotonic() < deadline:
                 await self.lifecycle(f"w{self.index}-{n}")
                 n += 1
         finally:

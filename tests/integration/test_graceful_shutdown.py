@@ -8,7 +8,6 @@ UPDATE waits for it. Meanwhile the server is told to stop.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import time
 
@@ -16,17 +15,18 @@ import httpx
 import pytest
 
 from taskgate.services.task_instances import get_task_instance
-from tests.helpers import BEAT_BODY, RUN_BODY, bearer, free_port, server_output, start_serve
+from tests.helpers import (
+    BEAT_BODY,
+    RUN_BODY,
+    bearer,
+    free_port,
+    serve_env,
+    server_output,
+    start_serve,
+)
 from tests.integration.db_locks import row_locked
 
 pytestmark = pytest.mark.integration
-
-
-def serve_env(settings) -> dict[str, str]:
-    env = {**os.environ, "TASKGATE_DATA_DIR": str(settings.data_dir)}
-    if settings.database_url:
-        env["TASKGATE_DATABASE_URL"] = settings.database_url
-    return env
 
 
 async def running_ti(http: httpx.AsyncClient, factory) -> tuple[object, dict[str, str]]:

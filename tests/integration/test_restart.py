@@ -20,9 +20,8 @@ from sqlalchemy import select
 
 from taskgate.client import RetryPolicy
 from taskgate.db.models import TaskInstance
-from tests.helpers import free_port, server_output, start_serve
+from tests.helpers import free_port, serve_env, server_output, start_serve
 from tests.integration import load
-from tests.integration.test_graceful_shutdown import serve_env
 
 pytestmark = pytest.mark.integration
 

@@ -30,7 +30,7 @@ from taskgate.client import NO_RETRIES
 from taskgate.db.models import TaskInstance, XCom
 from taskgate.settings import Settings
 from tests.conftest import BACKENDS
-from tests.helpers import free_port, server_output, start_serve
+from tests.helpers import free_port, serve_env, server_output, start_serve
 from tests.integration import load
 
 # One server process on PostgreSQL saturates near 200 such workers on a 2-core machine
@@ -80,9 +80,7 @@ def worker_count(settings: Settings) -> int:
 
 async def test_soak(settings, runtime, capsys):
     workers = worker_count(settings)
-    env = {**os.environ, "TASKGATE_DATA_DIR": str(settings.data_dir)}
-    if settings.database_url:
-        env["TASKGATE_DATABASE_URL"] = settings.database_url
+    env = serve_env(settings)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = start_serve(env, port)

@@ -1,10 +1,13 @@
 """Request bodies, headers and process helpers the tests share."""
 
+import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 
@@ -62,11 +65,36 @@ def wait_until_healthy(
         time.sleep(0.1)
 
 
-def start_serve(env: dict[str, str], port: int, *extra: str) -> subprocess.Popen:
-    """`taskgate serve` on 127.0.0.1:port, returned once /execution/health answers."""
+def serve_env(settings: object) -> dict[str, str]:
+    """The environment of a `taskgate serve` (or CLI) process on a test's ``Settings``:
+    its data directory and, unless it is the embedded SQLite, its database URL."""
+    env = {**os.environ, "TASKGATE_DATA_DIR": str(settings.data_dir)}  # type: ignore[attr-defined]
+    if settings.database_url:  # type: ignore[attr-defined]
+        env["TASKGATE_DATABASE_URL"] = settings.database_url  # type: ignore[attr-defined]
+    return env
+
+
+def start_serve(
+    env: dict[str, str], port: int, *extra: str, log_path: Path | None = None
+) -> subprocess.Popen:
+    """`taskgate serve` on 127.0.0.1:port, returned once /execution/health answers.
+
+    Its output goes to a file (``log_path``, else a temporary one; ``server_output`` reads
+    it), never to a pipe: a pipe nobody drains fills after some hundred access-log lines,
+    and the server then blocks in write(2) with its event loop, answering nothing."""
+    log = open(log_path, "w+") if log_path else tempfile.TemporaryFile("w+")  # noqa: SIM115
     proc = subprocess.Popen(
         [*TASKGATE, "serve", "--port", str(port), *extra],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
     )
-    wait_until_healthy(f"http://127.0.0.1:{port}", proc, lambda: proc.stdout.read())
+    proc.log = log  # type: ignore[attr-defined]
+    wait_until_healthy(f"http://127.0.0.1:{port}", proc, lambda: server_output(proc))
     return proc
+
+
+def server_output(proc: subprocess.Popen) -> str:
+    """What a server started by ``start_serve`` printed so far."""
+    log = proc.log  # type: ignore[attr-defined]
+    log.flush()
+    log.seek(0)
+    return log.read()

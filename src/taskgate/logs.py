@@ -13,15 +13,23 @@ import structlog
 LogFormat = Literal["json", "console"]
 
 
-def configure(log_format: LogFormat, level: str = "info") -> None:
+def configure(log_format: LogFormat, level: str = "info", *, trace_ids: bool = False) -> None:
+    """Configure structlog. With ``trace_ids`` (OpenTelemetry enabled) every event logged
+    inside a span carries its ``trace_id`` and ``span_id``."""
     renderer = (
         structlog.processors.JSONRenderer()
         if log_format == "json"
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
+    tracing: list[structlog.typing.Processor] = []
+    if trace_ids:
+        from taskgate.tracing import add_trace_ids
+
+        tracing.append(add_trace_ids)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            *tracing,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.dict_tracebacks,

@@ -58,6 +58,17 @@ class Settings(BaseSettings):
     db_statement_timeout: float = Field(
         10.0, gt=0, description="Seconds a single SQL statement may run (PostgreSQL)."
     )
+    graceful_shutdown_seconds: int = Field(
+        20,
+        ge=1,
+        description="On SIGTERM/SIGINT, how long `taskgate serve` waits for requests in "
+        "flight to finish before cancelling them (`--timeout-graceful-shutdown`).",
+    )
+    otel_enabled: bool = Field(
+        False,
+        description="Continue callers' OpenTelemetry traces (W3C traceparent): a server span "
+        "per request, trace_id/span_id in the logs. Needs `pip install 'taskgate[otel]'`.",
+    )
     signing_key_file: Path | None = Field(
         None,
         description="PEM private key (Ed25519 or RSA) used to sign tokens. "

@@ -16,6 +16,7 @@ from tests.helpers import (
     bearer,
     free_port,
     run_cli,
+    server_output,
     start_serve,
 )
 
@@ -100,7 +101,8 @@ def test_revoke_from_the_cli(env, server):
 def test_serve_reports_what_it_created(env, server):
     _url, proc = server
     proc.terminate()
-    output = proc.communicate(timeout=10)[0]
+    assert proc.wait(timeout=10) == 0  # a graceful stop
+    output = server_output(proc)
     data_dir = Path(env["TASKGATE_DATA_DIR"])
     assert f"created {data_dir / 'signing-key.pem'}" in output
     if "TASKGATE_DATABASE_URL" not in env:

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 import taskgate
+from taskgate import tracing
 from taskgate.api import errors
 from taskgate.api.metrics import Metrics, MetricsMiddleware
 from taskgate.api.middleware.api_version import ApiVersionMiddleware
@@ -52,9 +53,11 @@ EXECUTION_ROUTERS = (
 )
 
 
-def create_app(runtime: Runtime | None = None) -> FastAPI:
+def create_app(runtime: Runtime | None = None, *, tracer_provider: Any = None) -> FastAPI:
     """The application serving ``runtime``. Without a runtime it can be inspected (routes,
-    OpenAPI document) but not served."""
+    OpenAPI document) but not served. With ``otel_enabled`` in the runtime's settings,
+    requests run in OpenTelemetry server spans (``tracer_provider``: default, the global
+    one)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -96,6 +99,11 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)
     app.add_middleware(MetricsMiddleware, metrics=metrics, routes=lambda: route_templates)
     app.add_middleware(CorrelationIdMiddleware)
+    if runtime is not None and runtime.settings.otel_enabled:
+        # Outermost: everything below, logging included, runs inside the server span.
+        middleware, options = tracing.server_span_middleware(tracer_provider)
+        app.add_middleware(tracing.SpanRouteMiddleware, routes=lambda: route_templates)
+        app.add_middleware(middleware, **options)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import typer
+from rich.markup import escape
 
 from taskgate.cli import (
     connections,
@@ -25,6 +26,8 @@ from taskgate.cli.common import (
     print_table,
     runtime_from_env,
 )
+from taskgate.cli.signals import clean_exit_on_stop_signals
+from taskgate.tracing import TracingUnavailable, require_opentelemetry
 
 app = typer.Typer(
     name="taskgate",
@@ -53,11 +56,23 @@ def serve(
     access_log: bool = typer.Option(
         True, help="Log one line per request (uvicorn's access log); /metrics counts them anyway."
     ),
+    timeout_graceful_shutdown: int | None = typer.Option(
+        None,
+        "--timeout-graceful-shutdown",
+        min=1,
+        help="Seconds a stop (SIGTERM/SIGINT) waits for requests in flight before cancelling "
+        "them. Default: TASKGATE_GRACEFUL_SHUTDOWN_SECONDS (20).",
+    ),
 ) -> None:
     """Run the Execution API server (creates data dir, database and signing key if missing)."""
     import uvicorn
 
     runtime = runtime_from_env()
+    if runtime.settings.otel_enabled:
+        try:
+            require_opentelemetry()
+        except TracingUnavailable as exc:
+            raise fail(escape(str(exc))) from None
     try:
         asyncio.run(runtime.prepare_database())  # migrate once, before any worker starts
     except Exception as exc:  # noqa: BLE001 - any startup failure is reported, not traced
@@ -76,15 +91,18 @@ def serve(
     else:
         console.print("signing key: none (validation-only node)")
     console.print(f"Execution API: http://{host}:{port}/execution", highlight=False)
-    uvicorn.run(
-        "taskgate.api.asgi:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-        access_log=access_log,
-    )
+    with clean_exit_on_stop_signals():
+        uvicorn.run(
+            "taskgate.api.asgi:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+            access_log=access_log,
+            timeout_graceful_shutdown=timeout_graceful_shutdown
+            or settings.graceful_shutdown_seconds,
+        )
 
 
 @db_app.command("upgrade")

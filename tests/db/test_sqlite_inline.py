@@ -82,3 +82,34 @@ async def test_a_lock_held_by_another_connection_is_waited_for_off_the_loop(
         assert rows == [1, 2]
     finally:
         await engine.dispose()
+
+
+async def test_a_cancelled_wait_leaves_the_connection_to_the_helper_thread(tmp_path: Path) -> None:
+    """A request cancelled while its statement waits for the lock (e.g. at the end of a
+    graceful shutdown): the rollback and close queue behind the statement on the helper
+    thread instead of touching the connection from the loop, and nothing is written."""
+    path = tmp_path / "cancelled.db"
+    engine = _engine_with_thread_probe(path)
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE t (v INTEGER)"))
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+
+    async def write() -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t VALUES (2)"))
+
+    writing = asyncio.create_task(write())
+    await asyncio.sleep(0.2)
+    writing.cancel()
+    await asyncio.sleep(0.1)
+    other.execute("COMMIT")  # the statement on the helper thread now goes through ...
+    other.close()
+    try:
+        await asyncio.wait_for(writing, 5)
+    except asyncio.CancelledError:
+        pass
+    await asyncio.wait_for(engine.dispose(), 5)  # ... and the close waits for it there
+    check = sqlite3.connect(path)
+    assert check.execute("SELECT count(*) FROM t").fetchone() == (0,)  # rolled back
+    check.close()

@@ -21,6 +21,7 @@ locked case waits off the loop.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -40,17 +41,40 @@ class InlineSQLiteConnection(aiosqlite.Connection):
     def __init__(self, connector: Callable[[], sqlite3.Connection], busy_timeout_ms: int) -> None:
         super().__init__(connector, iter_chunk_size=64)
         self._busy_timeout_ms = busy_timeout_ms
+        self._in_thread = 0  # calls queued on the helper thread and not yet finished there
+        self._pending_lock = threading.Lock()
         self._thread.daemon = True  # never keep the process alive at exit
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if not self._running or not self._connection:
             raise ValueError("Connection closed")
+        if self._in_thread:
+            # A call is waiting for the lock on the helper thread (its request may even have
+            # been cancelled meanwhile): everything after it (a rollback, the close at
+            # shutdown) queues behind it there, in order, instead of blocking the loop.
+            return await self._on_thread(fn, *args, **kwargs)
         try:
             return fn(*args, **kwargs)
         except sqlite3.OperationalError as exc:
             if not _is_locked(exc):
                 raise
-        return await super()._execute(self._waiting, partial(fn, *args, **kwargs))
+        return await self._on_thread(self._waiting, partial(fn, *args, **kwargs))
+
+    async def _on_thread(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        # Counted until the helper thread has finished the call, not until its awaiter
+        # stops waiting: a cancelled request leaves the call running there, and nothing may
+        # touch the connection from the loop thread meanwhile.
+        with self._pending_lock:
+            self._in_thread += 1
+
+        def call() -> Any:
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                with self._pending_lock:
+                    self._in_thread -= 1
+
+        return await super()._execute(call)
 
     def _waiting(self, call: Callable[[], Any]) -> Any:
         """On the helper thread: the call again, allowed to wait for the lock."""

@@ -5,7 +5,7 @@ accepted must be the one in the database, and the server's memory must settle af
 warm-up. See docs/operations.md ("Load and soak") for the figures and the sizing behind the
 defaults; the environment variables below change them:
 
-- ``TASKGATE_SOAK_WORKERS`` (default 200 on SQLite, 100 on PostgreSQL): simulated workers,
+- ``TASKGATE_SOAK_WORKERS`` (default 200): simulated workers,
   each its own client.
 - ``TASKGATE_SOAK_SECONDS`` (default 30): how long workers start new lifecycles.
 - ``TASKGATE_SOAK_BEAT_SECONDS`` (default ``2,4``): range of the wait before each heartbeat.
@@ -33,9 +33,7 @@ from tests.conftest import BACKENDS
 from tests.helpers import free_port, serve_env, server_output, start_serve
 from tests.integration import load
 
-# One server process on PostgreSQL saturates near 200 such workers on a 2-core machine
-# (503s after the 2 s pool wait; docs/operations.md has the figures), so it gets 100.
-DEFAULT_WORKERS = {"sqlite": 200, "postgresql": 100}
+WORKERS = 200
 SECONDS = float(os.environ.get("TASKGATE_SOAK_SECONDS", "30"))
 BEAT = tuple(float(s) for s in os.environ.get("TASKGATE_SOAK_BEAT_SECONDS", "2,4").split(","))
 SOAK_BACKENDS = [
@@ -73,13 +71,8 @@ def rss_mb(pid: int) -> float:
     raise AssertionError(f"no VmRSS for pid {pid}")
 
 
-def worker_count(settings: Settings) -> int:
-    backend = "postgresql" if settings.database_url else "sqlite"
-    return int(os.environ.get("TASKGATE_SOAK_WORKERS", DEFAULT_WORKERS[backend]))
-
-
 async def test_soak(settings, runtime, capsys):
-    workers = worker_count(settings)
+    workers = int(os.environ.get("TASKGATE_SOAK_WORKERS", WORKERS))
     env = serve_env(settings)
     port = free_port()
     base = f"http://127.0.0.1:{port}"

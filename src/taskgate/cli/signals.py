@@ -10,23 +10,15 @@ signal that arrives before uvicorn serves ends start-up the same way.
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from types import FrameType
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+from taskgate.signals import handling_stop_signals
 
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
-@contextmanager
-def clean_exit_on_stop_signals() -> Iterator[None]:
-    previous = {sig: signal.signal(sig, _exit_cleanly) for sig in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+def clean_exit_on_stop_signals() -> AbstractContextManager[None]:
+    return handling_stop_signals(_exit_cleanly)

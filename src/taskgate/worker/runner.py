@@ -21,8 +21,7 @@ import signal
 import socket
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -30,14 +29,14 @@ from types import FrameType
 from taskgate.client import Client
 from taskgate.client.errors import ApiError
 from taskgate.client.routes import FinalState
+from taskgate.signals import handling_stop_signals
 from taskgate.worker.child import Child, exit_code
 from taskgate.worker.console import WorkerConsole
 from taskgate.worker.heartbeat import Heartbeater
 from taskgate.worker.progress import Progress
-from taskgate.worker.workload import Workload
+from taskgate.worker.workload import Workload, WorkloadTI
 
 XCOM_FILE_ENV = "TASKGATE_XCOM_FILE"
-FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 @dataclass(frozen=True)
@@ -54,8 +53,7 @@ class WorkerError(Exception):
         self.exit_code = exit_code
 
 
-def task_environment(workload: Workload, xcom_file: Path) -> dict[str, str]:
-    ti = workload.ti
+def task_environment(ti: WorkloadTI, xcom_file: Path) -> dict[str, str]:
     return {
         **os.environ,
         XCOM_FILE_ENV: str(xcom_file),
@@ -73,7 +71,6 @@ class TaskRun:
         self, api: Client, workload: Workload, console: WorkerConsole, options: WorkerOptions
     ) -> None:
         self.api = api
-        self.workload = workload
         self.ti = workload.ti
         self.console = console
         self.options = options
@@ -88,7 +85,7 @@ class TaskRun:
     def execute(self, command: Sequence[str]) -> int:
         if shutil.which(command[0]) is None:  # before /run: the workload token stays unused
             raise WorkerError(f"command not found: {command[0]}", 127)
-        with self._forwarded_signals():
+        with handling_stop_signals(self._forward):
             self._start()
             with tempfile.TemporaryDirectory(prefix="taskgate-xcom-") as scratch:
                 xcom_file = Path(scratch) / "return_value.json"
@@ -118,7 +115,7 @@ class TaskRun:
             on_failure=lambda exc: self.console.note(f"heartbeat failed, will retry: {exc}"),
         )
         try:
-            self.child = Child(command, task_environment(self.workload, xcom_file), self.console.output)
+            self.child = Child(command, task_environment(self.ti, xcom_file), self.console.output)
         except OSError as exc:
             self.console.note(f"cannot start {command[0]}: {exc.strerror}")
             return 126, heartbeater
@@ -154,20 +151,12 @@ class TaskRun:
         self.progress.state = "stopping"
         self._stop_child(signal.SIGTERM)
 
-    @contextmanager
-    def _forwarded_signals(self) -> Iterator[None]:
-        def forward(signum: int, frame: FrameType | None) -> None:
-            self.interrupted = signum
-            self.progress.state = "stopping"
-            self.console.note(f"received {signal.Signals(signum).name}; stopping the command")
-            self._stop_child(signum)
-
-        previous = {sig: signal.signal(sig, forward) for sig in FORWARDED_SIGNALS}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+    def _forward(self, signum: int, frame: FrameType | None) -> None:
+        """SIGTERM/SIGINT while the command runs: stop the command, report what it did."""
+        self.interrupted = signum
+        self.progress.state = "stopping"
+        self.console.note(f"received {signal.Signals(signum).name}; stopping the command")
+        self._stop_child(signum)
 
     def _conclude(self, returncode: int, heartbeater: Heartbeater, xcom_file: Path) -> int:
         code = exit_code(returncode)

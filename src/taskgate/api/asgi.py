@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from taskgate import logs, tracing
+from taskgate import logs
 from taskgate.api.app import create_app
 from taskgate.runtime import Runtime
 from taskgate.settings import Settings
@@ -15,7 +15,5 @@ def app_from_env() -> FastAPI:
     """An application for the settings in the environment. The signing key must already
     exist (``taskgate serve`` creates it before starting workers)."""
     settings = Settings()
-    if settings.otel_enabled:
-        tracing.require_opentelemetry()
     logs.configure(settings.log_format, settings.log_level, trace_ids=settings.otel_enabled)
     return create_app(Runtime.from_settings(settings, create_key=False))

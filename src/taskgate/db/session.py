@@ -1,5 +1,5 @@
-"""Engine and session factory. SQLite gets WAL, foreign keys, and statements that run on the
-event loop's thread (see ``taskgate.db.sqlite``)."""
+"""Engine and session factory. SQLite gets WAL and foreign keys, and statements that run on
+the event loop's thread (see ``taskgate.db.sqlite``, which also owns its busy timeout)."""
 
 from __future__ import annotations
 
@@ -24,8 +24,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    # Zero: a locked database is waited for off the event loop (taskgate.db.sqlite).
-    cursor.execute("PRAGMA busy_timeout=0")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
@@ -56,7 +54,7 @@ def create_engine(url: str, pool: PoolOptions | None = None) -> AsyncEngine:
             max_overflow=0,
             pool_timeout=pool.timeout,
             poolclass=FairAsyncQueuePool,
-            async_creator=inline_connector(parsed.database or ":memory:", busy_timeout_ms=5000),
+            async_creator=inline_connector(parsed.database or ":memory:"),
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine

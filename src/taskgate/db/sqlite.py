@@ -90,8 +90,9 @@ def inline_connector(path: str, *, busy_timeout_ms: int = 5000) -> Callable[[], 
     """An ``async_creator`` for SQLAlchemy's aiosqlite dialect."""
 
     async def connect() -> InlineSQLiteConnection:
-        # The sqlite3 connection is made on the helper thread and used on the loop thread.
-        connector = partial(sqlite3.connect, path, check_same_thread=False)
+        # The sqlite3 connection is made on the helper thread and used on the loop thread;
+        # it never waits for a lock there (timeout=0: busy timeout zero), see _execute.
+        connector = partial(sqlite3.connect, path, check_same_thread=False, timeout=0)
         return await InlineSQLiteConnection(connector, busy_timeout_ms)
 
     return connect

@@ -8,12 +8,15 @@ from pathlib import Path
 
 import typer
 
-from taskgate.cli.common import fail
-from taskgate.client.options import DEFAULT_API_URL, api_url
+from taskgate.cli.common import fail, runtime_from_env
+from taskgate.client import Client
+from taskgate.client.in_process import InProcessServer
+from taskgate.client.options import DEFAULT_API_URL
 from taskgate.client.retry import RetryPolicy
 from taskgate.worker.console import WorkerConsole
 from taskgate.worker.logfile import default_log_file
 from taskgate.worker.runner import TaskRun, WorkerError, WorkerOptions
+from taskgate.settings import Settings
 from taskgate.worker.workload import WorkloadError, read_workload
 
 app = typer.Typer(help="Run commands as task instances.", no_args_is_help=True)
@@ -78,8 +81,6 @@ def run(
         workload = read_workload(workload_json)
     except WorkloadError as exc:
         raise fail(str(exc), 2) from None
-    from taskgate.settings import Settings
-
     path = log_file or default_log_file(Settings().data_dir, workload.ti)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -95,18 +96,13 @@ def run(
         client_log.addHandler(handler)
         stack.callback(client_log.removeHandler, handler)
         if in_process:
-            from taskgate.cli.common import runtime_from_env
-            from taskgate.client.in_process import InProcessServer
-
             try:
                 server = stack.enter_context(InProcessServer(runtime_from_env()))
             except Exception as exc:  # noqa: BLE001 - any startup failure is reported, not traced
                 raise fail(f"database not ready: {exc}") from None
             api = server.client(token=workload.token, retry=WORKER_RETRY)
         else:
-            from taskgate.client import Client
-
-            api = Client(api_url(api_url_option), token=workload.token, retry=WORKER_RETRY)
+            api = Client(api_url_option, token=workload.token, retry=WORKER_RETRY)
         stack.enter_context(api)
         console.note(f"log file: {path}")
         try:

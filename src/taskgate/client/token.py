@@ -30,8 +30,8 @@ def unverified_claims(token: str) -> dict[str, Any]:
     return claims if isinstance(claims, dict) else {}
 
 
-def _expiry(token: str | None) -> float:
-    exp = unverified_claims(token).get("exp") if token else None
+def _expiry(claims: dict[str, Any]) -> float:
+    exp = claims.get("exp")
     return float(exp) if isinstance(exp, int | float) else float("-inf")
 
 
@@ -54,10 +54,10 @@ class TokenHolder:
         if not fresh:
             return
         with self._lock:
-            current = self._token
-            exchanged = current is not None and unverified_claims(current).get("scope") == "workload"
+            claims = unverified_claims(self._token) if self._token else {}
+            exchanged = claims.get("scope") == "workload"
             # Two threads may each receive a fresh token; keep the one that lives longer.
-            if not exchanged and _expiry(fresh) < _expiry(current):
+            if not exchanged and _expiry(unverified_claims(fresh)) < _expiry(claims):
                 return
             self._token = fresh
             if not exchanged:

@@ -30,13 +30,6 @@ class Child:
         self._pump = threading.Thread(target=self._copy_output, name="taskgate-output", daemon=True)
         self._pump.start()
 
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def poll(self) -> int | None:
-        return self.process.poll()
-
     def wait(self, timeout: float) -> int | None:
         try:
             return self.process.wait(timeout)

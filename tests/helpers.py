@@ -65,6 +65,14 @@ def wait_until_healthy(
         time.sleep(0.1)
 
 
+async def fresh_ti(runtime: object, ti_id: object) -> object:
+    """The TI as the database has it now (its own session: nothing cached)."""
+    from taskgate.services.task_instances import get_task_instance
+
+    async with runtime.sessionmaker() as session:  # type: ignore[attr-defined]
+        return await get_task_instance(session, ti_id)
+
+
 def serve_env(settings: object) -> dict[str, str]:
     """The environment of a `taskgate serve` (or CLI) process on a test's ``Settings``:
     its data directory and, unless it is the embedded SQLite, its database URL."""

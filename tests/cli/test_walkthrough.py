@@ -2,7 +2,6 @@
 as processes, and curl-like HTTP calls against 127.0.0.1."""
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from tests.helpers import (
     bearer,
     free_port,
     run_cli,
+    serve_env,
     server_output,
     start_serve,
 )
@@ -26,10 +26,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def env(settings) -> dict[str, str]:
-    env = {**os.environ, "TASKGATE_DATA_DIR": str(settings.data_dir)}
-    if settings.database_url:
-        env["TASKGATE_DATABASE_URL"] = settings.database_url
-    return env
+    return serve_env(settings)
 
 
 cli = run_cli

@@ -18,9 +18,9 @@ import jwt
 import pytest
 from sqlalchemy import event, func, select
 
-from taskgate.db.models import TaskInstance, TaskReschedule, UsedWorkloadToken, XCom
+from taskgate.db.models import TaskReschedule, UsedWorkloadToken, XCom
 from taskgate.services import control
-from tests.helpers import BEAT_BODY, RUN_BODY, bearer
+from tests.helpers import BEAT_BODY, RUN_BODY, bearer, fresh_ti
 
 pytestmark = pytest.mark.integration
 
@@ -64,11 +64,6 @@ def checked_out(metrics: str) -> float:
     return float(re.search(r"^taskgate_db_pool_checked_out (\S+)$", metrics, re.MULTILINE).group(1))
 
 
-async def ti_row(runtime, ti_id) -> TaskInstance:
-    async with runtime.sessionmaker() as session:
-        return await session.get(TaskInstance, ti_id)
-
-
 async def count(runtime, stmt) -> int:
     async with runtime.sessionmaker() as session:
         return (await session.execute(stmt)).scalar_one()
@@ -84,14 +79,14 @@ async def test_run_fails_between_spending_the_token_and_the_transition(live_serv
             refused = await http.patch(run, json=RUN_BODY, headers=bearer(ti.workload_token))
         assert_clean_failure(refused)
         assert "INSERT used_workload_tokens" in fault.before  # the first write had run
-        assert (await ti_row(runtime, ti.id)).state == "queued"
+        assert (await fresh_ti(runtime, ti.id)).state == "queued"
         assert await count(runtime, spent) == 0  # ... and was rolled back with the rest
         assert checked_out((await http.get("/metrics")).text) == 0
 
         # Nothing was spent: the same workload token starts the TI now.
         started = await http.patch(run, json=RUN_BODY, headers=bearer(ti.workload_token))
         assert started.status_code == 200, started.text
-        assert (await ti_row(runtime, ti.id)).state == "running"
+        assert (await fresh_ti(runtime, ti.id)).state == "running"
         assert await count(runtime, spent) == 1
 
 
@@ -112,7 +107,7 @@ async def test_new_try_fails_while_clearing_the_previous_tries_xcoms(live_server
             refused = await http.patch(run, json=RUN_BODY, headers=bearer(second.workload_token))
         assert_clean_failure(refused)
         assert {"INSERT used_workload_tokens", "UPDATE task_instances"} <= set(fault.before)
-        row = await ti_row(runtime, ti.id)
+        row = await fresh_ti(runtime, ti.id)
         assert (row.state, row.try_number) == ("queued", 2)
         assert await count(runtime, select(func.count()).select_from(XCom)) == 1
 
@@ -135,7 +130,7 @@ async def test_reschedule_report_fails_while_recording_the_reschedule(live_serve
             refused = await http.patch(state, json=body, headers=token)
         assert_clean_failure(refused)
         assert "UPDATE task_instances" in fault.before
-        row = await ti_row(runtime, ti.id)
+        row = await fresh_ti(runtime, ti.id)
         assert (row.state, row.end_date) == ("running", None)
         assert await count(runtime, select(func.count()).select_from(TaskReschedule)) == 0
 
@@ -143,5 +138,5 @@ async def test_reschedule_report_fails_while_recording_the_reschedule(live_serve
         beat = await http.put(f"/task-instances/{ti.id}/heartbeat", json=BEAT_BODY, headers=token)
         assert beat.status_code == 204
         assert (await http.patch(state, json=body, headers=token)).status_code == 204
-        assert (await ti_row(runtime, ti.id)).state == "up_for_reschedule"
+        assert (await fresh_ti(runtime, ti.id)).state == "up_for_reschedule"
         assert await count(runtime, select(func.count()).select_from(TaskReschedule)) == 1

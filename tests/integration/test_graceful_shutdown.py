@@ -14,12 +14,12 @@ import time
 import httpx
 import pytest
 
-from taskgate.services.task_instances import get_task_instance
 from tests.helpers import (
     BEAT_BODY,
     RUN_BODY,
     bearer,
     free_port,
+    fresh_ti,
     serve_env,
     server_output,
     start_serve,
@@ -43,7 +43,7 @@ async def test_sigterm_lets_the_request_in_flight_finish_and_exits_0(settings, r
     try:
         async with httpx.AsyncClient(base_url=base, timeout=15) as http:
             ti, token = await running_ti(http, factory)
-            before = (await get_task_instance_fresh(runtime, ti.id)).last_heartbeat_at
+            before = (await fresh_ti(runtime, ti.id)).last_heartbeat_at
             async with row_locked(runtime, ti.id):
                 beat = asyncio.create_task(
                     http.put(f"/task-instances/{ti.id}/heartbeat", json=BEAT_BODY, headers=token)
@@ -67,7 +67,7 @@ async def test_sigterm_lets_the_request_in_flight_finish_and_exits_0(settings, r
         if server.poll() is None:
             server.kill()
             server.wait(10)
-    after = await get_task_instance_fresh(runtime, ti.id)
+    after = await fresh_ti(runtime, ti.id)
     assert after.last_heartbeat_at > before  # the finished heartbeat was committed
 
 
@@ -80,7 +80,7 @@ async def test_a_request_outliving_the_grace_period_is_cancelled_without_a_write
     try:
         async with httpx.AsyncClient(base_url=base, timeout=15) as http:
             ti, token = await running_ti(http, factory)
-            before = await get_task_instance_fresh(runtime, ti.id)
+            before = await fresh_ti(runtime, ti.id)
             async with row_locked(runtime, ti.id):
                 report = asyncio.create_task(
                     http.patch(f"/task-instances/{ti.id}/state", headers=token,
@@ -102,10 +102,5 @@ async def test_a_request_outliving_the_grace_period_is_cancelled_without_a_write
         if server.poll() is None:
             server.kill()
             server.wait(10)
-    after = await get_task_instance_fresh(runtime, ti.id)
+    after = await fresh_ti(runtime, ti.id)
     assert (after.state, after.end_date) == ("running", before.end_date)  # nothing written
-
-
-async def get_task_instance_fresh(runtime, ti_id):
-    async with runtime.sessionmaker() as session:
-        return await get_task_instance(session, ti_id)

@@ -4,7 +4,6 @@ run` as a process."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import uuid
 from pathlib import Path
@@ -15,8 +14,7 @@ from taskgate.cli import serialize
 from taskgate.db.models import TaskInstance
 from taskgate.runtime import Runtime
 from taskgate.services import control
-from taskgate.services.task_instances import get_task_instance
-from tests.helpers import TASKGATE
+from tests.helpers import TASKGATE, fresh_ti, serve_env
 
 
 class Workloads:
@@ -42,8 +40,7 @@ class Workloads:
         return path
 
     async def ti(self, ti_id: uuid.UUID) -> TaskInstance:
-        async with self.runtime.sessionmaker() as session:
-            return await get_task_instance(session, ti_id)
+        return await fresh_ti(self.runtime, ti_id)
 
 
 @pytest.fixture
@@ -52,10 +49,8 @@ def workloads(runtime: Runtime, tmp_path: Path) -> Workloads:
 
 
 def worker_env(settings) -> dict[str, str]:
-    env = {**os.environ, "TASKGATE_DATA_DIR": str(settings.data_dir)}
+    env = serve_env(settings)
     env.pop("TASKGATE_API_URL", None)
-    if settings.database_url:
-        env["TASKGATE_DATABASE_URL"] = settings.database_url
     return env
 
 

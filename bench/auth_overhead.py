@@ -35,7 +35,7 @@ from fastapi.security import SecurityScopes
 from taskgate.security import authenticate, require_auth
 from taskgate.services import control
 from taskgate.settings import Settings
-from taskgate.tokens import TokenIssuer, TokenType, TokenValidator
+from taskgate.tokens import TokenIssuer, TokenValidator
 from taskgate.tokens.keys import (
     KeyType,
     generate_private_key,

@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
 from pathlib import Path
 
 import uvloop
@@ -215,15 +215,14 @@ def main() -> None:
         plans.insert(0, ("airflow", lambda: targets.airflow(
             n_running, args.airflow_queued if lifecycles else 0)))
     for key, start in plans:
-        with ExitStack() as stack:
-            print(f"starting {key} ...", flush=True)
-            target = stack.enter_context(start())
+        print(f"starting {key} ...", flush=True)
+        with start() as target:
             servers[key] = {"label": target.name, "workloads": measure(
                 target, args.workloads, args.concurrency, args.seconds, args.repeats)}
     report = {
         "benchmark": "compare",
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version(),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform()},
         "seconds": args.seconds, "repeats": args.repeats, "concurrency": args.concurrency,
         "servers": servers,

@@ -23,12 +23,11 @@ import httptools
 
 
 class Response:
-    __slots__ = ("status", "headers", "body")
+    __slots__ = ("status", "headers")
 
     def __init__(self) -> None:
         self.status = 0
         self.headers: dict[bytes, bytes] = {}
-        self.body = bytearray()
 
 
 class _Protocol(asyncio.Protocol):
@@ -39,7 +38,6 @@ class _Protocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.waiter: asyncio.Future[Response] | None = None
         self.response = Response()
-        self.closed = asyncio.get_running_loop().create_future()
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -53,15 +51,10 @@ class _Protocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(exc or ConnectionResetError("connection closed by the server"))
-        if not self.closed.done():
-            self.closed.set_result(None)
 
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
         self.response.headers[name.lower()] = value
-
-    def on_body(self, body: bytes) -> None:
-        self.response.body += body
 
     def on_message_complete(self) -> None:
         self.response.status = self.parser.get_status_code()
@@ -96,17 +89,12 @@ class RunStats:
 
     seconds: float = 0.0
     latencies: array = field(default_factory=lambda: array("d"))
-    statuses: Counter = field(default_factory=Counter)
     errors: Counter = field(default_factory=Counter)
     units: int = 0  # scenario-defined units completed (e.g. whole lifecycles)
 
     @property
     def requests(self) -> int:
         return len(self.latencies)
-
-    @property
-    def error_count(self) -> int:
-        return sum(self.errors.values())
 
     def throughput(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
@@ -145,7 +133,6 @@ class Connection:
             self._stats.errors[type(exc).__name__] += 1
             raise
         self._stats.latencies.append(time.perf_counter() - started)
-        self._stats.statuses[response.status] += 1
         if response.status not in expected:
             self._stats.errors[f"status {response.status}"] += 1
             return None

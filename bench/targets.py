@@ -92,15 +92,18 @@ async def _postgres_admin(sql: str) -> None:
 
 
 async def _prepare_taskgate(env: dict[str, str], n_running: int, n_queued: int):
-    """DAG, runs and queued TIs, written through taskgate's own control-plane services."""
-    os.environ.update(env)  # Settings() reads the same environment the server gets
+    """Schema, DAG, runs and queued TIs, written through taskgate's own control-plane
+    services, on the same data directory and database the server gets in ``env``."""
+    from taskgate.db import migrate
     from taskgate.runtime import Runtime
     from taskgate.services import control, variables
     from taskgate.settings import Settings
 
-    runtime = Runtime.from_settings(Settings())
+    settings = Settings(data_dir=Path(env["TASKGATE_DATA_DIR"]),
+                        database_url=env.get("TASKGATE_DATABASE_URL"))
+    runtime = Runtime.from_settings(settings)
     try:
-        await runtime.prepare_database()
+        await migrate.upgrade(runtime.engine)
         issuer = runtime.require_issuer()
         async with runtime.sessionmaker() as session:
             await control.add_dag(session, "bench")
@@ -130,14 +133,7 @@ def taskgate(backend: str, n_running: int, n_queued: int) -> Iterator[Target]:
         asyncio.run(_postgres_admin(f'CREATE DATABASE "{database}"'))
         base = POSTGRES_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
         env["TASKGATE_DATABASE_URL"] = f"{base}/{database}"
-        subprocess.run([sys.executable, "-m", "taskgate", "db", "upgrade"], env={**os.environ, **env},
-                       check=True, capture_output=True)
-    saved = dict(os.environ)
-    try:
-        prepared = asyncio.run(_prepare_taskgate(env, n_running, n_queued))
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    prepared = asyncio.run(_prepare_taskgate(env, n_running, n_queued))
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "taskgate", "serve", "--port", str(port)],

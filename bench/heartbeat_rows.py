@@ -15,32 +15,22 @@ import argparse
 import asyncio
 import json
 import os
-
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import asyncpg
 import httpx
-from server_process import free_port
+from server_process import free_port, stop, wait_healthy
+from targets import postgres_database
 
-ADMIN = os.environ.get("TASKGATE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 RUN_BODY = {"state": "running", "hostname": "bench", "unixname": "bench", "pid": 1,
             "start_date": "2026-01-01T00:00:00Z"}
 BEAT_BODY = {"hostname": "bench", "pid": 1}
 RESULTS = Path(__file__).parent / "results"
-
-
-async def admin(sql: str) -> None:
-    conn = await asyncpg.connect(ADMIN)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 async def fill(dsn: str, rows: int) -> None:
@@ -68,15 +58,10 @@ def cli(env: dict[str, str], *args: str) -> str:
 
 
 def measure(size: int, requests: int, repeats: int) -> dict:
-    name = f"taskgate_bench_{uuid.uuid4().hex[:8]}"
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    dsn = ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    data_dir = tempfile.mkdtemp(prefix="taskgate-bench-")
-    env = {**os.environ, "TASKGATE_DATA_DIR": data_dir,
-           "TASKGATE_DATABASE_URL": dsn.replace("postgresql://", "postgresql+asyncpg://", 1)}
-    port = free_port()
-    server = None
-    try:
+    with postgres_database() as dsn:
+        data_dir = tempfile.mkdtemp(prefix="taskgate-bench-")
+        env = {**os.environ, "TASKGATE_DATA_DIR": data_dir,
+               "TASKGATE_DATABASE_URL": dsn.replace("postgresql://", "postgresql+asyncpg://", 1)}
         cli(env, "db", "upgrade")
         cli(env, "dags", "add", "bench")
         cli(env, "runs", "create", "bench", "fill", "--task", "probe")
@@ -86,43 +71,37 @@ def measure(size: int, requests: int, repeats: int) -> dict:
         ti = json.loads(cli(env, "ti", "list", "--state", "scheduled", "--json"))
         probe = next(t["id"] for t in ti if t["task_id"] == "probe")
         workload = json.loads(cli(env, "ti", "queue", probe, "--json"))["token"]
+        port = free_port()
         server = subprocess.Popen([sys.executable, "-m", "taskgate", "serve", "--port", str(port)],
                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        base = f"http://127.0.0.1:{port}/execution"
-        with httpx.Client(base_url=base, timeout=10) as http:
-            for _ in range(100):
-                try:
-                    http.get("/health")
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            run = http.patch(f"/task-instances/{probe}/run", json=RUN_BODY,
-                             headers={"Authorization": f"Bearer {workload}"})
-            token = run.headers["Refreshed-API-Token"]
-            headers = {"Authorization": f"Bearer {token}"}
-            url = f"/task-instances/{probe}/heartbeat"
-            for _ in range(200):  # warm-up: connections, caches
-                http.put(url, json=BEAT_BODY, headers=headers)
-            medians, p99s = [], []
-            for _ in range(repeats):
-                samples = []
-                for _ in range(requests):
-                    t0 = time.perf_counter()
-                    response = http.put(url, json=BEAT_BODY, headers=headers)
-                    samples.append(time.perf_counter() - t0)
-                    assert response.status_code == 204, response.text
-                samples.sort()
-                medians.append(statistics.median(samples) * 1000)
-                p99s.append(samples[int(len(samples) * 0.99)] * 1000)
-        return {"rows": size, "fill_seconds": round(fill_seconds, 1),
-                "median_ms": round(statistics.median(medians), 3),
-                "median_ms_runs": [round(m, 3) for m in medians],
-                "p99_ms": round(statistics.median(p99s), 3)}
-    finally:
-        if server:
-            server.terminate()
-            server.wait(timeout=10)
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        try:
+            base = f"http://127.0.0.1:{port}/execution"
+            wait_healthy(f"{base}/health", server)
+            with httpx.Client(base_url=base, timeout=10) as http:
+                run = http.patch(f"/task-instances/{probe}/run", json=RUN_BODY,
+                                 headers={"Authorization": f"Bearer {workload}"})
+                token = run.headers["Refreshed-API-Token"]
+                headers = {"Authorization": f"Bearer {token}"}
+                url = f"/task-instances/{probe}/heartbeat"
+                for _ in range(200):  # warm-up: connections, caches
+                    http.put(url, json=BEAT_BODY, headers=headers)
+                medians, p99s = [], []
+                for _ in range(repeats):
+                    samples = []
+                    for _ in range(requests):
+                        t0 = time.perf_counter()
+                        response = http.put(url, json=BEAT_BODY, headers=headers)
+                        samples.append(time.perf_counter() - t0)
+                        assert response.status_code == 204, response.text
+                    samples.sort()
+                    medians.append(statistics.median(samples) * 1000)
+                    p99s.append(samples[int(len(samples) * 0.99)] * 1000)
+        finally:
+            stop(server)
+    return {"rows": size, "fill_seconds": round(fill_seconds, 1),
+            "median_ms": round(statistics.median(medians), 3),
+            "median_ms_runs": [round(m, 3) for m in medians],
+            "p99_ms": round(statistics.median(p99s), 3)}
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,22 +123,32 @@ async def _prepare_taskgate(env: dict[str, str], n_running: int, n_queued: int):
 
 
 @contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for one benchmark: its ``postgresql://`` URL; dropped
+    on exit."""
+    name = f"taskgate_bench_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_postgres_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        asyncio.run(_postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@contextmanager
 def taskgate(backend: str, n_running: int, n_queued: int) -> Iterator[Target]:
     """``taskgate serve`` as shipped (one worker) on ``backend``: sqlite or postgresql."""
     data_dir = tempfile.mkdtemp(prefix="taskgate-bench-")
     env = {"TASKGATE_DATA_DIR": data_dir, "TASKGATE_LOG_LEVEL": "warning"}
-    database = None
-    if backend == "postgresql":
-        database = f"taskgate_bench_{uuid.uuid4().hex[:8]}"
-        asyncio.run(_postgres_admin(f'CREATE DATABASE "{database}"'))
-        base = POSTGRES_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-        env["TASKGATE_DATABASE_URL"] = f"{base}/{database}"
-    prepared = asyncio.run(_prepare_taskgate(env, n_running, n_queued))
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "taskgate", "serve", "--port", str(port)],
-        env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
+    with ExitStack() as stack:
+        if backend == "postgresql":
+            dsn = stack.enter_context(postgres_database())
+            env["TASKGATE_DATABASE_URL"] = dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
+        prepared = asyncio.run(_prepare_taskgate(env, n_running, n_queued))
+        port = free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "taskgate", "serve", "--port", str(port)],
+            env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stack.callback(stop, server)
         base_url = f"http://127.0.0.1:{port}/execution"
         wait_healthy(f"{base_url}/health/ping", server)
         running = []
@@ -151,10 +161,6 @@ def taskgate(backend: str, n_running: int, n_queued: int) -> Iterator[Target]:
                                          ti.map_index, answer.headers["Refreshed-API-Token"]))
         queued = [QueuedTI(str(ti.id), workload) for ti, workload in prepared["lifecycles"]]
         yield Target(f"taskgate ({backend})", port, "/execution/health/ping", running, queued)
-    finally:
-        stop(server)
-        if database:
-            asyncio.run(_postgres_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
 
 
 # Airflow ----------------------------------------------------------------------------------

@@ -41,15 +41,6 @@ with DAG({dag_id!r}, schedule=None, catchup=False):
 """
 
 
-def signing_key() -> None:
-    """Create the Ed25519 key file the config points at, if asymmetric signing was chosen."""
-    path = os.environ.get("AIRFLOW__API_AUTH__JWT_PRIVATE_KEY_PATH")
-    if path and not Path(path).exists():
-        from airflow.api_fastapi.auth.tokens import generate_private_key, key_to_pem
-
-        Path(path).write_bytes(key_to_pem(generate_private_key("Ed25519")))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--running", type=int, default=64)
@@ -58,13 +49,11 @@ def main() -> None:
     out = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # Airflow's logging must not mix into the JSON on stdout
 
-    home = Path(os.environ["AIRFLOW_HOME"])
     dags = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     dags.mkdir(parents=True, exist_ok=True)
     n = args.running + args.queued
     (dags / "bench_dag.py").write_text(DAG_FILE.format(dag_id=DAG_ID, n=n))
 
-    signing_key()
     from airflow.utils import db
 
     db.upgradedb()  # what `airflow db migrate` runs; on a new database it creates the schema
@@ -113,7 +102,7 @@ def main() -> None:
     # What the scheduler puts in an ExecuteTask workload (scope "workload", queue-timeout life).
     queued = [ti(r, BaseWorkloadSchema.generate_token(str(r.id), generator))
               for r in rows[args.running:]]
-    json.dump({"home": str(home), "running": running, "queued": queued,
+    json.dump({"running": running, "queued": queued,
                "variable_key": VARIABLE_KEY, "algorithm": generator.algorithm}, out)
     out.close()
 

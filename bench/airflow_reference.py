@@ -66,7 +66,7 @@ class AirflowTarget:
     running: list[TI]  # state running, hostname/pid = HOSTNAME/PID
     queued: list[TI]  # state queued, workload token: PATCH .../run exchanges it
     variable_key: str
-    algorithm: str  # JWT signing algorithm in use (HS512 or EdDSA)
+    algorithm: str  # the JWT signing algorithm Airflow used (its default: HS512)
     home: Path
     process: subprocess.Popen
     ping_path: str = PING_PATH  # unauthenticated; 200 once the JWT validator is up
@@ -92,36 +92,31 @@ def ensure_venv(cache_dir: Path = CACHE, timeout: float = 900) -> Path:
     return python
 
 
-def airflow_env(home: Path, signing: str) -> dict[str, str]:
-    """Configuration shared by the preparing script and the server (same DB, same key)."""
+def airflow_env(home: Path) -> dict[str, str]:
+    """Configuration shared by the preparing script and the server (same DB, same key):
+    Airflow as shipped, signing with its default, a shared HS512 secret."""
     env = {**os.environ,
            "AIRFLOW_HOME": str(home),
            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
            "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
            "AIRFLOW__CORE__FERNET_KEY": ""}  # logging stays at Airflow's defaults (access log on)
-    if signing == "hs512":  # Airflow's default: a shared secret
-        env["AIRFLOW__API_AUTH__JWT_SECRET"] = secrets.token_urlsafe(64)
-    elif signing == "eddsa":  # like taskgate's default; the side script writes the key
-        env["AIRFLOW__API_AUTH__JWT_PRIVATE_KEY_PATH"] = str(home / "jwt_ed25519.pem")
-    else:
-        raise ValueError(f"signing must be 'hs512' or 'eddsa', not {signing!r}")
+    env["AIRFLOW__API_AUTH__JWT_SECRET"] = secrets.token_urlsafe(64)
     for name in ("PYTHONPATH", "VIRTUAL_ENV"):  # keep the caller's environment out
         env.pop(name, None)
     return env
 
 
 @contextlib.contextmanager
-def airflow_reference(n_running: int = 64, n_queued: int = 0, signing: str = "hs512",
-                      cache_dir: Path = CACHE) -> Iterator[AirflowTarget]:
+def airflow_reference(n_running: int = 64, n_queued: int = 0) -> Iterator[AirflowTarget]:
     """Airflow's execution API, prepared and running on 127.0.0.1; stopped on exit."""
     timings = {}
     t0 = time.monotonic()
-    python = ensure_venv(cache_dir)
+    python = ensure_venv()
     timings["venv"] = time.monotonic() - t0
     with tempfile.TemporaryDirectory(prefix="airflow-bench-") as tmp:
         home = Path(tmp)
-        env = airflow_env(home, signing)
+        env = airflow_env(home)
         t0 = time.monotonic()
         prepared = subprocess.run(
             [str(python), str(SIDE), "--running", str(n_running), "--queued", str(n_queued)],

@@ -113,3 +113,41 @@ async def test_a_cancelled_wait_leaves_the_connection_to_the_helper_thread(tmp_p
     check = sqlite3.connect(path)
     assert check.execute("SELECT count(*) FROM t").fetchone() == (0,)  # rolled back
     check.close()
+
+
+async def test_cancelling_every_task_while_a_cancelled_wait_closes_does_not_hang(
+    tmp_path: Path,
+) -> None:
+    """At exit ``asyncio.run`` cancels every task left, after a graceful shutdown already
+    cancelled the request: SQLAlchemy then force-stops the connection while its graceful
+    close still waits behind the statement, and that close stops it a second time. The
+    second stop must not wait for a helper thread that the first one already ended."""
+    path = tmp_path / "exit.db"
+    engine = _engine_with_thread_probe(path)
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE t (v INTEGER)"))
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    existing = asyncio.all_tasks()
+
+    async def write() -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t VALUES (2)"))
+
+    writing = asyncio.create_task(write())
+    await asyncio.sleep(0.2)
+    writing.cancel()  # the grace period is over: SQLAlchemy starts closing the connection
+    await asyncio.sleep(0.1)
+    left = asyncio.all_tasks() - existing - {asyncio.current_task()}
+    assert len(left) >= 2  # the request and SQLAlchemy's shielded close
+    for task in left:
+        task.cancel()  # what asyncio.run does with the tasks left at exit
+    await asyncio.sleep(0.1)
+    other.execute("COMMIT")
+    other.close()
+    _, pending = await asyncio.wait(left, timeout=5)
+    assert not pending, pending
+    await asyncio.wait_for(engine.dispose(), 5)
+    check = sqlite3.connect(path)
+    assert check.execute("SELECT count(*) FROM t").fetchone() == (0,)
+    check.close()

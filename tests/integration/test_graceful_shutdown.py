@@ -96,7 +96,9 @@ async def test_a_request_outliving_the_grace_period_is_cancelled_without_a_write
             cancelled = await report
             assert (cancelled.status_code, cancelled.headers["connection"]) == (500, "close")
         assert code == 0, server_output(server)
-        assert stopped < 1 + 5, stopped  # the grace period, plus the lifespan shutdown
+        # The grace period, then the cancelled statement's wait for the lock (SQLite's 5 s
+        # busy timeout) ends before its connection closes; plus slack for a busy machine.
+        assert stopped < 1 + 5 + 2, stopped
         assert "timeout graceful shutdown exceeded" in server_output(server)
     finally:
         if server.poll() is None:

@@ -20,6 +20,7 @@ locked case waits off the loop.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -43,6 +44,8 @@ class InlineSQLiteConnection(aiosqlite.Connection):
         self._busy_timeout_ms = busy_timeout_ms
         self._in_thread = 0  # calls queued on the helper thread and not yet finished there
         self._pending_lock = threading.Lock()
+        self._stop_queued = False
+        self._thread_end: asyncio.Future | None = None
         self._thread.daemon = True  # never keep the process alive at exit
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -75,6 +78,19 @@ class InlineSQLiteConnection(aiosqlite.Connection):
                     self._in_thread -= 1
 
         return await super()._execute(call)
+
+    def stop(self) -> asyncio.Future | None:
+        # The helper thread ends at the first stop it runs, so a second stop queued behind
+        # it would never run and its future never resolve. SQLAlchemy stops twice when a
+        # cancelled connection's graceful close is itself cancelled (the exit of
+        # ``asyncio.run`` after a graceful shutdown cancelled a request): it force-stops,
+        # then the close's own ``finally`` stops again and awaits that. Only the first stop
+        # is queued; a later one waits for the same end of the thread.
+        if not self._stop_queued:
+            self._stop_queued = True
+            self._thread_end = super().stop()
+            return self._thread_end
+        return None if self._thread_end is None else asyncio.shield(self._thread_end)
 
     def _waiting(self, call: Callable[[], Any]) -> Any:
         """On the helper thread: the call again, allowed to wait for the lock."""

@@ -41,6 +41,7 @@ EXECUTION_PREFIX = "/execution"
 # Requests are matched against routers in this order: the lifecycle routes (every
 # heartbeat) come first.
 EXECUTION_ROUTERS = (
+    task_instances.lifecycle_router,
     task_instances.router,
     health.router,
     task_instance_queries.router,

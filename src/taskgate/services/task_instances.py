@@ -17,6 +17,7 @@ from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, tuple
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from taskgate.db.direct import DirectStatement
 from taskgate.db.models import (
     DagRun,
     RenderedTaskInstanceFields,
@@ -179,10 +180,10 @@ def _own_xcoms(ti: TaskInstance) -> Any:
 
 
 _TI = TaskInstance.__table__
-# The heartbeat is the most frequent request of all: one statement built once, run on a
-# plain connection (a Core UPDATE with bound parameters skips the ORM session and its
-# per-call statement building; measured, that is most of a heartbeat's database cost).
-_HEARTBEAT = (
+# The heartbeat is the most frequent request of all: one UPDATE built once and sent as one
+# round trip on the driver connection (see taskgate.db.direct; measured, SQLAlchemy's
+# session and execution path were most of a heartbeat's cost).
+_HEARTBEAT = DirectStatement(
     update(_TI)
     .where(
         _TI.c.id == bindparam("ti_id"),
@@ -197,9 +198,10 @@ _HEARTBEAT = (
 async def heartbeat(db: AsyncEngine, ti_id: uuid.UUID, *, hostname: str, pid: int) -> None:
     """Only the running process that started the TI may heartbeat it. Its own transaction."""
     params = {"ti_id": ti_id, "b_hostname": hostname, "b_pid": pid, "b_now": utcnow()}
-    async with db.begin() as conn:
-        if (await conn.execute(_HEARTBEAT, params)).rowcount == 1:
-            return
+    if await _HEARTBEAT.rowcount(db, params) == 1:
+        return
+    # Refused: say why (not running, or running elsewhere), from a fresh read.
+    async with db.connect() as conn:
         found = (
             await conn.execute(
                 select(_TI.c.state, _TI.c.hostname, _TI.c.pid).where(_TI.c.id == ti_id)

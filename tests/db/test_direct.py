@@ -4,16 +4,18 @@ error is a database error (503 upstream) that leaves the pool usable."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, Table, bindparam, select, update
+from sqlalchemy import Column, Integer, MetaData, Table, bindparam, select, text, update
 from sqlalchemy.exc import OperationalError
 
 from taskgate.db import direct
 from taskgate.db.direct import DirectStatement
 from taskgate.db.models import TaskInstance
+from taskgate.db.session import create_engine
 from taskgate.services.states import TIState
 
 _TI = TaskInstance.__table__
@@ -74,3 +76,45 @@ async def test_other_drivers_take_sqlalchemys_own_path(runtime, factory, monkeyp
     async with runtime.sessionmaker() as session:
         stored = await session.get(TaskInstance, ti.id)
         assert stored is not None and stored.hostname == "h2"
+
+
+async def test_cancelled_while_waiting_for_a_lock_it_is_all_or_nothing_and_leaks_nothing(
+    runtime, factory
+):
+    """Cancelled while it waits, the statement has been sent: whether it still lands is a
+    race with the cancellation, as for any statement in flight (on PostgreSQL it commits on
+    its own as soon as the lock goes). It is never half-applied, and the connection is
+    not lost to the pool."""
+    ti = await factory.queued_ti()
+    async with runtime.sessionmaker() as session:
+        await session.execute(update(_TI).where(_TI.c.id == ti.id).values(state="running"))
+        await session.commit()
+        before = await session.get(TaskInstance, ti.id)
+        assert before is not None
+        untouched = (before.hostname, before.last_heartbeat_at)
+    now = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+    params = {"ti_id": ti.id, "now": now, "host": "cancelled"}
+    # Another engine (as another process would) holds the row: the statement waits for it.
+    holder = create_engine(runtime.settings.effective_database_url)
+    try:
+        async with holder.connect() as conn:
+            await conn.execute(
+                text("UPDATE task_instances SET updated_at = updated_at WHERE id = :id"),
+                {"id": ti.id.hex if runtime.settings.uses_embedded_database else ti.id},
+            )
+            waiting = asyncio.create_task(BEAT.rowcount(runtime.engine, params))
+            await asyncio.sleep(0.3)
+            assert not waiting.done()
+            waiting.cancel()
+            await conn.rollback()  # the lock goes
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(waiting, 10)
+    finally:
+        await holder.dispose()
+    assert runtime.engine.sync_engine.pool.checkedout() == 0
+    async with runtime.sessionmaker() as session:
+        stored = await session.get(TaskInstance, ti.id)
+        assert stored is not None
+        assert (stored.hostname, stored.last_heartbeat_at) in (untouched, ("cancelled", now))
+    params["host"] = "after"
+    assert await BEAT.rowcount(runtime.engine, params) == 1  # the pool serves on

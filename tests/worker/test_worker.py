@@ -108,3 +108,13 @@ async def test_bad_input_is_refused_before_the_ti_starts(workloads, settings, tm
     broken.write_text('{"token": "x"}')
     code, _out, err = finish(start_worker(broken, "true", env=env))
     assert code == 2 and "ti: Field required" in err and "taskgate ti queue" in err
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_in_process_worker_with_bad_settings_says_so_once(workloads, settings):
+    workload = await workloads.queue(await workloads.new_ti())
+    env = {**worker_env(settings), "TASKGATE_LOG_LEVEL": "loud"}
+    code, _out, err = finish(start_worker(workload, "true", env=env))
+    assert code == 1
+    assert "log_level" in err
+    assert err.count("error:") == 1, err  # no second, misleading "database not ready"

@@ -40,9 +40,17 @@ def parse_ti_id(value: str) -> uuid.UUID:
         raise fail(f"not a task instance id: {value!r}", 2) from None
 
 
-def runtime_from_env(*, create_key: bool = True) -> Runtime:
+def settings_from_env() -> Settings:
+    """The settings from TASKGATE_* and the TOML file; bad ones end the command (exit 1)."""
     try:
-        return Runtime.from_settings(Settings(), create_key=create_key)
+        return Settings()
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+
+
+def runtime_from_env(*, create_key: bool = True, settings: Settings | None = None) -> Runtime:
+    try:
+        return Runtime.from_settings(settings or settings_from_env(), create_key=create_key)
     except (KeyFileError, ValueError) as exc:
         raise fail(str(exc)) from None
 

@@ -7,9 +7,15 @@ from pathlib import Path
 
 import typer
 
-from taskgate.cli.common import console, fail, print_json, runtime_from_env, with_session
+from taskgate.cli.common import (
+    console,
+    fail,
+    print_json,
+    runtime_from_env,
+    settings_from_env,
+    with_session,
+)
 from taskgate.services import connections, secrets, variables
-from taskgate.settings import Settings
 from taskgate.tokens import jwks_document
 from taskgate.tokens import keys as keylib
 
@@ -37,7 +43,7 @@ def generate(
             raise fail(f"{out} exists; refusing to overwrite a secret") from None
         console.print(f"wrote HS512 secret to {out}; set TASKGATE_JWT_SECRET to its content")
         return
-    path = out or Settings().effective_signing_key_file
+    path = out or settings_from_env().effective_signing_key_file
     try:
         keylib.write_private_key(path, keylib.generate_private_key(key_type))
     except FileExistsError:
@@ -57,7 +63,7 @@ def rotate(
     """Replace the signing key without downtime (old tokens stay valid until they expire)."""
     from taskgate.key_rotation import rotate_signing_key
 
-    settings = Settings()
+    settings = settings_from_env()
     if key_type is keylib.KeyType.HS512:
         raise fail("rotate to an Ed25519 or RSA key; HS512 secrets change with TASKGATE_JWT_SECRET", 2)
     propagation = wait if wait is not None else 2 * settings.key_reload_seconds + 1
@@ -84,7 +90,7 @@ def rotate_fernet() -> None:
     written meanwhile by other processes, and can be removed afterwards. With
     TASKGATE_FERNET_KEYS, put the new key first in the variable, then run this.
     """
-    settings = Settings()
+    settings = settings_from_env()
     if settings.fernet_keys is None and settings.fernet_key_file.exists():
         secrets.prepend_key(settings.fernet_key_file)
 

@@ -25,6 +25,7 @@ from taskgate.cli.common import (
     print_json,
     print_table,
     runtime_from_env,
+    settings_from_env,
 )
 from taskgate.cli.signals import clean_exit_on_stop_signals
 from taskgate.tracing import TracingUnavailable, require_opentelemetry
@@ -110,10 +111,11 @@ def db_upgrade() -> None:
     """Apply the schema migrations to the configured database."""
     from taskgate.db import migrate
     from taskgate.db.session import create_engine
-    from taskgate.settings import Settings
+
+    settings = settings_from_env()
 
     async def main() -> str | None:
-        engine = create_engine(Settings().effective_database_url)  # no keys needed for this
+        engine = create_engine(settings.effective_database_url)  # no keys needed for this
         try:
             await migrate.upgrade(engine)
             return await migrate.current_revision(engine)

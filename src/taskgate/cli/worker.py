@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from taskgate.cli.common import fail, runtime_from_env
+from taskgate.cli.common import fail, runtime_from_env, settings_from_env
 from taskgate.client import Client
 from taskgate.client.in_process import InProcessServer
 from taskgate.client.options import DEFAULT_API_URL
@@ -16,7 +16,6 @@ from taskgate.client.retry import RetryPolicy
 from taskgate.worker.console import WorkerConsole
 from taskgate.worker.logfile import default_log_file
 from taskgate.worker.runner import TaskRun, WorkerError, WorkerOptions
-from taskgate.settings import Settings
 from taskgate.worker.workload import WorkloadError, read_workload
 
 app = typer.Typer(help="Run commands as task instances.", no_args_is_help=True)
@@ -81,7 +80,8 @@ def run(
         workload = read_workload(workload_json)
     except WorkloadError as exc:
         raise fail(str(exc), 2) from None
-    path = log_file or default_log_file(Settings().data_dir, workload.ti)
+    settings = settings_from_env()
+    path = log_file or default_log_file(settings.data_dir, workload.ti)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         log = path.open("ab")
@@ -96,8 +96,9 @@ def run(
         client_log.addHandler(handler)
         stack.callback(client_log.removeHandler, handler)
         if in_process:
+            runtime = runtime_from_env(settings=settings)  # reports a bad key file itself
             try:
-                server = stack.enter_context(InProcessServer(runtime_from_env()))
+                server = stack.enter_context(InProcessServer(runtime))
             except Exception as exc:  # noqa: BLE001 - any startup failure is reported, not traced
                 raise fail(f"database not ready: {exc}") from None
             api = server.client(token=workload.token, retry=WORKER_RETRY)

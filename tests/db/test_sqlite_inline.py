@@ -24,6 +24,22 @@ def _engine_with_thread_probe(path: Path):
     return engine
 
 
+async def _write_waiting_for_another_connection(path: Path):  # type: ignore[no-untyped-def]
+    """An engine on a new database, another connection holding its write lock (as
+    another process would), and a write through the engine that will wait for it."""
+    engine = _engine_with_thread_probe(path)
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE t (v INTEGER)"))
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+
+    async def write() -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t VALUES (2)"))
+
+    return engine, other, write
+
+
 async def test_statements_run_on_the_event_loop_thread(tmp_path: Path) -> None:
     engine = _engine_with_thread_probe(tmp_path / "inline.db")
     try:
@@ -89,15 +105,7 @@ async def test_a_cancelled_wait_leaves_the_connection_to_the_helper_thread(tmp_p
     graceful shutdown): the rollback and close queue behind the statement on the helper
     thread instead of touching the connection from the loop, and nothing is written."""
     path = tmp_path / "cancelled.db"
-    engine = _engine_with_thread_probe(path)
-    async with engine.begin() as conn:
-        await conn.execute(text("CREATE TABLE t (v INTEGER)"))
-    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    other.execute("BEGIN IMMEDIATE")
-
-    async def write() -> None:
-        async with engine.begin() as conn:
-            await conn.execute(text("INSERT INTO t VALUES (2)"))
+    engine, other, write = await _write_waiting_for_another_connection(path)
 
     writing = asyncio.create_task(write())
     await asyncio.sleep(0.2)
@@ -123,16 +131,8 @@ async def test_cancelling_every_task_while_a_cancelled_wait_closes_does_not_hang
     close still waits behind the statement, and that close stops it a second time. The
     second stop must not wait for a helper thread that the first one already ended."""
     path = tmp_path / "exit.db"
-    engine = _engine_with_thread_probe(path)
-    async with engine.begin() as conn:
-        await conn.execute(text("CREATE TABLE t (v INTEGER)"))
-    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    other.execute("BEGIN IMMEDIATE")
     existing = asyncio.all_tasks()
-
-    async def write() -> None:
-        async with engine.begin() as conn:
-            await conn.execute(text("INSERT INTO t VALUES (2)"))
+    engine, other, write = await _write_waiting_for_another_connection(path)
 
     writing = asyncio.create_task(write())
     await asyncio.sleep(0.2)

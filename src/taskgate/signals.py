@@ -7,7 +7,7 @@ run`` (the signals are forwarded to the task's command).
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -17,10 +17,8 @@ Handler = Callable[[int, FrameType | None], object]
 
 
 @contextmanager
-def handling_stop_signals(
-    handler: Handler, signals: Iterable[signal.Signals] = STOP_SIGNALS
-) -> Iterator[None]:
-    previous = {sig: signal.signal(sig, handler) for sig in signals}
+def handling_stop_signals(handler: Handler) -> Iterator[None]:
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
     try:
         yield
     finally:

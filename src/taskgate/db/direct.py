@@ -98,11 +98,11 @@ class DirectStatement:
                     await cursor.close()
                 await driver.commit()
                 return matched
-            except BaseException as exc:
-                # Also when cancelled mid-statement: the connection's state is unknown.
-                await conn.invalidate(exc if isinstance(exc, Exception) else None)
-                if isinstance(exc, Exception):
-                    raise OperationalError(compiled.sql, None, exc) from exc
+            except Exception as exc:
+                await conn.invalidate(exc)
+                raise OperationalError(compiled.sql, None, exc) from exc
+            except BaseException:
+                await conn.invalidate()  # cancelled mid-statement: its state is unknown
                 raise
         finally:
             # Closed in this task. ``async with`` would close it in a task of its own, so

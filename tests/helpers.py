@@ -1,6 +1,7 @@
 """Request bodies, headers and process helpers the tests share."""
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -24,6 +25,13 @@ SUCCESS_BODY = {"state": "success", "end_date": "2026-01-01T00:05:00Z"}
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def gauge(metrics: str, name: str) -> float:
+    """One unlabelled sample of the Prometheus text that ``/metrics`` answered."""
+    match = re.search(rf"^{name} (\S+)$", metrics, re.MULTILINE)
+    assert match, f"{name} not in /metrics"
+    return float(match.group(1))
 
 
 # Processes: the CLI and `taskgate serve`, as a user runs them ------------------------------

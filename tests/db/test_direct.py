@@ -9,7 +9,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, Table, bindparam, select, text, update
+from sqlalchemy import Column, Integer, MetaData, Table, bindparam, select, update
 from sqlalchemy.exc import OperationalError
 
 from taskgate.db import direct
@@ -17,6 +17,8 @@ from taskgate.db.direct import DirectStatement
 from taskgate.db.models import TaskInstance
 from taskgate.db.session import create_engine
 from taskgate.services.states import TIState
+from tests.helpers import fresh_ti
+from tests.integration.db_locks import row_locked
 
 _TI = TaskInstance.__table__
 BEAT = DirectStatement(
@@ -34,20 +36,24 @@ def test_a_column_default_computed_in_python_must_be_given():
         DirectStatement(update(_TI).values(hostname=bindparam("host")))
 
 
-async def test_the_statement_stores_what_the_orm_reads_back_and_commits(runtime, factory):
+async def running_row(runtime, factory):  # type: ignore[no-untyped-def]
+    """A queued TI whose row is set to running (no /run: only the row matters here)."""
     ti = await factory.queued_ti()
     async with runtime.sessionmaker() as session:
         await session.execute(update(_TI).where(_TI.c.id == ti.id).values(state="running"))
         await session.commit()
+    return ti
+
+
+async def test_the_statement_stores_what_the_orm_reads_back_and_commits(runtime, factory):
+    ti = await running_row(runtime, factory)
     now = datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
 
     matched = await BEAT.rowcount(runtime.engine, {"ti_id": ti.id, "now": now, "host": "h1"})
     assert matched == 1
     # A fresh session on another connection sees it: committed, typed as the ORM types it.
-    async with runtime.sessionmaker() as session:
-        stored = await session.get(TaskInstance, ti.id)
-        assert stored is not None
-        assert (stored.last_heartbeat_at, stored.hostname) == (now, "h1")
+    stored = await fresh_ti(runtime, ti.id)
+    assert (stored.last_heartbeat_at, stored.hostname) == (now, "h1")
     # The state condition is a bound value too: a queued TI does not match.
     other = await factory.queued_ti()
     assert await BEAT.rowcount(runtime.engine, {"ti_id": other.id, "now": now, "host": "h"}) == 0
@@ -67,15 +73,10 @@ async def test_a_driver_error_is_a_database_error_and_the_pool_goes_on(runtime):
 
 async def test_other_drivers_take_sqlalchemys_own_path(runtime, factory, monkeypatch):
     monkeypatch.setattr(direct, "DIRECT_DRIVERS", frozenset())
-    ti = await factory.queued_ti()
-    async with runtime.sessionmaker() as session:
-        await session.execute(update(_TI).where(_TI.c.id == ti.id).values(state="running"))
-        await session.commit()
+    ti = await running_row(runtime, factory)
     now = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
     assert await BEAT.rowcount(runtime.engine, {"ti_id": ti.id, "now": now, "host": "h2"}) == 1
-    async with runtime.sessionmaker() as session:
-        stored = await session.get(TaskInstance, ti.id)
-        assert stored is not None and stored.hostname == "h2"
+    assert (await fresh_ti(runtime, ti.id)).hostname == "h2"
 
 
 async def test_cancelled_while_waiting_for_a_lock_it_is_all_or_nothing_and_leaks_nothing(
@@ -85,36 +86,26 @@ async def test_cancelled_while_waiting_for_a_lock_it_is_all_or_nothing_and_leaks
     race with the cancellation, as for any statement in flight (on PostgreSQL it commits on
     its own as soon as the lock goes). It is never half-applied, and the connection is
     not lost to the pool."""
-    ti = await factory.queued_ti()
-    async with runtime.sessionmaker() as session:
-        await session.execute(update(_TI).where(_TI.c.id == ti.id).values(state="running"))
-        await session.commit()
-        before = await session.get(TaskInstance, ti.id)
-        assert before is not None
-        untouched = (before.hostname, before.last_heartbeat_at)
+    ti = await running_row(runtime, factory)
+    before = await fresh_ti(runtime, ti.id)
+    untouched = (before.hostname, before.last_heartbeat_at)
     now = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
     params = {"ti_id": ti.id, "now": now, "host": "cancelled"}
     # Another engine (as another process would) holds the row: the statement waits for it.
     holder = create_engine(runtime.settings.effective_database_url)
     try:
-        async with holder.connect() as conn:
-            await conn.execute(
-                text("UPDATE task_instances SET updated_at = updated_at WHERE id = :id"),
-                {"id": ti.id.hex if runtime.settings.uses_embedded_database else ti.id},
-            )
+        async with row_locked(runtime, ti.id, engine=holder):
             waiting = asyncio.create_task(BEAT.rowcount(runtime.engine, params))
             await asyncio.sleep(0.3)
             assert not waiting.done()
             waiting.cancel()
-            await conn.rollback()  # the lock goes
+        # The lock went with the block (rolled back).
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(waiting, 10)
     finally:
         await holder.dispose()
     assert runtime.engine.sync_engine.pool.checkedout() == 0
-    async with runtime.sessionmaker() as session:
-        stored = await session.get(TaskInstance, ti.id)
-        assert stored is not None
-        assert (stored.hostname, stored.last_heartbeat_at) in (untouched, ("cancelled", now))
+    stored = await fresh_ti(runtime, ti.id)
+    assert (stored.hostname, stored.last_heartbeat_at) in (untouched, ("cancelled", now))
     params["host"] = "after"
     assert await BEAT.rowcount(runtime.engine, params) == 1  # the pool serves on

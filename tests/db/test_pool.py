@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-
 from sqlalchemy.util import greenlet_spawn
 
 from taskgate.db.pool import FairQueue

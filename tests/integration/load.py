@@ -18,12 +18,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import httpx
+from sqlalchemy import select
 
 from taskgate.client import AsyncClient, RetryPolicy
 from taskgate.client.errors import ApiError, ServerUnavailable
+from taskgate.db.models import TaskInstance
 from taskgate.runtime import Runtime
 from taskgate.services import control, variables
-from taskgate.services.task_instances import get_task_instance
+from tests.helpers import fresh_ti
 
 DAG_ID = "soak"
 TASK_ID = "work"
@@ -80,6 +82,15 @@ class Tally:
             f"{dict(by_outcome)}, slowest call {self.slowest:.2f} s, "
             f"{len(self.failures)} failures"
         )
+
+
+async def final_states(runtime: Runtime) -> dict[str, str]:
+    """The state of each load TI as the database has it, by run id."""
+    async with runtime.sessionmaker() as session:
+        rows = await session.execute(
+            select(TaskInstance.run_id, TaskInstance.state).where(TaskInstance.dag_id == DAG_ID)
+        )
+        return dict(rows.all())
 
 
 async def prepare(runtime: Runtime) -> None:
@@ -184,8 +195,7 @@ class Worker:
         return False
 
     async def _still_queued(self, ti_id: uuid.UUID) -> bool:
-        async with self.runtime.sessionmaker() as session:
-            return (await get_task_instance(session, ti_id)).state == "queued"
+        return (await fresh_ti(self.runtime, ti_id)).state == "queued"
 
     async def _call(self, name: str, call) -> bool:
         started = time.monotonic()

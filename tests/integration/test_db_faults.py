@@ -8,7 +8,6 @@ statement, after the request's earlier statements in the same transaction have r
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -20,7 +19,7 @@ from sqlalchemy import event, func, select
 
 from taskgate.db.models import TaskReschedule, UsedWorkloadToken, XCom
 from taskgate.services import control
-from tests.helpers import BEAT_BODY, RUN_BODY, bearer, fresh_ti
+from tests.helpers import BEAT_BODY, RUN_BODY, bearer, fresh_ti, gauge
 
 pytestmark = pytest.mark.integration
 
@@ -60,10 +59,6 @@ def assert_clean_failure(response: httpx.Response) -> None:
     assert response.json()["detail"]["reason"] == "database_unavailable"
 
 
-def checked_out(metrics: str) -> float:
-    return float(re.search(r"^taskgate_db_pool_checked_out (\S+)$", metrics, re.MULTILINE).group(1))
-
-
 async def count(runtime, stmt) -> int:
     async with runtime.sessionmaker() as session:
         return (await session.execute(stmt)).scalar_one()
@@ -81,7 +76,7 @@ async def test_run_fails_between_spending_the_token_and_the_transition(live_serv
         assert "INSERT used_workload_tokens" in fault.before  # the first write had run
         assert (await fresh_ti(runtime, ti.id)).state == "queued"
         assert await count(runtime, spent) == 0  # ... and was rolled back with the rest
-        assert checked_out((await http.get("/metrics")).text) == 0
+        assert gauge((await http.get("/metrics")).text, "taskgate_db_pool_checked_out") == 0
 
         # Nothing was spent: the same workload token starts the TI now.
         started = await http.patch(run, json=RUN_BODY, headers=bearer(ti.workload_token))

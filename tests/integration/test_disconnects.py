@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 
 import httpx
 import jwt
@@ -13,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from taskgate.db.models import TaskInstance, UsedWorkloadToken
-from tests.helpers import BEAT_BODY, RUN_BODY, bearer
+from tests.helpers import BEAT_BODY, RUN_BODY, bearer, gauge
 from tests.integration.db_locks import row_locked
 
 pytestmark = pytest.mark.integration
@@ -42,7 +41,7 @@ async def pool_settles(http: httpx.AsyncClient) -> None:
     """No pooled connection stays checked out (within a second)."""
     for _ in range(20):
         metrics = (await http.get("/metrics")).text
-        if float(re.search(r"^taskgate_db_pool_checked_out (\S+)$", metrics, re.MULTILINE).group(1)) == 0:
+        if gauge(metrics, "taskgate_db_pool_checked_out") == 0:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("a pooled database connection stays checked out")

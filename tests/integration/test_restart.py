@@ -16,10 +16,8 @@ import time
 
 import httpx
 import pytest
-from sqlalchemy import select
 
 from taskgate.client import RetryPolicy
-from taskgate.db.models import TaskInstance
 from tests.helpers import free_port, serve_env, server_output, start_serve
 from tests.integration import load
 
@@ -64,8 +62,5 @@ async def test_workers_ride_through_a_restart(settings, runtime, caplog, capsys)
     retried = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]
     assert retried, "no call met the restart"
     assert len(tally.lifecycles) >= WORKERS
-    async with runtime.sessionmaker() as session:
-        states = dict((await session.execute(
-            select(TaskInstance.run_id, TaskInstance.state).where(TaskInstance.dag_id == load.DAG_ID)
-        )).all())
+    states = await load.final_states(runtime)
     assert states == {lc.run_id: lc.state for lc in tally.lifecycles}

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import time
 from pathlib import Path
 
@@ -27,10 +26,10 @@ import pytest
 from sqlalchemy import select
 
 from taskgate.client import NO_RETRIES
-from taskgate.db.models import TaskInstance, XCom
+from taskgate.db.models import XCom
 from taskgate.settings import Settings
 from tests.conftest import BACKENDS
-from tests.helpers import free_port, serve_env, server_output, start_serve
+from tests.helpers import free_port, gauge, serve_env, server_output, start_serve
 from tests.integration import load
 
 WORKERS = 200
@@ -56,12 +55,6 @@ def settings(data_dir: Path, database_url: str | None) -> Settings:
     # The test's own control plane (queueing TIs for 200 workers) may wait for the
     # database as long as it must: it is the orchestrator, not the server under test.
     return Settings(data_dir=data_dir, database_url=database_url, db_pool_timeout=60)
-
-
-def gauge(metrics: str, name: str) -> float:
-    match = re.search(rf"^{name} (\S+)$", metrics, re.MULTILINE)
-    assert match, f"{name} not in /metrics"
-    return float(match.group(1))
 
 
 def rss_mb(pid: int) -> float:
@@ -113,14 +106,8 @@ async def test_soak(settings, runtime, capsys):
     assert gauge(metrics, "taskgate_db_pool_checked_out") == 0  # nothing leaked
 
     # No lost transitions: the database holds exactly what the workers were told.
+    states = await load.final_states(runtime)
     async with runtime.sessionmaker() as session:
-        states = dict(
-            (await session.execute(
-                select(TaskInstance.run_id, TaskInstance.state).where(
-                    TaskInstance.dag_id == load.DAG_ID
-                )
-            )).all()
-        )
         xcoms = dict(
             (await session.execute(
                 select(XCom.run_id, XCom.value).where(XCom.dag_id == load.DAG_ID)

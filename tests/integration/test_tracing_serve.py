@@ -4,7 +4,6 @@ without the OpenTelemetry packages, enabling it is a one-line start-up error."""
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
 import sys
@@ -12,7 +11,7 @@ import sys
 import httpx
 import pytest
 
-from tests.helpers import BEAT_BODY, bearer, free_port, server_output, start_serve
+from tests.helpers import BEAT_BODY, bearer, free_port, serve_env, server_output, start_serve
 
 pytestmark = [
     pytest.mark.integration,
@@ -20,12 +19,12 @@ pytestmark = [
 ]
 
 
-def test_log_events_carry_the_callers_trace_id(settings, tmp_path):
+def test_log_events_carry_the_callers_trace_id(settings):
     pytest.importorskip(
         "opentelemetry.instrumentation.asgi",
         reason="the otel extra is not installed (pip install -e '.[otel]')",
     )
-    env = {**os.environ, "TASKGATE_DATA_DIR": str(settings.data_dir), "TASKGATE_OTEL_ENABLED": "1"}
+    env = {**serve_env(settings), "TASKGATE_OTEL_ENABLED": "1"}
     port = free_port()
     server = start_serve(env, port)
     trace_id, parent = secrets.token_hex(16), secrets.token_hex(8)
@@ -38,9 +37,10 @@ def test_log_events_carry_the_callers_trace_id(settings, tmp_path):
     finally:
         server.terminate()
         server.wait(15)
-    events = [json.loads(line) for line in server_output(server).splitlines() if line.startswith("{")]
+    output = server_output(server)
+    events = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     denied = [e for e in events if e.get("event") == "auth.denied"]
-    assert len(denied) == 1, server_output(server)
+    assert len(denied) == 1, output
     assert denied[0]["trace_id"] == trace_id
     assert len(denied[0]["span_id"]) == 16 and denied[0]["span_id"] != parent  # the server's span
 
@@ -49,7 +49,7 @@ def test_enabled_without_the_packages_is_a_clear_startup_error(settings):
     # The packages made unimportable for this process, as if the extra were not installed.
     hide = "import sys; sys.modules['opentelemetry.instrumentation.asgi'] = None; "
     start = "from taskgate.cli.main import app; app()"
-    env = {**os.environ, "TASKGATE_DATA_DIR": str(settings.data_dir), "TASKGATE_OTEL_ENABLED": "true"}
+    env = {**serve_env(settings), "TASKGATE_OTEL_ENABLED": "true"}
     result = subprocess.run(
         [sys.executable, "-c", hide + start, "serve", "--port", str(free_port())],
         env=env, capture_output=True, text=True, timeout=60, check=False,

@@ -58,8 +58,6 @@ def main() -> None:
 
     db.upgradedb()  # what `airflow db migrate` runs; on a new database it creates the schema
 
-    from sqlalchemy import select, update
-
     from airflow.api_fastapi.execution_api.app import _jwt_generator
     from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
@@ -70,6 +68,7 @@ def main() -> None:
     from airflow.utils.session import create_session
     from airflow.utils.state import DagRunState, TaskInstanceState
     from airflow.utils.types import DagRunTriggeredByType, DagRunType
+    from sqlalchemy import select, update
 
     DagBundlesManager().sync_bundles_to_db()
     bag = DagBag(dag_folder=dags, bundle_path=dags, bundle_name=BUNDLE)

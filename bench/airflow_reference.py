@@ -10,7 +10,7 @@
    Airflow's own JWTGenerator;
 3. starts only the execution API, with Airflow's own CLI
    (`airflow api-server --apps execution --workers 1`, uvicorn) on 127.0.0.1:<free port>;
-4. moves the `n_running` TIs to running with a real `PATCH .../run` (hostname/pid below), so
+4. moves the `n_running` TIs to running with a real `PATCH .../run` (common.RUN_BODY), so
    heartbeats answer 204; the `n_queued` TIs stay queued, each with a workload token, for
    whole lifecycles (`/run` -> heartbeats -> `PATCH .../state`);
 5. on exit: terminate, bounded wait, kill.
@@ -35,43 +35,26 @@ from pathlib import Path
 from typing import Iterator
 
 import httpx
+from common import BEAT_BODY, PING_PATH, RUN_BODY, SUCCESS_BODY, TI
 from server_process import free_port, stop, wait_healthy
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / ".cache"
 SPEC = "apache-airflow-core==3.3.*"
 SIDE = Path(__file__).with_name("_airflow_side.py")
-PING_PATH = "/execution/health/ping"
 # What task-sdk 1.3 sends; Airflow's server falls back to its newest version without it.
 API_VERSION = "2026-06-30"
-HOSTNAME, UNIXNAME, PID = "bench", "bench", 1
-RUN_BODY = {"state": "running", "hostname": HOSTNAME, "unixname": UNIXNAME, "pid": PID,
-            "start_date": "2026-01-01T00:00:00Z"}
-BEAT_BODY = {"hostname": HOSTNAME, "pid": PID}
-
-
-@dataclass
-class TI:
-    id: str
-    dag_id: str
-    run_id: str
-    task_id: str
-    map_index: int
-    token: str  # execution token for running TIs, workload token for queued ones
 
 
 @dataclass
 class AirflowTarget:
     base_url: str  # http://127.0.0.1:PORT (routes live under /execution)
-    running: list[TI]  # state running, hostname/pid = HOSTNAME/PID
+    running: list[TI]  # state running, started with common.RUN_BODY
     queued: list[TI]  # state queued, workload token: PATCH .../run exchanges it
     variable_key: str
     algorithm: str  # the JWT signing algorithm Airflow used (its default: HS512)
     home: Path
     process: subprocess.Popen
-    ping_path: str = PING_PATH  # unauthenticated; 200 once the JWT validator is up
-    hostname: str = HOSTNAME  # what the running TIs were started with (heartbeat body)
-    pid: int = PID
     headers: dict[str, str] = field(default_factory=lambda: {"Airflow-API-Version": API_VERSION})
     setup_seconds: dict[str, float] = field(default_factory=dict)
 
@@ -171,7 +154,7 @@ def self_check() -> None:
         auth = {"Authorization": f"Bearer {ti.token}"}
         with httpx.Client(base_url=af.base_url, headers=af.headers, timeout=30) as http:
             checks = [
-                ("GET  ping", http.get(af.ping_path), 200),
+                ("GET  ping", http.get(PING_PATH), 200),
                 ("PUT  heartbeat", http.put(f"/execution/task-instances/{ti.id}/heartbeat",
                                             json=BEAT_BODY, headers=auth), 204),
                 ("GET  variable", http.get(f"/execution/variables/{af.variable_key}",
@@ -187,9 +170,8 @@ def self_check() -> None:
                 for _ in range(3):
                     steps.append(http.put(f"/execution/task-instances/{lc.id}/heartbeat",
                                           json=BEAT_BODY, headers=lc_auth).status_code)
-                steps.append(http.patch(
-                    f"/execution/task-instances/{lc.id}/state", headers=lc_auth,
-                    json={"state": "success", "end_date": "2026-01-01T00:01:00Z"}).status_code)
+                steps.append(http.patch(f"/execution/task-instances/{lc.id}/state",
+                                        headers=lc_auth, json=SUCCESS_BODY).status_code)
         ok = True
         for name, response, want in checks:
             ok &= response.status_code == want

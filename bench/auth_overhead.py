@@ -24,14 +24,17 @@ import tempfile
 import time
 import timeit
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from taskgate.api.app import create_app
-from taskgate.runtime import Runtime
+from common import BEAT_BODY, PING_PATH, RUN_BODY, microseconds, write_result
 from fastapi import Depends, Request
 from fastapi.security import SecurityScopes
 
+from taskgate.api.app import create_app
+from taskgate.runtime import Runtime
 from taskgate.security import authenticate, require_auth
 from taskgate.services import control
 from taskgate.settings import Settings
@@ -44,10 +47,9 @@ from taskgate.tokens.keys import (
     signing_key_from_secret,
 )
 
-RESULTS = Path(__file__).parent / "results"
-RUN_BODY = (b'{"state":"running","hostname":"bench","unixname":"bench","pid":1,'
-            b'"start_date":"2026-01-01T00:00:00Z"}')
-BEAT_BODY = b'{"hostname":"bench","pid":1}'
+RUN = json.dumps(RUN_BODY).encode()
+BEAT = json.dumps(BEAT_BODY).encode()
+PING = [("GET", PING_PATH, None, b"")]
 
 
 async def call(app, method: str, path: str, token: str | None = None, body: bytes = b""):
@@ -81,18 +83,38 @@ async def call(app, method: str, path: str, token: str | None = None, body: byte
 
 async def prepare(runtime: Runtime, app, count: int) -> list[tuple[uuid.UUID, str]]:
     """``count`` running TIs with their execution tokens, started through ``/run``."""
+    issuer = runtime.require_issuer()
     async with runtime.sessionmaker() as session:
         await control.add_dag(session, "bench")
         run = await control.create_run(session, "bench", "run", [f"t{i}" for i in range(count)])
-        queued = [await control.queue(session, ti.id, runtime.require_issuer())
-                  for ti in run.task_instances]
+        queued = [await control.queue(session, ti.id, issuer) for ti in run.task_instances]
     running = []
     for item in queued:
         status, headers = await call(app, "PATCH", f"/execution/task-instances/{item.ti.id}/run",
-                                     item.workload_token, RUN_BODY)
+                                     item.workload_token, RUN)
         assert status == 200, status
         running.append((item.ti.id, headers[b"refreshed-api-token"].decode()))
     return running
+
+
+@asynccontextmanager
+async def in_process_app(count: int = 16) -> AsyncIterator[tuple[Runtime, Any, list]]:
+    """A runtime on a temporary embedded SQLite database, its application, and ``count``
+    running TIs (id, execution token), started through ``/run``."""
+    data_dir = Path(tempfile.mkdtemp(prefix="taskgate-bench-"))
+    runtime = Runtime.from_settings(Settings(data_dir=data_dir))
+    await runtime.prepare_database()
+    app = create_app(runtime)
+    try:
+        yield runtime, app, await prepare(runtime, app, count)
+    finally:
+        await runtime.aclose()
+
+
+def heartbeats(running: list) -> list[tuple[str, str, str | None, bytes]]:
+    """One heartbeat request per running TI, for ``per_call``."""
+    return [("PUT", f"/execution/task-instances/{ti}/heartbeat", token, BEAT)
+            for ti, token in running]
 
 
 async def per_call(app, requests: list[tuple[str, str, str | None, bytes]], calls: int,
@@ -133,9 +155,7 @@ async def request_costs(app, running, calls: int, repeats: int) -> dict:
     so both resolve a dependency tree of the same shape and differ only in the auth work.
     ``served`` is the heartbeat as served, with no override at all; ``auth_microseconds``
     (authenticated minus overridden) is what authentication adds to it."""
-    beats = [("PUT", f"/execution/task-instances/{ti}/heartbeat", token, BEAT_BODY)
-             for ti, token in running]
-    ping = [("GET", "/execution/health/ping", None, b"")]
+    beats = heartbeats(running)
     variants = {
         "authenticated": {_not_a_dependency: _not_a_dependency},
         "overridden": {require_auth: _no_auth, authenticate: _no_token},
@@ -149,13 +169,13 @@ async def request_costs(app, running, calls: int, repeats: int) -> dict:
             app.dependency_overrides.update(overrides)
             samples[name].append(await per_call(app, beats, calls, 204))
         app.dependency_overrides.clear()
-        samples["ping"].append(await per_call(app, ping, calls, 200))
+        samples["ping"].append(await per_call(app, PING, calls, 200))
     medians = {name: statistics.median(values) for name, values in samples.items()}
     auth = medians["authenticated"] - medians["overridden"]
     served = medians["served"]
     return {
         "microseconds_per_request": {k: round(v * 1e6, 1) for k, v in medians.items()},
-        "microseconds_runs": {k: [round(v * 1e6, 1) for v in vs] for k, vs in samples.items()},
+        "microseconds_runs": microseconds(samples),
         "authenticated_over_overridden": round(medians["authenticated"] / medians["overridden"], 3),
         "auth_microseconds": round(auth * 1e6, 1),
         "served_over_served_without_auth": round(served / (served - auth), 3),
@@ -171,16 +191,16 @@ async def validations_per_request(runtime: Runtime, app, running) -> dict:
     fresh = [issuer.issue(ti) for _ in range(50)]
     before = checks()
     for token in fresh:
-        assert (await call(app, "PUT", path, token, BEAT_BODY))[0] == 204
+        assert (await call(app, "PUT", path, token, BEAT))[0] == 204
     new_tokens = (checks() - before) / len(fresh)
     before = checks()
     for _ in range(50):
-        assert (await call(app, "PUT", path, fresh[0], BEAT_BODY))[0] == 204
+        assert (await call(app, "PUT", path, fresh[0], BEAT))[0] == 204
     repeated = (checks() - before) / 50
     # A token near its expiry gets a Refreshed-API-Token: the refresh must not re-validate.
     short = issuer.issue(ti, ttl=20)
     before = checks()
-    status, headers = await call(app, "PUT", path, short, BEAT_BODY)
+    status, headers = await call(app, "PUT", path, short, BEAT)
     assert status == 204 and b"refreshed-api-token" in headers
     refreshed = checks() - before
     return {"new_token": new_tokens, "repeated_token": repeated,
@@ -205,21 +225,13 @@ def validation_cost(repeats: int) -> dict:
 
 
 async def measure(calls: int, repeats: int) -> dict:
-    data_dir = tempfile.mkdtemp(prefix="taskgate-bench-auth-")
-    runtime = Runtime.from_settings(Settings(data_dir=Path(data_dir)))
-    await runtime.prepare_database()
-    app = create_app(runtime)
-    try:
-        running = await prepare(runtime, app, 16)
+    async with in_process_app() as (runtime, app, running):
         return {
             "signature_validations_per_request": await validations_per_request(runtime, app,
                                                                                 running),
             "validation_microseconds": validation_cost(repeats),
             "heartbeat": await request_costs(app, running, calls, repeats),
         }
-    finally:
-        await runtime.aclose()
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -241,10 +253,9 @@ def main() -> None:
           f"{h['authenticated_over_overridden']:.3f}")
     print(f"authentication adds {h['auth_microseconds']:g} µs: heartbeat as served / the same "
           f"without it = {h['served_over_served_without_auth']:.3f}")
-    RESULTS.mkdir(exist_ok=True)
-    out = {"benchmark": "auth_overhead", "calls": args.calls, "repeats": args.repeats,
-           "python": sys.version.split()[0], **result}
-    (RESULTS / "auth_overhead.json").write_text(json.dumps(out, indent=2) + "\n")
+    write_result("auth_overhead", {"benchmark": "auth_overhead", "calls": args.calls,
+                                   "repeats": args.repeats, "python": sys.version.split()[0],
+                                   **result})
 
 
 if __name__ == "__main__":

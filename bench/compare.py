@@ -25,21 +25,19 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
+import loadgen
+import targets
 import uvloop
+from common import BEAT_BODY, PING_PATH, RUN_BODY, SUCCESS_BODY, TI, write_result
+from targets import Target
 
-sys.path.insert(0, str(Path(__file__).parent))
-import loadgen  # noqa: E402
-import targets  # noqa: E402
-from targets import Target  # noqa: E402
-
-RESULTS = Path(__file__).parent / "results"
 WORKLOADS = ("ping", "heartbeat", "variable", "xcom", "lifecycle")
-SUCCESS = json.dumps({"state": "success", "end_date": "2026-01-01T00:01:00Z"}).encode()
+SUCCESS = json.dumps(SUCCESS_BODY).encode()
+BEAT = json.dumps(BEAT_BODY).encode()
+RUN = json.dumps(RUN_BODY).encode()
 XCOM_VALUE = json.dumps({"rows": 128, "path": "s3://bucket/key"}).encode()
 REFRESHED = b"refreshed-api-token"
 
@@ -73,11 +71,8 @@ class Authed:
 def scenario(target: Target, workload: str) -> Callable:
     """The per-connection loop of ``workload`` against ``target``."""
     running = target.running
-    beat_body = json.dumps({"hostname": target.hostname, "pid": target.pid}).encode()
-    run_body = json.dumps({"state": "running", "hostname": target.hostname, "unixname": "bench",
-                           "pid": target.pid, "start_date": "2026-01-01T00:00:00Z"}).encode()
     if workload == "ping":
-        raw = loadgen.build_request("GET", target.ping_path, target.headers)
+        raw = loadgen.build_request("GET", PING_PATH, target.headers)
 
         async def ping(conn: loadgen.Connection, index: int) -> None:
             while conn.open:
@@ -85,10 +80,10 @@ def scenario(target: Target, workload: str) -> Callable:
         return ping
 
     if workload in ("heartbeat", "variable", "xcom"):
-        def request_for(ti: targets.RunningTI) -> Authed:
+        def request_for(ti: TI) -> Authed:
             if workload == "heartbeat":
                 return Authed(target, "PUT", f"/execution/task-instances/{ti.id}/heartbeat",
-                              ti.token, beat_body)
+                              ti.token, BEAT)
             if workload == "variable":
                 return Authed(target, "GET", f"/execution/variables/{target.variable_key}", ti.token)
             return Authed(target, "POST", f"/execution/xcoms/{ti.dag_id}/{ti.run_id}/{ti.task_id}"
@@ -108,12 +103,12 @@ def scenario(target: Target, workload: str) -> Callable:
             if ti is None:
                 return  # the prepared TIs are used up: the run ends early
             start = loadgen.build_request("PATCH", f"/execution/task-instances/{ti.id}/run",
-                                          _headers(target, ti.token, True), run_body)
+                                          _headers(target, ti.token, True), RUN)
             started = await conn.send(start, 200)
             if started is None or REFRESHED not in started.headers:
                 continue
             token = started.headers[REFRESHED].decode()
-            beat = Authed(target, "PUT", f"/execution/task-instances/{ti.id}/heartbeat", token, beat_body)
+            beat = Authed(target, "PUT", f"/execution/task-instances/{ti.id}/heartbeat", token, BEAT)
             for _ in range(3):
                 beat.follow(await conn.send(beat.raw, 204))
             done = loadgen.build_request("PATCH", f"/execution/task-instances/{ti.id}/state",
@@ -228,9 +223,7 @@ def main() -> None:
         "servers": servers,
     }
     print_table(report)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "compare.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwrote {RESULTS / 'compare.json'}")
+    print(f"\nwrote {write_result('compare', report)}")
 
 
 if __name__ == "__main__":

@@ -22,43 +22,35 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
-import tempfile
 import time
-from pathlib import Path
+from unittest import mock
 
-from auth_overhead import BEAT_BODY, RESULTS, call, per_call, prepare
+from auth_overhead import PING, call, heartbeats, in_process_app, per_call
+from common import HOSTNAME, PID, microseconds, write_result
 
-from taskgate.api.app import create_app
-from taskgate.runtime import Runtime
 from taskgate.services import task_instances as lifecycle
-from taskgate.settings import Settings
+
+SERVICE = lifecycle.heartbeat  # the real one, kept while the module's name is patched
 
 
-async def _no_heartbeat(*_args: object, **_kwargs: object) -> None:
-    return None
-
-
-async def split(app, beats, calls: int, real) -> dict[str, dict[str, float]]:
+async def split(app, beats, calls: int) -> dict[str, dict[str, float]]:
     """Median µs before, inside and after the service call, with and without the database."""
     marks: dict[str, float] = {}
 
-    async def timed(*args: object, **kwargs: object) -> None:
-        marks["start"] = time.perf_counter()
-        try:
-            await real(*args, **kwargs)
-        finally:
-            marks["end"] = time.perf_counter()
-
-    async def no_op(*_args: object, **_kwargs: object) -> None:
-        marks["start"] = marks["end"] = time.perf_counter()
+    def marked(service):  # type: ignore[no-untyped-def]
+        async def around(*args: object, **kwargs: object) -> None:
+            marks["start"] = time.perf_counter()
+            try:
+                await service(*args, **kwargs)
+            finally:
+                marks["end"] = time.perf_counter()
+        return around
 
     result = {}
-    for name, service in (("with database", timed), ("without database", no_op)):
-        lifecycle.heartbeat = service
+    for name, service in (("with database", SERVICE), ("without database", _no_heartbeat)):
         parts: dict[str, list[float]] = {"before": [], "service": [], "after": []}
-        try:
+        with mock.patch.object(lifecycle, "heartbeat", marked(service)):
             for i in range(calls):
                 started = time.perf_counter()
                 await call(app, *beats[i % len(beats)])
@@ -66,27 +58,23 @@ async def split(app, beats, calls: int, real) -> dict[str, dict[str, float]]:
                 parts["before"].append(marks["start"] - started)
                 parts["service"].append(marks["end"] - marks["start"])
                 parts["after"].append(ended - marks["end"])
-        finally:
-            lifecycle.heartbeat = real
         result[name] = {k: round(statistics.median(v) * 1e6, 1) for k, v in parts.items()}
     return result
 
 
+async def _no_heartbeat(*_args: object, **_kwargs: object) -> None:
+    return None
+
+
 async def measure(calls: int, repeats: int) -> tuple[dict[str, list[float]], dict]:
-    runtime = Runtime.from_settings(Settings(data_dir=Path(tempfile.mkdtemp(prefix="tg-bd-"))))
-    await runtime.prepare_database()
-    app = create_app(runtime)
-    real = lifecycle.heartbeat
-    try:
-        running = await prepare(runtime, app, 16)
-        beats = [("PUT", f"/execution/task-instances/{ti}/heartbeat", token, BEAT_BODY)
-                 for ti, token in running]
-        ping = [("GET", "/execution/health/ping", None, b"")]
+    async with in_process_app() as (runtime, app, running):
+        beats = heartbeats(running)
 
         async def service_alone() -> float:
             started = time.perf_counter()
             for i in range(calls):
-                await real(runtime.engine, running[i % len(running)][0], hostname="bench", pid=1)
+                ti_id = running[i % len(running)][0]
+                await SERVICE(runtime.engine, ti_id, hostname=HOSTNAME, pid=PID)
             return (time.perf_counter() - started) / calls
 
         samples: dict[str, list[float]] = {
@@ -94,17 +82,11 @@ async def measure(calls: int, repeats: int) -> tuple[dict[str, list[float]], dic
         await per_call(app, beats, calls // 4, 204)  # warm-up
         for _ in range(repeats):
             samples["heartbeat"].append(await per_call(app, beats, calls, 204))
-            lifecycle.heartbeat = _no_heartbeat
-            try:
+            with mock.patch.object(lifecycle, "heartbeat", _no_heartbeat):
                 samples["without database"].append(await per_call(app, beats, calls, 204))
-            finally:
-                lifecycle.heartbeat = real
             samples["service alone"].append(await service_alone())
-            samples["ping"].append(await per_call(app, ping, calls, 200))
-        return samples, await split(app, beats, calls, real)
-    finally:
-        lifecycle.heartbeat = real
-        await runtime.aclose()
+            samples["ping"].append(await per_call(app, PING, calls, 200))
+        return samples, await split(app, beats, calls)
 
 
 def main() -> None:
@@ -120,11 +102,10 @@ def main() -> None:
     for name, us in parts.items():
         print(f"split, {name}: before the service {us['before']:g} µs, in it "
               f"{us['service']:g}, after it {us['after']:g}")
-    RESULTS.mkdir(exist_ok=True)
-    out = {"benchmark": "heartbeat_breakdown", "calls": args.calls, "repeats": args.repeats,
-           "microseconds_per_request": medians, "split_microseconds": parts,
-           "microseconds_runs": {k: [round(v * 1e6, 1) for v in vs] for k, vs in samples.items()}}
-    (RESULTS / "heartbeat_breakdown.json").write_text(json.dumps(out, indent=2) + "\n")
+    write_result("heartbeat_breakdown", {
+        "benchmark": "heartbeat_breakdown", "calls": args.calls, "repeats": args.repeats,
+        "microseconds_per_request": medians, "split_microseconds": parts,
+        "microseconds_runs": microseconds(samples)})
 
 
 if __name__ == "__main__":

@@ -20,17 +20,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import asyncpg
 import httpx
+from common import BEAT_BODY, RUN_BODY, write_result
 from server_process import free_port, stop, wait_healthy
 from targets import postgres_database
-
-RUN_BODY = {"state": "running", "hostname": "bench", "unixname": "bench", "pid": 1,
-            "start_date": "2026-01-01T00:00:00Z"}
-BEAT_BODY = {"hostname": "bench", "pid": 1}
-RESULTS = Path(__file__).parent / "results"
 
 
 async def fill(dsn: str, rows: int) -> None:
@@ -116,10 +111,9 @@ def main() -> None:
         print(f"{r['rows']:>10,} {r['median_ms']:>10.3f} {r['p99_ms']:>8.3f}  {r['median_ms_runs']}")
     ratio = results[-1]["median_ms"] / results[0]["median_ms"]
     print(f"largest / smallest median: {ratio:.3f}")
-    RESULTS.mkdir(exist_ok=True)
-    out = {"benchmark": "heartbeat_rows", "results": results, "ratio": round(ratio, 3),
-           "requests": args.requests, "repeats": args.repeats}
-    (RESULTS / "heartbeat_rows.json").write_text(json.dumps(out, indent=2) + "\n")
+    write_result("heartbeat_rows", {"benchmark": "heartbeat_rows", "results": results,
+                                    "ratio": round(ratio, 3), "requests": args.requests,
+                                    "repeats": args.repeats})
 
 
 if __name__ == "__main__":

@@ -21,43 +21,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from common import PING_PATH, RUN_BODY, TI, VARIABLE_KEY
 from server_process import free_port, stop, wait_healthy
-
-HOSTNAME, PID = "bench", 4242
-RUN_BODY = {"state": "running", "hostname": HOSTNAME, "unixname": "bench", "pid": PID,
-            "start_date": "2026-01-01T00:00:00Z"}
-VARIABLE_KEY = "bench_variable"
-
-
-@dataclass
-class RunningTI:
-    id: str
-    dag_id: str
-    run_id: str
-    task_id: str
-    map_index: int
-    token: str
-
-
-@dataclass
-class QueuedTI:
-    id: str
-    token: str  # what /run takes: the workload token
 
 
 @dataclass
 class Target:
     name: str
     port: int
-    ping_path: str
-    running: list[RunningTI]
-    queued: list[QueuedTI]
-    hostname: str = HOSTNAME  # what the running TIs were started with (heartbeat body)
-    pid: int = PID
+    running: list[TI]  # started with common.RUN_BODY: execution tokens
+    queued: list[TI]  # workload tokens: what /run takes
     variable_key: str = VARIABLE_KEY
     headers: dict[str, str] = field(default_factory=dict)  # sent with every request
 
-    def take_queued(self) -> QueuedTI | None:
+    def take_queued(self) -> TI | None:
         return self.queued.pop() if self.queued else None
 
 
@@ -150,17 +127,18 @@ def taskgate(backend: str, n_running: int, n_queued: int) -> Iterator[Target]:
             env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         stack.callback(stop, server)
         base_url = f"http://127.0.0.1:{port}/execution"
-        wait_healthy(f"{base_url}/health/ping", server)
+        wait_healthy(f"http://127.0.0.1:{port}{PING_PATH}", server)
         running = []
         with httpx.Client(base_url=base_url, timeout=10) as http:
             for ti, workload in prepared["steady"]:
                 answer = http.patch(f"/task-instances/{ti.id}/run", json=RUN_BODY,
                                     headers={"Authorization": f"Bearer {workload}"})
                 answer.raise_for_status()
-                running.append(RunningTI(str(ti.id), ti.dag_id, ti.run_id, ti.task_id,
-                                         ti.map_index, answer.headers["Refreshed-API-Token"]))
-        queued = [QueuedTI(str(ti.id), workload) for ti, workload in prepared["lifecycles"]]
-        yield Target(f"taskgate ({backend})", port, "/execution/health/ping", running, queued)
+                running.append(TI(str(ti.id), ti.dag_id, ti.run_id, ti.task_id, ti.map_index,
+                                  answer.headers["Refreshed-API-Token"]))
+        queued = [TI(str(ti.id), ti.dag_id, ti.run_id, ti.task_id, ti.map_index, workload)
+                  for ti, workload in prepared["lifecycles"]]
+        yield Target(f"taskgate ({backend})", port, running, queued)
 
 
 # Airflow ----------------------------------------------------------------------------------
@@ -172,13 +150,5 @@ def airflow(n_running: int, n_queued: int) -> Iterator[Target]:
     import airflow_reference
 
     with airflow_reference.airflow_reference(n_running, n_queued) as ref:
-        yield Target(
-            "Airflow 3.3 (sqlite)",
-            int(ref.base_url.rsplit(":", 1)[1]),
-            ref.ping_path,
-            [RunningTI(t.id, t.dag_id, t.run_id, t.task_id, t.map_index, t.token)
-             for t in ref.running],
-            [QueuedTI(t.id, t.token) for t in ref.queued],
-            hostname=ref.hostname, pid=ref.pid, variable_key=ref.variable_key,
-            headers=ref.headers,
-        )
+        yield Target("Airflow 3.3 (sqlite)", int(ref.base_url.rsplit(":", 1)[1]), ref.running,
+                     ref.queued, variable_key=ref.variable_key, headers=ref.headers)

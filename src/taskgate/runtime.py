@@ -14,6 +14,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from taskgate.db import migrate
+from taskgate.db.group_commit import GroupCommit
 from taskgate.db.session import PoolOptions, create_engine, create_sessionmaker
 from taskgate.services.secrets import SecretBox, create_key_file, read_key_file
 from taskgate.services.token_standing import StandingLookup
@@ -111,6 +112,11 @@ class Runtime:
     standing: StandingLookup
     secrets: SecretBox = field(repr=False)
     keys: KeyMaterial = field(repr=False)
+    # Heartbeats from concurrent requests, committed together (taskgate.db.group_commit).
+    writes: GroupCommit = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.writes = GroupCommit(self.engine)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, create_key: bool = True) -> Runtime:
@@ -172,4 +178,5 @@ class Runtime:
             )
 
     async def aclose(self) -> None:
+        await self.writes.aclose()
         await self.engine.dispose()

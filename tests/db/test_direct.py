@@ -49,24 +49,52 @@ async def test_the_statement_stores_what_the_orm_reads_back_and_commits(runtime,
     ti = await running_row(runtime, factory)
     now = datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
 
-    matched = await BEAT.rowcount(runtime.engine, {"ti_id": ti.id, "now": now, "host": "h1"})
-    assert matched == 1
+    matched = await BEAT.rowcounts(runtime.engine, [{"ti_id": ti.id, "now": now, "host": "h1"}])
+    assert matched == [1]
     # A fresh session on another connection sees it: committed, typed as the ORM types it.
     stored = await fresh_ti(runtime, ti.id)
     assert (stored.last_heartbeat_at, stored.hostname) == (now, "h1")
     # The state condition is a bound value too: a queued TI does not match.
     other = await factory.queued_ti()
-    assert await BEAT.rowcount(runtime.engine, {"ti_id": other.id, "now": now, "host": "h"}) == 0
-    assert (
-        await BEAT.rowcount(runtime.engine, {"ti_id": uuid.uuid4(), "now": now, "host": "h"}) == 0
+    assert await BEAT.rowcounts(
+        runtime.engine,
+        [{"ti_id": other.id, "now": now, "host": "h"}, {"ti_id": uuid.uuid4(), "now": now, "host": "h"}],
+    ) == [0, 0]
+
+
+async def test_several_runs_share_one_transaction_each_with_its_own_count(runtime, factory):
+    first, second = await running_row(runtime, factory), await running_row(runtime, factory)
+    queued = await factory.queued_ti()
+    now = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+    runs = [{"ti_id": ti.id, "now": now, "host": host}
+            for ti, host in ((first, "a"), (queued, "q"), (second, "b"))]
+    assert await BEAT.rowcounts(runtime.engine, runs) == [1, 0, 1]
+    assert [(await fresh_ti(runtime, ti.id)).hostname for ti in (first, second)] == ["a", "b"]
+    assert (await fresh_ti(runtime, queued.id)).hostname != "q"
+
+
+async def test_a_failing_run_rolls_back_the_whole_transaction(runtime, factory):
+    # updated_at is NOT NULL: the second run fails after the first one was sent.
+    stamp = DirectStatement(
+        update(_TI).where(_TI.c.id == bindparam("ti_id")).values(
+            hostname=bindparam("host"), updated_at=bindparam("now"))
     )
+    first, second = await running_row(runtime, factory), await running_row(runtime, factory)
+    now = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+    with pytest.raises(OperationalError):
+        await stamp.rowcounts(runtime.engine, [{"ti_id": first.id, "now": now, "host": "kept?"},
+                                               {"ti_id": second.id, "now": None, "host": "x"}])
+    assert (await fresh_ti(runtime, first.id)).hostname != "kept?"  # nothing half-written
+    assert runtime.engine.sync_engine.pool.checkedout() == 0
+    assert await stamp.rowcounts(
+        runtime.engine, [{"ti_id": first.id, "now": now, "host": "later"}]) == [1]
 
 
 async def test_a_driver_error_is_a_database_error_and_the_pool_goes_on(runtime):
     missing = Table("no_such_table", MetaData(), Column("v", Integer))
     broken = DirectStatement(update(missing).values(v=bindparam("v")))
     with pytest.raises(OperationalError):
-        await broken.rowcount(runtime.engine, {"v": 1})
+        await broken.rowcounts(runtime.engine, [{"v": 1}])
     async with runtime.engine.connect() as conn:  # the failed connection was replaced
         assert (await conn.execute(select(1))).scalar_one() == 1
 
@@ -75,7 +103,8 @@ async def test_other_drivers_take_sqlalchemys_own_path(runtime, factory, monkeyp
     monkeypatch.setattr(direct, "DIRECT_DRIVERS", frozenset())
     ti = await running_row(runtime, factory)
     now = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
-    assert await BEAT.rowcount(runtime.engine, {"ti_id": ti.id, "now": now, "host": "h2"}) == 1
+    params = {"ti_id": ti.id, "now": now, "host": "h2"}
+    assert await BEAT.rowcounts(runtime.engine, [params]) == [1]
     assert (await fresh_ti(runtime, ti.id)).hostname == "h2"
 
 
@@ -95,7 +124,7 @@ async def test_cancelled_while_waiting_for_a_lock_it_is_all_or_nothing_and_leaks
     holder = create_engine(runtime.settings.effective_database_url)
     try:
         async with row_locked(runtime, ti.id, engine=holder):
-            waiting = asyncio.create_task(BEAT.rowcount(runtime.engine, params))
+            waiting = asyncio.create_task(BEAT.rowcounts(runtime.engine, [params]))
             await asyncio.sleep(0.3)
             assert not waiting.done()
             waiting.cancel()
@@ -108,4 +137,4 @@ async def test_cancelled_while_waiting_for_a_lock_it_is_all_or_nothing_and_leaks
     stored = await fresh_ti(runtime, ti.id)
     assert (stored.hostname, stored.last_heartbeat_at) in (untouched, ("cancelled", now))
     params["host"] = "after"
-    assert await BEAT.rowcount(runtime.engine, params) == 1  # the pool serves on
+    assert await BEAT.rowcounts(runtime.engine, [params]) == [1]  # the pool serves on

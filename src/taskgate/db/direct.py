@@ -1,15 +1,24 @@
-"""One prebuilt statement, sent straight on the pooled driver connection.
+"""One prebuilt statement, sent straight on a pooled driver connection.
 
 A heartbeat is one indexed UPDATE of one row: about 20 µs of SQLite work. Run through
-SQLAlchemy's execution path (a greenlet hand-off per call, an execution context, the
-cursor adapter, an explicit BEGIN and COMMIT) it cost about ten times that, measured
-in-process, and on PostgreSQL the BEGIN and COMMIT are two more round trips.
+SQLAlchemy's execution path (an execution context, the cursor adapter, an explicit BEGIN
+and COMMIT, a greenlet started for each of checkout, execute and close) it cost about ten
+times that, measured in-process, and on PostgreSQL the BEGIN and COMMIT are two more round
+trips.
 
 A ``DirectStatement`` keeps SQLAlchemy for what it is good at here (the Core statement,
 compiled once per dialect; the type processing of the parameters, so values are stored
 exactly as the ORM stores them; the connection pool) and sends the compiled SQL on the
-driver connection it checks out from the pool: one round trip, committed on its own. That
-is only right for a single statement that is atomic by itself.
+driver connection it checks out from the pool. ``rowcounts`` runs it once per parameter
+set: a single run commits on its own (one round trip); several share one transaction,
+so they are all written or none is (``taskgate.db.group_commit`` batches concurrent
+heartbeats this way). That is only right for statements that are atomic by themselves.
+
+Checkout, statements and return run in *one* SQLAlchemy greenlet, because the pool may
+have to wait, connect or ping, and it can only do that inside one. Starting a greenlet
+is costly (a fresh interpreter stack each time, which the kernel maps and faults in):
+measured in-process, the three a heartbeat used to start were about a tenth of the
+whole request.
 
 A statement cancelled after it was sent may still land (on PostgreSQL it commits on its
 own once it gets its lock), as any statement in flight may; it is never half-applied.
@@ -23,14 +32,18 @@ SQLAlchemy's ordinary path.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Executable
+from sqlalchemy.util import await_only, greenlet_spawn
+
+from taskgate.db.sqlite import InlineSQLiteConnection
 
 DIRECT_DRIVERS = frozenset({"aiosqlite", "asyncpg"})
 
@@ -38,20 +51,19 @@ DIRECT_DRIVERS = frozenset({"aiosqlite", "asyncpg"})
 @dataclass(frozen=True, slots=True)
 class _Compiled:
     sql: str
-    compiled: Any  # sqlalchemy.sql.compiler.Compiled
-    # Positional parameters, in order: the bind name and its type's bind processor.
-    positions: tuple[tuple[str, Callable[[Any], Any] | None], ...]
+    # Per positional parameter, in order: either the caller's parameter name and its
+    # type's bind processor, or (name None) a value fixed in the statement, processed once.
+    positions: tuple[tuple[str | None, Callable[[Any], Any] | None, Any], ...]
 
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
-        values = self.compiled.construct_params(params)
         return [
-            values[name] if process is None else process(values[name])
-            for name, process in self.positions
+            fixed if name is None else (params[name] if process is None else process(params[name]))
+            for name, process, fixed in self.positions
         ]
 
 
 class DirectStatement:
-    """A Core statement run as one round trip on the driver connection: ``rowcount``."""
+    """A Core statement run on the driver connection, for one or many parameter sets."""
 
     def __init__(self, statement: Executable) -> None:
         # Python-side column defaults (``onupdate=utcnow``) are computed by SQLAlchemy's
@@ -60,6 +72,8 @@ class DirectStatement:
         unset = [column.name for column in [*compiled.insert_prefetch, *compiled.update_prefetch]]
         if unset:
             raise ValueError(f"give a value for {', '.join(unset)}: its default is Python-side")
+        if any(bind.expanding or bind.literal_execute for bind in compiled.binds.values()):
+            raise ValueError("expanding and literal-execute parameters are not supported")
         self._statement = statement
         self._compiled: dict[tuple[str, str, str], _Compiled] = {}
 
@@ -68,46 +82,69 @@ class DirectStatement:
         found = self._compiled.get(key)
         if found is None:
             compiled = self._statement.compile(dialect=dialect)
-            positions = tuple(
-                (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
-                for name in compiled.positiontup or ()
-            )
-            found = self._compiled[key] = _Compiled(str(compiled), compiled, positions)
+            positions = []
+            for name in compiled.positiontup or ():
+                bind = compiled.binds[name]
+                process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+                if bind.required:
+                    positions.append((bind.key, process, None))
+                else:
+                    value = bind.effective_value
+                    positions.append((None, None, value if process is None else process(value)))
+            found = self._compiled[key] = _Compiled(str(compiled), tuple(positions))
         return found
 
-    async def rowcount(self, engine: AsyncEngine, params: Mapping[str, Any]) -> int:
-        """Run the statement with ``params``; the number of rows it matched."""
+    async def rowcounts(
+        self, engine: AsyncEngine, params: Sequence[Mapping[str, Any]]
+    ) -> list[int]:
+        """Run the statement once per mapping in ``params``, on one connection and in one
+        transaction (a single one commits on its own); the rows each run matched."""
         dialect = engine.dialect
         if dialect.driver not in DIRECT_DRIVERS:
             async with engine.begin() as conn:
-                return (await conn.execute(self._statement, dict(params))).rowcount
+                return [(await conn.execute(self._statement, dict(p))).rowcount for p in params]
         compiled = self._compile(dialect)
-        arguments = compiled.arguments(params)
-        conn = await engine.connect()
-        try:
-            driver = (await conn.get_raw_connection()).driver_connection
-            try:
-                if dialect.driver == "asyncpg":
-                    # Outside a transaction: the statement commits on its own.
-                    status = await driver.execute(compiled.sql, *arguments)  # "UPDATE 1"
-                    return int(status.rpartition(" ")[2])
-                cursor = await driver.execute(compiled.sql, arguments)
-                try:
-                    matched = cursor.rowcount
-                finally:
-                    await cursor.close()
-                await driver.commit()
-                return matched
-            except Exception as exc:
-                await conn.invalidate(exc)
-                raise OperationalError(compiled.sql, None, exc) from exc
-            except BaseException:
-                await conn.invalidate()  # cancelled mid-statement: its state is unknown
-                raise
-        finally:
-            # Closed in this task. ``async with`` would close it in a task of its own, so
-            # that a cancellation cannot abandon the close halfway; that costs two trips
-            # through the event loop per request. Here nothing is left to roll back, so
-            # the close returns the connection to the pool without waiting, and if it
-            # ever is cancelled, SQLAlchemy's pool discards the connection instead.
-            await conn.close()
+        arguments = [compiled.arguments(p) for p in params]
+        return await greenlet_spawn(_run, engine.sync_engine, dialect.driver, compiled.sql, arguments)
+
+
+def _run(engine: Engine, driver: str, sql: str, arguments: list[list[Any]]) -> list[int]:
+    """In SQLAlchemy's greenlet: check out, send, commit, return the connection."""
+    pooled = engine.raw_connection()
+    try:
+        connection = pooled.driver_connection
+        if driver == "asyncpg":
+            return await_only(_asyncpg_rowcounts(connection, sql, arguments))
+        if not isinstance(connection, InlineSQLiteConnection):
+            raise TypeError("the SQLite engine must come from taskgate.db.session.create_engine")
+        return await_only(connection.run(partial(_sqlite_rowcounts, sql, arguments)))
+    except Exception as exc:
+        pooled.invalidate(exc)
+        raise OperationalError(sql, None, exc) from exc
+    except BaseException:
+        pooled.invalidate()  # cancelled mid-statement: its state is unknown
+        raise
+    finally:
+        pooled.close()
+
+
+async def _asyncpg_rowcounts(connection: Any, sql: str, arguments: list[list[Any]]) -> list[int]:
+    if len(arguments) == 1:  # outside a transaction: it commits on its own
+        return [_matched(await connection.execute(sql, *arguments[0]))]
+    async with connection.transaction():
+        return [_matched(await connection.execute(sql, *args)) for args in arguments]
+
+
+def _matched(status: str) -> int:
+    return int(status.rpartition(" ")[2])  # "UPDATE 1"
+
+
+def _sqlite_rowcounts(sql: str, arguments: list[list[Any]], connection: Any) -> list[int]:
+    try:
+        matched = [connection.execute(sql, args).rowcount for args in arguments]
+    except BaseException:
+        # Nothing half-done stays, and a repeat (after "database is locked") starts afresh.
+        connection.rollback()
+        raise
+    connection.commit()
+    return matched

@@ -63,6 +63,11 @@ class InlineSQLiteConnection(aiosqlite.Connection):
                 raise
         return await self._on_thread(self._waiting, partial(fn, *args, **kwargs))
 
+    async def run(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """``fn(sqlite3_connection)`` as one call (inline, or waiting for another process's
+        lock on the helper thread): several statements for the price of one hand-off."""
+        return await self._execute(fn, self._conn)
+
     async def _on_thread(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         # Counted until the helper thread has finished the call, not until its awaiter
         # stops waiting: a cancelled request leaves the call running there, and nothing may

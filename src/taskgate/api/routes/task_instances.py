@@ -128,7 +128,7 @@ async def heartbeat(
     # The runtime straight from the app, not through RuntimeDep: one dependency less to
     # resolve on the most frequent request (FastAPI's resolution is most of its cost).
     await lifecycle.heartbeat(
-        request.app.state.runtime.engine,
+        request.app.state.runtime.writes,
         task_instance_id,
         hostname=payload.hostname,
         pid=payload.pid,

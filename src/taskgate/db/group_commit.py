@@ -1,0 +1,80 @@
+"""Group commit: the same statement from requests in the same turn of the event loop
+runs in one transaction.
+
+Under load, many heartbeats reach the database in the same turn of the event loop. Each
+alone costs a pool checkout, a greenlet, SQLite's locking (six ``fcntl`` calls) and a WAL
+append, or a round trip on PostgreSQL, for ~20 µs of real work. ``GroupCommit.rowcount``
+queues the call and, at the next turn, sends everything queued for that statement on one
+connection in one transaction (``DirectStatement.rowcounts``).
+
+Nothing is answered before it is committed: each caller gets its own row count once the
+shared transaction has committed, or the error that rolled it back (every caller of that
+transaction gets it, and nothing of it was written). A caller cancelled before its turn
+is dropped from the batch; one cancelled later may still land, as any statement already
+sent may. The write runs in a task of its own, so one cancelled caller cannot abandon the
+others' transaction; ``aclose`` waits for writes still in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from taskgate.db.direct import DirectStatement
+
+_Call = tuple[Mapping[str, Any], "asyncio.Future[int]"]
+
+
+class GroupCommit:
+    """Runs ``DirectStatement``s for concurrent callers, one transaction per turn."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._queued: dict[DirectStatement, list[_Call]] = {}
+        self._writes: set[asyncio.Task[None]] = set()
+
+    async def rowcount(self, statement: DirectStatement, params: Mapping[str, Any]) -> int:
+        """Run ``statement`` with ``params`` (with whatever else is queued this turn); the
+        number of rows it matched, once committed."""
+        loop = asyncio.get_running_loop()
+        matched: asyncio.Future[int] = loop.create_future()
+        if not self._queued:
+            loop.call_soon(self._flush)
+        self._queued.setdefault(statement, []).append((params, matched))
+        return await matched
+
+    def _flush(self) -> None:
+        queued, self._queued = self._queued, {}
+        for statement, calls in queued.items():
+            calls = [call for call in calls if not call[1].cancelled()]
+            if calls:
+                write = asyncio.get_running_loop().create_task(self._write(statement, calls))
+                self._writes.add(write)
+                write.add_done_callback(self._writes.discard)
+
+    async def _write(self, statement: DirectStatement, calls: list[_Call]) -> None:
+        try:
+            counts = await statement.rowcounts(self.engine, [params for params, _ in calls])
+        except Exception as exc:  # noqa: BLE001 - whatever it is, every caller gets it
+            for _, matched in calls:
+                if not matched.done():
+                    matched.set_exception(exc)
+        except BaseException:
+            for _, matched in calls:
+                matched.cancel()
+            raise
+        else:
+            for (_, matched), count in zip(calls, counts, strict=True):
+                if not matched.done():
+                    matched.set_result(count)
+
+    async def aclose(self) -> None:
+        """Wait for the writes in flight (before the engine is disposed)."""
+        while self._queued or self._writes:
+            if self._writes:
+                await asyncio.gather(*self._writes, return_exceptions=True)
+            else:
+                await asyncio.sleep(0)  # queued this turn: the flush comes next turn

@@ -112,7 +112,7 @@ class Runtime:
     standing: StandingLookup
     secrets: SecretBox = field(repr=False)
     keys: KeyMaterial = field(repr=False)
-    # Heartbeats from concurrent requests, committed together (taskgate.db.group_commit).
+    # The heartbeat's writes: those arriving while one waits go together (db/group_commit.py).
     writes: GroupCommit = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

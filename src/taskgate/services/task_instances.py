@@ -182,9 +182,9 @@ def _own_xcoms(ti: TaskInstance) -> Any:
 
 _TI = TaskInstance.__table__
 # The heartbeat is the most frequent request of all: one UPDATE built once, sent on the
-# driver connection (taskgate.db.direct), together with the other heartbeats of the same
-# turn of the event loop (taskgate.db.group_commit). Measured, SQLAlchemy's session and
-# execution path, then the per-statement checkout and commit, were most of its cost.
+# driver connection (taskgate.db.direct); heartbeats arriving while one is in flight go
+# together after it (taskgate.db.group_commit). Measured, SQLAlchemy's session and
+# execution path were most of its cost.
 _HEARTBEAT = DirectStatement(
     update(_TI)
     .where(
@@ -198,8 +198,8 @@ _HEARTBEAT = DirectStatement(
 
 
 async def heartbeat(writes: GroupCommit, ti_id: uuid.UUID, *, hostname: str, pid: int) -> None:
-    """Only the running process that started the TI may heartbeat it. Committed (with the
-    other heartbeats of the same turn of the event loop) before it returns."""
+    """Only the running process that started the TI may heartbeat it. Committed before it
+    returns (with other heartbeats, if it had to wait for a write in flight)."""
     params = {"ti_id": ti_id, "b_hostname": hostname, "b_pid": pid, "b_now": utcnow()}
     if await writes.rowcount(_HEARTBEAT, params) == 1:
         return

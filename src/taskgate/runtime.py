@@ -112,7 +112,8 @@ class Runtime:
     standing: StandingLookup
     secrets: SecretBox = field(repr=False)
     keys: KeyMaterial = field(repr=False)
-    # The heartbeat's writes: those arriving while one waits go together (db/group_commit.py).
+    # The heartbeat's writes: on PostgreSQL those of one event-loop turn go together
+    # (db/group_commit.py).
     writes: GroupCommit = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

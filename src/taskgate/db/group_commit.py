@@ -1,25 +1,24 @@
-"""Group commit: while one write of a statement is in flight, the next callers wait and
-then go together, in one transaction.
+"""Group commit: on PostgreSQL, the same statement from the requests of one turn of the
+event loop runs in one transaction.
 
-A caller that finds nothing of its statement in flight writes at once, in its own task,
-exactly as if there were no batching. On SQLite that write runs on the event loop's
-thread without ever yielding (``taskgate.db.sqlite``), so nothing can queue behind it
-and a heartbeat costs no more than the statement. Where a write does wait (a round trip
-to PostgreSQL, another process holding SQLite's lock), the callers arriving meanwhile
-queue; when it ends, everything queued goes as one batch (``DirectStatement.rowcounts``:
-one connection, one transaction), and so on while callers keep coming. Under load on
-PostgreSQL that turns many checkouts, pings and round trips into one checkout and a
-round trip per statement.
+Under load, many heartbeats reach the database in the same turn of the event loop. On
+PostgreSQL each alone costs a pool checkout (with its ping: three round trips) and a
+round trip of its own. ``GroupCommit.rowcount`` queues the call and, at the next turn,
+sends everything queued for that statement on one connection in one transaction
+(``DirectStatement.rowcounts``). Measured on the served heartbeat at c = 16, batches of
+up to 15 formed, and throughput rose by 20-75 % in short runs.
 
-Measured on this project's heartbeat: suspending a request and resuming it costs about
-as much as the statement itself, which is why a lone caller does not wait for company.
+On the embedded SQLite database a write runs on the event loop's thread and never yields
+(``taskgate.db.sqlite``), so each call simply writes at once: suspending a request to
+gather company and resuming it cost about as much as the statement itself, measured on
+the served heartbeat, and batches stayed at one or two.
 
-Nothing is answered before it is committed: each caller gets its own row count once its
-transaction has committed, or the error that rolled it back (every caller of that
-transaction gets it, and nothing of it was written). A queued caller cancelled before
-its batch is sent is dropped from it; one cancelled later may still land, as any
-statement already sent may. Batches are written by a task of their own, so a cancelled
-caller cannot abandon the others' transaction; ``aclose`` waits for them.
+Nothing is answered before it is committed: each caller gets its own row count once the
+shared transaction has committed, or the error that rolled it back (every caller of that
+transaction gets it, and nothing of it was written). A caller cancelled before its turn
+is dropped from the batch; one cancelled later may still land, as any statement already
+sent may. The batch is written by a task of its own, so one cancelled caller cannot
+abandon the others' transaction; ``aclose`` waits for writes still queued or in flight.
 """
 
 from __future__ import annotations
@@ -36,37 +35,35 @@ _Call = tuple[Mapping[str, Any], "asyncio.Future[int]"]
 
 
 class GroupCommit:
-    """Runs ``DirectStatement``s for concurrent callers, batching those that would wait."""
+    """Runs ``DirectStatement``s for concurrent callers, one transaction per turn."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, gather: bool | None = None) -> None:
         self.engine = engine
-        # A statement is a key while a write of it is in flight; its value is the callers
-        # queued behind that write.
+        # Default: gather where a write goes over the network (see the module docstring).
+        self.gathers = engine.dialect.name != "sqlite" if gather is None else gather
         self._queued: dict[DirectStatement, list[_Call]] = {}
-        self._batches: set[asyncio.Task[None]] = set()
+        self._writes: set[asyncio.Task[None]] = set()
 
     async def rowcount(self, statement: DirectStatement, params: Mapping[str, Any]) -> int:
         """Run ``statement`` with ``params``; the number of rows it matched, once
         committed."""
-        queue = self._queued.get(statement)
-        if queue is not None:
-            matched: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-            queue.append((params, matched))
-            return await matched
-        self._queued[statement] = []
-        try:
+        if not self.gathers:
             return (await statement.rowcounts(self.engine, [params]))[0]
-        finally:
-            self._next_batch(statement)
+        loop = asyncio.get_running_loop()
+        matched: asyncio.Future[int] = loop.create_future()
+        if not self._queued:
+            loop.call_soon(self._flush)
+        self._queued.setdefault(statement, []).append((params, matched))
+        return await matched
 
-    def _next_batch(self, statement: DirectStatement) -> None:
-        """After a write of ``statement``: send what queued behind it, or stand down."""
-        calls = [call for call in self._queued.pop(statement) if not call[1].cancelled()]
-        if calls:
-            self._queued[statement] = []
-            batch = asyncio.get_running_loop().create_task(self._write(statement, calls))
-            self._batches.add(batch)
-            batch.add_done_callback(self._batches.discard)
+    def _flush(self) -> None:
+        queued, self._queued = self._queued, {}
+        for statement, calls in queued.items():
+            calls = [call for call in calls if not call[1].cancelled()]
+            if calls:
+                write = asyncio.get_running_loop().create_task(self._write(statement, calls))
+                self._writes.add(write)
+                write.add_done_callback(self._writes.discard)
 
     async def _write(self, statement: DirectStatement, calls: list[_Call]) -> None:
         try:
@@ -83,10 +80,11 @@ class GroupCommit:
             for (_, matched), count in zip(calls, counts, strict=True):
                 if not matched.done():
                     matched.set_result(count)
-        finally:
-            self._next_batch(statement)
 
     async def aclose(self) -> None:
-        """Wait for the batches in flight (before the engine is disposed)."""
-        while self._batches:
-            await asyncio.gather(*self._batches, return_exceptions=True)
+        """Wait for the writes queued or in flight (before the engine is disposed)."""
+        while self._queued or self._writes:
+            if self._writes:
+                await asyncio.gather(*self._writes, return_exceptions=True)
+            else:
+                await asyncio.sleep(0)  # queued this turn: the flush comes next turn

@@ -182,8 +182,8 @@ def _own_xcoms(ti: TaskInstance) -> Any:
 
 _TI = TaskInstance.__table__
 # The heartbeat is the most frequent request of all: one UPDATE built once, sent on the
-# driver connection (taskgate.db.direct); heartbeats arriving while one is in flight go
-# together after it (taskgate.db.group_commit). Measured, SQLAlchemy's session and
+# driver connection (taskgate.db.direct); on PostgreSQL the heartbeats of one turn of the
+# event loop go together (taskgate.db.group_commit). Measured, SQLAlchemy's session and
 # execution path were most of its cost.
 _HEARTBEAT = DirectStatement(
     update(_TI)
@@ -199,7 +199,7 @@ _HEARTBEAT = DirectStatement(
 
 async def heartbeat(writes: GroupCommit, ti_id: uuid.UUID, *, hostname: str, pid: int) -> None:
     """Only the running process that started the TI may heartbeat it. Committed before it
-    returns (with other heartbeats, if it had to wait for a write in flight)."""
+    returns (on PostgreSQL together with the other heartbeats of the same turn)."""
     params = {"ti_id": ti_id, "b_hostname": hostname, "b_pid": pid, "b_now": utcnow()}
     if await writes.rowcount(_HEARTBEAT, params) == 1:
         return

@@ -32,7 +32,8 @@ SQLAlchemy's ordinary path.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import sqlite3
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -44,8 +45,6 @@ from sqlalchemy.sql import Executable
 from sqlalchemy.util import await_only, greenlet_spawn
 
 from taskgate.db.sqlite import InlineSQLiteConnection
-
-DIRECT_DRIVERS = frozenset({"aiosqlite", "asyncpg"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,19 +104,15 @@ class DirectStatement:
                 return [(await conn.execute(self._statement, dict(p))).rowcount for p in params]
         compiled = self._compile(dialect)
         arguments = [compiled.arguments(p) for p in params]
-        return await greenlet_spawn(_run, engine.sync_engine, dialect.driver, compiled.sql, arguments)
+        send = DIRECT_DRIVERS[dialect.driver]
+        return await greenlet_spawn(_run, engine.sync_engine, send, compiled.sql, arguments)
 
 
-def _run(engine: Engine, driver: str, sql: str, arguments: list[list[Any]]) -> list[int]:
+def _run(engine: Engine, send: _Send, sql: str, arguments: list[list[Any]]) -> list[int]:
     """In SQLAlchemy's greenlet: check out, send, commit, return the connection."""
     pooled = engine.raw_connection()
     try:
-        connection = pooled.driver_connection
-        if driver == "asyncpg":
-            return await_only(_asyncpg_rowcounts(connection, sql, arguments))
-        if not isinstance(connection, InlineSQLiteConnection):
-            raise TypeError("the SQLite engine must come from taskgate.db.session.create_engine")
-        return await_only(connection.run(partial(_sqlite_rowcounts, sql, arguments)))
+        return await_only(send(pooled.driver_connection, sql, arguments))
     except Exception as exc:
         pooled.invalidate(exc)
         raise OperationalError(sql, None, exc) from exc
@@ -139,7 +134,17 @@ def _matched(status: str) -> int:
     return int(status.rpartition(" ")[2])  # "UPDATE 1"
 
 
-def _sqlite_rowcounts(sql: str, arguments: list[list[Any]], connection: Any) -> list[int]:
+def _aiosqlite_rowcounts(
+    connection: Any, sql: str, arguments: list[list[Any]]
+) -> Awaitable[list[int]]:
+    if not isinstance(connection, InlineSQLiteConnection):
+        raise TypeError("the SQLite engine must come from taskgate.db.session.create_engine")
+    return connection.run(partial(_sqlite_rowcounts, sql, arguments))
+
+
+def _sqlite_rowcounts(
+    sql: str, arguments: list[list[Any]], connection: sqlite3.Connection
+) -> list[int]:
     try:
         matched = [connection.execute(sql, args).rowcount for args in arguments]
     except BaseException:
@@ -148,3 +153,11 @@ def _sqlite_rowcounts(sql: str, arguments: list[list[Any]], connection: Any) -> 
         raise
     connection.commit()
     return matched
+
+
+# How each driver sends the statements; other drivers take SQLAlchemy's ordinary path.
+_Send = Callable[[Any, str, list[list[Any]]], Awaitable[list[int]]]
+DIRECT_DRIVERS: dict[str, _Send] = {
+    "aiosqlite": _aiosqlite_rowcounts,
+    "asyncpg": _asyncpg_rowcounts,
+}

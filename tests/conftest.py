@@ -17,9 +17,11 @@ import asyncpg
 import httpx
 import pytest
 import uvicorn
+from sqlalchemy import update
 
 from taskgate.api.app import create_app
 from taskgate.db import migrate
+from taskgate.db.models import TaskInstance
 from taskgate.db.session import create_engine
 from taskgate.runtime import Runtime
 from taskgate.services import control
@@ -148,6 +150,16 @@ class Factory:
                 session, created.task_instances[-1].id, self.runtime.require_issuer()
             )
         return TI(queued.ti.id, dag_id, run_id, task_id, queued.workload_token)
+
+    async def running_row(self) -> TI:
+        """A queued TI whose row is set to running, without /run (only the row matters)."""
+        ti = await self.queued_ti()
+        async with self.runtime.sessionmaker() as session:
+            await session.execute(
+                update(TaskInstance).where(TaskInstance.id == ti.id).values(state="running")
+            )
+            await session.commit()
+        return ti
 
     async def running_ti(self, client: httpx.AsyncClient, **kwargs: object) -> tuple[TI, str]:
         """A TI started through /run; returns it with its execution token."""

@@ -36,17 +36,8 @@ def test_a_column_default_computed_in_python_must_be_given():
         DirectStatement(update(_TI).values(hostname=bindparam("host")))
 
 
-async def running_row(runtime, factory):  # type: ignore[no-untyped-def]
-    """A queued TI whose row is set to running (no /run: only the row matters here)."""
-    ti = await factory.queued_ti()
-    async with runtime.sessionmaker() as session:
-        await session.execute(update(_TI).where(_TI.c.id == ti.id).values(state="running"))
-        await session.commit()
-    return ti
-
-
 async def test_the_statement_stores_what_the_orm_reads_back_and_commits(runtime, factory):
-    ti = await running_row(runtime, factory)
+    ti = await factory.running_row()
     now = datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
 
     matched = await BEAT.rowcounts(runtime.engine, [{"ti_id": ti.id, "now": now, "host": "h1"}])
@@ -63,7 +54,7 @@ async def test_the_statement_stores_what_the_orm_reads_back_and_commits(runtime,
 
 
 async def test_several_runs_share_one_transaction_each_with_its_own_count(runtime, factory):
-    first, second = await running_row(runtime, factory), await running_row(runtime, factory)
+    first, second = await factory.running_row(), await factory.running_row()
     queued = await factory.queued_ti()
     now = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
     runs = [{"ti_id": ti.id, "now": now, "host": host}
@@ -79,7 +70,7 @@ async def test_a_failing_run_rolls_back_the_whole_transaction(runtime, factory):
         update(_TI).where(_TI.c.id == bindparam("ti_id")).values(
             hostname=bindparam("host"), updated_at=bindparam("now"))
     )
-    first, second = await running_row(runtime, factory), await running_row(runtime, factory)
+    first, second = await factory.running_row(), await factory.running_row()
     now = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
     with pytest.raises(OperationalError):
         await stamp.rowcounts(runtime.engine, [{"ti_id": first.id, "now": now, "host": "kept?"},
@@ -101,7 +92,7 @@ async def test_a_driver_error_is_a_database_error_and_the_pool_goes_on(runtime):
 
 async def test_other_drivers_take_sqlalchemys_own_path(runtime, factory, monkeypatch):
     monkeypatch.setattr(direct, "DIRECT_DRIVERS", frozenset())
-    ti = await running_row(runtime, factory)
+    ti = await factory.running_row()
     now = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
     params = {"ti_id": ti.id, "now": now, "host": "h2"}
     assert await BEAT.rowcounts(runtime.engine, [params]) == [1]
@@ -115,7 +106,7 @@ async def test_cancelled_while_waiting_for_a_lock_it_is_all_or_nothing_and_leaks
     race with the cancellation, as for any statement in flight (on PostgreSQL it commits on
     its own as soon as the lock goes). It is never half-applied, and the connection is
     not lost to the pool."""
-    ti = await running_row(runtime, factory)
+    ti = await factory.running_row()
     before = await fresh_ti(runtime, ti.id)
     untouched = (before.hostname, before.last_heartbeat_at)
     now = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)

@@ -17,7 +17,6 @@ from sqlalchemy.exc import OperationalError
 from taskgate.db.direct import DirectStatement
 from taskgate.db.group_commit import GroupCommit
 from taskgate.db.models import TaskInstance
-from tests.db.test_direct import running_row
 from tests.helpers import fresh_ti
 
 _TI = TaskInstance.__table__
@@ -64,7 +63,7 @@ async def test_it_gathers_on_postgresql_and_writes_at_once_on_sqlite(
     runtime, factory, transactions
 ):
     writes = GroupCommit(runtime.engine)
-    first, second = await running_row(runtime, factory), await running_row(runtime, factory)
+    first, second = await factory.running_row(), await factory.running_row()
     assert await one_turn(writes, stamp(first.id, "a"), stamp(second.id, "b")) == [1, 1]
     assert transactions == ([1, 1] if runtime.settings.uses_embedded_database else [2])
     assert writes.gathers is not runtime.settings.uses_embedded_database
@@ -73,7 +72,7 @@ async def test_it_gathers_on_postgresql_and_writes_at_once_on_sqlite(
 
 async def test_callers_of_one_turn_share_one_transaction(runtime, factory, transactions):
     writes = GroupCommit(runtime.engine, gather=True)
-    first, second = await running_row(runtime, factory), await running_row(runtime, factory)
+    first, second = await factory.running_row(), await factory.running_row()
     counts = await one_turn(
         writes, stamp(first.id, "a"), stamp(uuid.uuid4(), "nobody"), stamp(second.id, "b"))
     assert counts == [1, 0, 1]
@@ -89,7 +88,7 @@ async def test_a_failed_transaction_fails_each_of_its_callers_and_writes_nothing
     runtime, factory
 ):
     writes = GroupCommit(runtime.engine, gather=True)
-    good, other = await running_row(runtime, factory), await running_row(runtime, factory)
+    good, other = await factory.running_row(), await factory.running_row()
     before = await hostnames(runtime, good)
     # updated_at is NOT NULL: the second call fails the transaction.
     outcomes = await one_turn(writes, stamp(good.id, "lost"), stamp(other.id, "x", now=None))
@@ -101,7 +100,7 @@ async def test_a_failed_transaction_fails_each_of_its_callers_and_writes_nothing
 
 async def test_a_caller_cancelled_before_its_turn_is_not_written(runtime, factory, transactions):
     writes = GroupCommit(runtime.engine, gather=True)
-    dropped, kept = await running_row(runtime, factory), await running_row(runtime, factory)
+    dropped, kept = await factory.running_row(), await factory.running_row()
     before = await hostnames(runtime, dropped)
     cancelled = asyncio.create_task(writes.rowcount(STAMP, stamp(dropped.id, "cancelled")))
     staying = asyncio.create_task(writes.rowcount(STAMP, stamp(kept.id, "kept")))
@@ -115,7 +114,7 @@ async def test_a_caller_cancelled_before_its_turn_is_not_written(runtime, factor
 
 async def test_aclose_waits_for_what_is_queued_and_in_flight(runtime, factory):
     writes = GroupCommit(runtime.engine, gather=True)
-    first, second = await running_row(runtime, factory), await running_row(runtime, factory)
+    first, second = await factory.running_row(), await factory.running_row()
     callers = [asyncio.create_task(writes.rowcount(STAMP, stamp(ti.id, "closing")))
                for ti in (first, second)]
     await asyncio.sleep(0)  # queued, not yet sent

@@ -134,7 +134,7 @@ class Runtime:
             ),
         )
         sessionmaker = create_sessionmaker(engine)
-        standing = StandingLookup(sessionmaker, ttl=settings.token_standing_cache_seconds)
+        standing = StandingLookup(engine, ttl=settings.token_standing_cache_seconds)
         secrets = load_secret_box(settings)
         return cls(settings, engine, sessionmaker, validator, issuer, standing, secrets, material)
 

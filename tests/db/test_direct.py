@@ -91,12 +91,15 @@ async def test_a_driver_error_is_a_database_error_and_the_pool_goes_on(runtime):
 
 
 async def test_other_drivers_take_sqlalchemys_own_path(runtime, factory, monkeypatch):
-    monkeypatch.setattr(direct, "DIRECT_DRIVERS", frozenset())
+    monkeypatch.setattr(direct, "DIRECT_DRIVERS", {})
     ti = await factory.running_row()
     now = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
     params = {"ti_id": ti.id, "now": now, "host": "h2"}
     assert await BEAT.rowcounts(runtime.engine, [params]) == [1]
     assert (await fresh_ti(runtime, ti.id)).hostname == "h2"
+    stored = await fresh_ti(runtime, ti.id)
+    assert await READ.first(runtime.engine, {"ti_id": ti.id}) == (
+        "running", now, -1, "h2", stored.tokens_not_before)
 
 
 async def test_cancelled_while_waiting_for_a_lock_it_is_all_or_nothing_and_leaks_nothing(
@@ -129,3 +132,41 @@ async def test_cancelled_while_waiting_for_a_lock_it_is_all_or_nothing_and_leaks
     assert (stored.hostname, stored.last_heartbeat_at) in (untouched, ("cancelled", now))
     params["host"] = "after"
     assert await BEAT.rowcounts(runtime.engine, [params]) == [1]  # the pool serves on
+
+
+# A timestamp (its type processes results) and a float (on PostgreSQL its processing
+# depends on the type the server reports).
+READ = DirectStatement(
+    select(_TI.c.state, _TI.c.last_heartbeat_at, _TI.c.map_index, _TI.c.hostname,
+           _TI.c.tokens_not_before).where(_TI.c.id == bindparam("ti_id"))
+)
+
+
+async def test_first_reads_one_row_typed_as_the_orm_types_it(runtime, factory):
+    ti = await factory.running_row()
+    now = datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
+    assert await BEAT.rowcounts(runtime.engine, [{"ti_id": ti.id, "now": now, "host": "h1"}])
+    # The timestamp comes back aware, through its type's result processor, as the ORM's does.
+    stored = await fresh_ti(runtime, ti.id)
+    orm = (stored.state, stored.last_heartbeat_at, stored.map_index, stored.hostname,
+           stored.tokens_not_before)
+    assert orm[:4] == ("running", now, -1, "h1")
+    assert await READ.first(runtime.engine, {"ti_id": ti.id}) == orm
+    assert await READ.first(runtime.engine, {"ti_id": uuid.uuid4()}) is None
+    # Nothing is held open: the next read sees what was committed in between.
+    later = datetime(2026, 3, 4, 5, 6, 8, tzinfo=UTC)
+    assert await BEAT.rowcounts(runtime.engine, [{"ti_id": ti.id, "now": later, "host": "h2"}])
+    async with runtime.engine.begin() as conn:
+        await conn.execute(update(_TI).where(_TI.c.id == ti.id).values(tokens_not_before=1.5))
+    assert await READ.first(runtime.engine, {"ti_id": ti.id}) == ("running", later, -1, "h2", 1.5)
+    assert runtime.engine.sync_engine.pool.checkedout() == 0
+
+
+async def test_a_failing_read_is_a_database_error_and_the_pool_goes_on(runtime):
+    missing = Table("no_such_table", MetaData(), Column("v", Integer))
+    broken = DirectStatement(select(missing.c.v).where(missing.c.v == bindparam("v")))
+    with pytest.raises(OperationalError):
+        await broken.first(runtime.engine, {"v": 1})
+    assert runtime.engine.sync_engine.pool.checkedout() == 0
+    async with runtime.engine.connect() as conn:
+        assert (await conn.execute(select(1))).scalar_one() == 1

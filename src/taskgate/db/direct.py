@@ -45,8 +45,9 @@ from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Executable
-from sqlalchemy.util import await_only, greenlet_spawn
+from sqlalchemy.util import await_only
 
+from taskgate.db.greenlets import run_in_greenlet
 from taskgate.db.sqlite import InlineSQLiteConnection
 
 
@@ -110,7 +111,7 @@ class DirectStatement:
                 return [(await conn.execute(self._statement, dict(p))).rowcount for p in params]
         compiled = self._compile(dialect)
         arguments = [compiled.arguments(p) for p in params]
-        return await greenlet_spawn(
+        return await run_in_greenlet(
             _run, engine.sync_engine, driver.rowcounts, compiled.sql, arguments
         )
 
@@ -126,7 +127,7 @@ class DirectStatement:
         key = _dialect_key(dialect)
         processors = self._results.get(key)
         send = partial(driver.first, describe=processors is None)
-        found, coltypes = await greenlet_spawn(
+        found, coltypes = await run_in_greenlet(
             _run, engine.sync_engine, send, compiled.sql, compiled.arguments(params)
         )
         if processors is None:

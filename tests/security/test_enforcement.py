@@ -3,6 +3,7 @@
 import time
 import uuid
 
+import jwt
 import pytest
 
 from taskgate.security.reissue import needs_refresh
@@ -75,8 +76,6 @@ async def test_execution_token_is_accepted_on_run_and_default_routes(client, fac
 
 
 async def test_token_without_scope_is_an_execution_token(client, factory, runtime):
-    import jwt
-
     ti, _ = await factory.running_ti(client)
     key = runtime.keys.signing
     now = time.time()  # after the queue's token watermark
@@ -89,8 +88,6 @@ async def test_token_without_scope_is_an_execution_token(client, factory, runtim
 
 
 async def test_unknown_scope_is_refused_with_its_value(client, factory, runtime):
-    import jwt
-
     ti, _ = await factory.running_ti(client)
     key = runtime.keys.signing
     now = int(time.time())
@@ -114,6 +111,25 @@ async def test_token_of_another_ti_is_refused(client, factory):
         )
         assert response.status_code == 403
         assert response.json() == {"detail": "Token subject does not match task instance ID"}
+
+
+async def test_the_subject_binding_compares_uuids_not_their_spelling(client, factory, runtime):
+    ti, token = await factory.running_ti(client)
+    for spelling in (str(ti.id).upper(), ti.id.hex):
+        response = await client.put(
+            f"/execution/task-instances/{spelling}/heartbeat", json=BEAT_BODY, headers=bearer(token)
+        )
+        assert response.status_code == 204, (spelling, response.text)
+    # A token that spells its subject in capitals binds to the same TI.
+    key = runtime.keys.signing
+    now = time.time()  # after the token watermark /run set
+    claims = {"aud": runtime.settings.audience, "sub": str(ti.id).upper(), "iat": now,
+              "exp": now + 60, "jti": "capitals"}
+    capitals = jwt.encode(claims, key.key, algorithm=key.algorithm, headers={"kid": key.kid})
+    response = await client.put(
+        f"/execution/task-instances/{ti.id}/heartbeat", json=BEAT_BODY, headers=bearer(capitals)
+    )
+    assert response.status_code == 204, response.text
 
 
 async def test_non_uuid_path_with_valid_token_is_refused(client, factory):

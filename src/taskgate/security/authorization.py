@@ -29,11 +29,16 @@ def type_not_allowed(token_type: TokenType, allowed: frozenset[TokenType]) -> st
     return f"Token type '{token_type}' not allowed for this endpoint. Allowed types: {listed}"
 
 
-def _path_uuid(value: str | None) -> uuid.UUID | None:
+def _names_subject(value: str | None, token: TaskToken) -> bool:
+    """Whether a path parameter names the token's TI."""
+    if value is None:
+        return False
+    if value == token.claims.get("sub"):
+        return True  # spelt as the token spells it (the common case): no parsing needed
     try:
-        return uuid.UUID(value) if value is not None else None
+        return uuid.UUID(value) == token.sub
     except ValueError:
-        return None
+        return False
 
 
 async def require_auth(
@@ -49,7 +54,7 @@ async def require_auth(
         deny(request, auth, "token_type_not_allowed", type_not_allowed(token.token_type, allowed))
     for scope in security_scopes.scopes:
         param = SUBJECT_BINDINGS.get(scope)
-        if param is not None and _path_uuid(request.path_params.get(param)) != token.sub:
+        if param is not None and not _names_subject(request.path_params.get(param), token):
             deny(request, auth, "subject_mismatch", SUBJECT_MISMATCH)
     if not auth.admitted:
         # The token gate: a token is worth nothing once revoked or once its TI has ended,

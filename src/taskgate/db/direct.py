@@ -17,11 +17,11 @@ heartbeats this way). That is only right for statements that are atomic by thems
 would: the token gate reads a TI's standing this way (measured in-process, 43 µs a read
 against 230 µs through a session).
 
-Checkout, statements and return run in *one* SQLAlchemy greenlet, because the pool may
-have to wait, connect or ping, and it can only do that inside one. Starting a greenlet
-is costly (a fresh interpreter stack each time, which the kernel maps and faults in):
-measured in-process, the three a heartbeat used to start were about a tenth of the
-whole request.
+Checkout, statements and return run in *one* greenlet, because the pool may have to
+wait, connect or ping, and it can only do that inside one. Starting a greenlet is costly
+(a fresh interpreter stack each time, which the kernel maps and faults in): measured
+in-process, the three a heartbeat used to start were about a tenth of the whole request.
+So the greenlet comes from ``taskgate.db.greenlets``, which keeps them for reuse.
 
 A statement cancelled after it was sent may still land (on PostgreSQL it commits on its
 own once it gets its lock), as any statement in flight may; it is never half-applied.

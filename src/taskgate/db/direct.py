@@ -51,12 +51,15 @@ from taskgate.db.greenlets import run_in_greenlet
 from taskgate.db.sqlite import InlineSQLiteConnection
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Compiled:
     sql: str
     # Per positional parameter, in order: either the caller's parameter name and its
     # type's bind processor, or (name None) a value fixed in the statement, processed once.
     positions: tuple[tuple[str | None, Callable[[Any], Any] | None, Any], ...]
+    # A SELECT's result processor per column: a processor may depend on the column type
+    # the driver reports (as in SQLAlchemy), so they are set at the statement's first run.
+    results: tuple[Callable[[Any], Any] | None, ...] | None = None
 
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
         return [
@@ -79,11 +82,9 @@ class DirectStatement:
             raise ValueError("expanding and literal-execute parameters are not supported")
         self._statement = statement
         self._compiled: dict[tuple[str, str, str], _Compiled] = {}
-        # A SELECT's result processor per column, per dialect, learned at its first run.
-        self._results: dict[tuple[str, str, str], tuple[Callable[[Any], Any] | None, ...]] = {}
 
     def _compile(self, dialect: Dialect) -> _Compiled:
-        key = _dialect_key(dialect)
+        key = (dialect.name, dialect.driver, dialect.paramstyle)
         found = self._compiled.get(key)
         if found is None:
             compiled = self._statement.compile(dialect=dialect)
@@ -124,26 +125,25 @@ class DirectStatement:
                 found = (await conn.execute(self._statement, dict(params))).first()
             return None if found is None else tuple(found)
         compiled = self._compile(dialect)
-        key = _dialect_key(dialect)
-        processors = self._results.get(key)
-        send = partial(driver.first, describe=processors is None)
-        found, coltypes = await run_in_greenlet(
-            _run, engine.sync_engine, send, compiled.sql, compiled.arguments(params)
-        )
-        if processors is None:
-            # As SQLAlchemy does: a processor may depend on the type the driver reports.
+        arguments = compiled.arguments(params)
+        if compiled.results is None:
+            found, coltypes = await run_in_greenlet(
+                _run, engine.sync_engine, driver.describe, compiled.sql, arguments
+            )
             columns = self._statement.selected_columns  # type: ignore[attr-defined]
-            processors = self._results[key] = tuple(
+            compiled.results = tuple(
                 column.type.dialect_impl(dialect).result_processor(dialect, coltype)
                 for column, coltype in zip(columns, coltypes, strict=True)
             )
+        else:
+            found = await run_in_greenlet(
+                _run, engine.sync_engine, driver.first, compiled.sql, arguments
+            )
         if found is None:
             return None
-        return tuple(v if process is None else process(v) for process, v in zip(processors, found))
-
-
-def _dialect_key(dialect: Dialect) -> tuple[str, str, str]:
-    return dialect.name, dialect.driver, dialect.paramstyle
+        return tuple(
+            v if process is None else process(v) for process, v in zip(compiled.results, found)
+        )
 
 
 def _run(
@@ -170,12 +170,13 @@ async def _asyncpg_rowcounts(connection: Any, sql: str, arguments: list[list[Any
         return [_matched(await connection.execute(sql, *args)) for args in arguments]
 
 
-async def _asyncpg_first(
-    connection: Any, sql: str, arguments: list[Any], *, describe: bool
-) -> tuple[Any, list[int] | None]:
-    if not describe:
-        return await connection.fetchrow(sql, *arguments), None
-    # The columns' types as the server reports them, asked once per statement.
+async def _asyncpg_first(connection: Any, sql: str, arguments: list[Any]) -> Any:
+    return await connection.fetchrow(sql, *arguments)
+
+
+async def _asyncpg_describe(
+    connection: Any, sql: str, arguments: list[Any]
+) -> tuple[Any, list[int]]:
     prepared = await connection.prepare(sql)
     return await prepared.fetchrow(*arguments), [a.type.oid for a in prepared.get_attributes()]
 
@@ -196,18 +197,19 @@ def _aiosqlite_rowcounts(
     return _inline(connection).run(partial(_sqlite_rowcounts, sql, arguments))
 
 
-def _aiosqlite_first(
-    connection: Any, sql: str, arguments: list[Any], *, describe: bool
-) -> Awaitable[tuple[Any, list[None]]]:
-    return _inline(connection).run(partial(_sqlite_first, sql, arguments))
-
-
-def _sqlite_first(
-    sql: str, arguments: list[Any], connection: sqlite3.Connection
-) -> tuple[Any, list[None]]:
+def _aiosqlite_first(connection: Any, sql: str, arguments: list[Any]) -> Awaitable[Any]:
     # A SELECT opens no transaction here: it reads what is committed, and nothing is left open.
-    cursor = connection.execute(sql, arguments)
-    return cursor.fetchone(), [column[1] for column in cursor.description]  # types: None
+    return _inline(connection).run(lambda conn: conn.execute(sql, arguments).fetchone())
+
+
+def _aiosqlite_describe(
+    connection: Any, sql: str, arguments: list[Any]
+) -> Awaitable[tuple[Any, list[None]]]:
+    def read(conn: sqlite3.Connection) -> tuple[Any, list[None]]:
+        cursor = conn.execute(sql, arguments)
+        return cursor.fetchone(), [column[1] for column in cursor.description]  # types: None
+
+    return _inline(connection).run(read)
 
 
 def _sqlite_rowcounts(
@@ -224,15 +226,17 @@ def _sqlite_rowcounts(
 
 
 class _Driver(NamedTuple):
-    """How one driver sends: writes (rows matched per run), and a read's first row with,
-    when ``describe`` is set, the type of each column as the driver reports it."""
+    """How one driver sends: writes (rows matched per run); a read's first row; and, for
+    a read's first run, its first row with the type of each column as the driver
+    reports it."""
 
     rowcounts: Callable[[Any, str, list[list[Any]]], Awaitable[list[int]]]
-    first: Callable[..., Awaitable[tuple[Any, list[Any] | None]]]
+    first: Callable[[Any, str, list[Any]], Awaitable[Any]]
+    describe: Callable[[Any, str, list[Any]], Awaitable[tuple[Any, list[Any]]]]
 
 
 # The drivers sent to directly; others take SQLAlchemy's ordinary path.
 DIRECT_DRIVERS: dict[str, _Driver] = {
-    "aiosqlite": _Driver(_aiosqlite_rowcounts, _aiosqlite_first),
-    "asyncpg": _Driver(_asyncpg_rowcounts, _asyncpg_first),
+    "aiosqlite": _Driver(_aiosqlite_rowcounts, _aiosqlite_first, _aiosqlite_describe),
+    "asyncpg": _Driver(_asyncpg_rowcounts, _asyncpg_first, _asyncpg_describe),
 }

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import jwt
 
 RUN_BODY = {
     "state": "running",
@@ -21,6 +22,13 @@ RUN_BODY = {
 }
 BEAT_BODY = {"hostname": "worker-1", "pid": 4242}
 SUCCESS_BODY = {"state": "success", "end_date": "2026-01-01T00:05:00Z"}
+
+
+def signed(runtime, payload: dict, **headers: object) -> str:
+    """``payload`` as a JWT signed with the runtime's signing key (any claims, for tests
+    of what the validator and the security layers make of them)."""
+    key = runtime.keys.signing
+    return jwt.encode(payload, key.key, algorithm=key.algorithm, headers={"kid": key.kid, **headers})
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from taskgate.tokens import keys as keylib
-from tests.helpers import BEAT_BODY, RUN_BODY, bearer
+from tests.helpers import BEAT_BODY, RUN_BODY, bearer, signed
 
 
 def b64(data: bytes) -> str:
@@ -30,11 +30,6 @@ def claims(runtime, ti_id, **over):
             "exp": now + 600, "jti": uuid.uuid4().hex, "scope": "execution"}
     base.update(over)
     return {k: v for k, v in base.items() if v is not None}
-
-
-def signed(runtime, payload, **headers):
-    key = runtime.keys.signing
-    return jwt.encode(payload, key.key, algorithm=key.algorithm, headers={"kid": key.kid, **headers})
 
 
 def unsigned(runtime, payload, alg):

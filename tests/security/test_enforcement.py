@@ -3,12 +3,11 @@
 import time
 import uuid
 
-import jwt
 import pytest
 
 from taskgate.security.reissue import needs_refresh
 from taskgate.tokens import TokenIssuer, TokenType
-from tests.helpers import BEAT_BODY, RUN_BODY, bearer
+from tests.helpers import BEAT_BODY, RUN_BODY, bearer, signed
 
 WORKLOAD_REFUSED = "Token type 'workload' not allowed for this endpoint. Allowed types: execution"
 
@@ -77,10 +76,9 @@ async def test_execution_token_is_accepted_on_run_and_default_routes(client, fac
 
 async def test_token_without_scope_is_an_execution_token(client, factory, runtime):
     ti, _ = await factory.running_ti(client)
-    key = runtime.keys.signing
     now = time.time()  # after the queue's token watermark
     claims = {"aud": runtime.settings.audience, "sub": str(ti.id), "iat": now, "exp": now + 600}
-    token = jwt.encode(claims, key.key, algorithm=key.algorithm, headers={"kid": key.kid})
+    token = signed(runtime, claims)
     response = await client.put(
         f"/execution/task-instances/{ti.id}/heartbeat", json=BEAT_BODY, headers=bearer(token)
     )
@@ -89,11 +87,10 @@ async def test_token_without_scope_is_an_execution_token(client, factory, runtim
 
 async def test_unknown_scope_is_refused_with_its_value(client, factory, runtime):
     ti, _ = await factory.running_ti(client)
-    key = runtime.keys.signing
     now = int(time.time())
     claims = {"aud": runtime.settings.audience, "sub": str(ti.id), "iat": now, "exp": now + 60,
               "scope": "admin"}
-    token = jwt.encode(claims, key.key, algorithm=key.algorithm, headers={"kid": key.kid})
+    token = signed(runtime, claims)
     response = await client.put(
         f"/execution/task-instances/{ti.id}/heartbeat", json=BEAT_BODY, headers=bearer(token)
     )
@@ -121,11 +118,10 @@ async def test_the_subject_binding_compares_uuids_not_their_spelling(client, fac
         )
         assert response.status_code == 204, (spelling, response.text)
     # A token that spells its subject in capitals binds to the same TI.
-    key = runtime.keys.signing
     now = time.time()  # after the token watermark /run set
     claims = {"aud": runtime.settings.audience, "sub": str(ti.id).upper(), "iat": now,
               "exp": now + 60, "jti": "capitals"}
-    capitals = jwt.encode(claims, key.key, algorithm=key.algorithm, headers={"kid": key.kid})
+    capitals = signed(runtime, claims)
     response = await client.put(
         f"/execution/task-instances/{ti.id}/heartbeat", json=BEAT_BODY, headers=bearer(capitals)
     )

@@ -9,7 +9,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, Table, bindparam, select, update
+from sqlalchemy import ARRAY, Column, Integer, MetaData, Table, bindparam, column, func, select, update
 from sqlalchemy.exc import OperationalError
 
 from taskgate.db import direct
@@ -28,6 +28,39 @@ BEAT = DirectStatement(
         last_heartbeat_at=bindparam("now"), updated_at=bindparam("now"), hostname=bindparam("host")
     )
 )
+
+_SETS = (
+    func.unnest(*(bindparam(name, type_=ARRAY(col.type))
+                  for name, col in (("ti_id", _TI.c.id), ("now", _TI.c.updated_at),
+                                    ("host", _TI.c.hostname))))
+    .table_valued(column("ti_id", _TI.c.id.type), column("now", _TI.c.updated_at.type),
+                  column("host", _TI.c.hostname.type), with_ordinality="n")
+    .render_derived(name="s")
+)
+# BEAT, with its many form: on PostgreSQL, one statement for many parameter sets.
+MANY_BEAT = DirectStatement(
+    BEAT._statement,
+    many=update(_TI)
+    .where(_TI.c.id == _SETS.c.ti_id, _TI.c.state == TIState.RUNNING)
+    .values(last_heartbeat_at=_SETS.c.now, updated_at=_SETS.c.now, hostname=_SETS.c.host)
+    .returning(_SETS.c.n),
+    many_key="ti_id",
+)
+
+
+@pytest.fixture
+def many_statements(monkeypatch):  # type: ignore[no-untyped-def]
+    """The sets in each statement the many form sent, per transaction (the real driver
+    still runs)."""
+    sent: list[list[int]] = []
+    driver = direct.DIRECT_DRIVERS["asyncpg"]
+
+    async def ordinals(connection, sql, arguments):  # type: ignore[no-untyped-def]
+        sent.append([len(args[0]) for args in arguments])
+        return await driver.ordinals(connection, sql, arguments)
+
+    monkeypatch.setitem(direct.DIRECT_DRIVERS, "asyncpg", driver._replace(ordinals=ordinals))
+    return sent
 
 
 def test_a_column_default_computed_in_python_must_be_given():
@@ -62,6 +95,55 @@ async def test_several_runs_share_one_transaction_each_with_its_own_count(runtim
     assert await BEAT.rowcounts(runtime.engine, runs) == [1, 0, 1]
     assert [(await fresh_ti(runtime, ti.id)).hostname for ti in (first, second)] == ["a", "b"]
     assert (await fresh_ti(runtime, queued.id)).hostname != "q"
+
+
+def test_the_many_form_takes_the_statements_parameters_and_a_key():
+    many = MANY_BEAT._many._statement  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="key"):
+        DirectStatement(BEAT._statement, many=many)
+    with pytest.raises(ValueError, match="key"):
+        DirectStatement(BEAT._statement, many=many, many_key="no_such_parameter")
+    with pytest.raises(ValueError, match="key"):  # a parameter the statement lacks
+        DirectStatement(update(_TI).where(_TI.c.id == bindparam("ti_id")).values(
+            updated_at=bindparam("now")), many=many, many_key="ti_id")
+
+
+async def test_many_sets_are_one_statement_on_postgresql_and_a_row_named_twice_is_written_twice(
+    runtime, factory, many_statements
+):
+    first, second = await factory.running_row(), await factory.running_row()
+    queued = await factory.queued_ti()
+    now = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+    later = datetime(2026, 3, 4, 5, 6, 8, tzinfo=UTC)
+    runs = [{"ti_id": first.id, "now": now, "host": "a"},
+            {"ti_id": uuid.uuid4(), "now": now, "host": "nobody"},
+            {"ti_id": queued.id, "now": now, "host": "q"},
+            {"ti_id": second.id, "now": now, "host": "b"},
+            {"ti_id": first.id, "now": later, "host": "a again"}]
+    assert await MANY_BEAT.rowcounts(runtime.engine, runs) == [1, 0, 0, 1, 1]
+    # The first four sets in one statement; the row named again in a second one, after it.
+    assert many_statements == ([] if runtime.settings.uses_embedded_database else [[4, 1]])
+    stored = [await fresh_ti(runtime, ti.id) for ti in (first, second, queued)]
+    assert [(ti.hostname, ti.last_heartbeat_at) for ti in stored[:2]] == [
+        ("a again", later), ("b", now)]
+    assert stored[2].hostname != "q"
+    # One set alone is the plain statement.
+    assert await MANY_BEAT.rowcounts(runtime.engine, [runs[3]]) == [1]
+    assert len(many_statements) <= 1
+
+
+async def test_a_failing_statement_of_the_many_form_rolls_back_the_others(runtime, factory):
+    first, second = await factory.running_row(), await factory.running_row()
+    before = [(await fresh_ti(runtime, ti.id)).hostname for ti in (first, second)]
+    now = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+    # updated_at is NOT NULL: the second statement (first.id named again) fails.
+    runs = [{"ti_id": first.id, "now": now, "host": "lost"},
+            {"ti_id": second.id, "now": now, "host": "lost"},
+            {"ti_id": first.id, "now": None, "host": "x"}]
+    with pytest.raises(OperationalError):
+        await MANY_BEAT.rowcounts(runtime.engine, runs)
+    assert [(await fresh_ti(runtime, ti.id)).hostname for ti in (first, second)] == before
+    assert runtime.engine.sync_engine.pool.checkedout() == 0
 
 
 async def test_a_failing_run_rolls_back_the_whole_transaction(runtime, factory):

@@ -74,7 +74,8 @@ async def measure(calls: int, repeats: int) -> tuple[dict[str, list[float]], dic
             started = time.perf_counter()
             for i in range(calls):
                 ti_id = running[i % len(running)][0]
-                await SERVICE(runtime.writes, ti_id, hostname=HOSTNAME, pid=PID)
+                await SERVICE(runtime.writes, ti_id, hostname=HOSTNAME, pid=PID,
+                              token_iat=time.time())
             return (time.perf_counter() - started) / calls
 
         samples: dict[str, list[float]] = {

@@ -133,3 +133,30 @@ def test_only_run_accepts_workload_tokens(runtime):
         "/execution/health/ping",
         "/metrics",
     }
+
+
+@pytest.mark.parametrize(
+    "scopes, route_scopes",
+    [
+        (["ti:gate-in-write", "ti:lifecycle"], []),  # not bound to its TI
+        (["ti:self", "ti:gate-in-write"], []),  # not a lifecycle route
+        (["ti:self", "ti:lifecycle", "ti:gate-in-write"], ["token:execution", "token:workload"]),
+    ],
+)
+def test_gate_in_write_only_on_a_bound_lifecycle_route_for_execution_tokens(scopes, route_scopes):
+    router = _router(dependencies=[Security(require_auth, scopes=scopes)])
+    with pytest.raises(ValueError, match="ti:gate-in-write"):
+
+        @router.put("/ti/{task_instance_id}/beat",
+                    dependencies=[Security(require_auth, scopes=route_scopes)])
+        async def beat(task_instance_id: uuid.UUID) -> None: ...
+
+
+def test_only_the_heartbeat_leaves_the_token_gate_to_its_write(runtime):
+    from taskgate.api.app import create_app
+
+    gated_in_write = [
+        (methods, path) for path, methods, declared, _eff in served_routes(create_app(runtime).routes)
+        if getattr(declared, "gate_in_write", False)
+    ]
+    assert gated_in_write == [({"PUT"}, "/execution/task-instances/{task_instance_id}/heartbeat")]

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from taskgate.services import control, variables
-from tests.helpers import BEAT_BODY, RUN_BODY, SUCCESS_BODY, bearer
+from tests.helpers import BEAT_BODY, RUN_BODY, SUCCESS_BODY, bearer, fresh_ti
 
 NEAR_EXPIRY = 25
 
@@ -69,6 +69,27 @@ async def test_revocation_refuses_current_tokens_and_spares_later_ones(client, f
                                ("GET", "/execution/variables/x", None)):
         refused = await client.request(method, path, json=body, headers=bearer(token))
         assert (refused.status_code, refused.json()) == (403, {"detail": "Token has been revoked"})
+    later = factory.token(ti.id)
+    assert (await client.put(url(ti.id, "heartbeat"), json=BEAT_BODY, headers=bearer(later))).status_code == 204
+
+
+async def test_the_heartbeat_refuses_a_revoked_token_at_once_whatever_the_gate_cached(
+    client, factory, runtime
+):
+    """The heartbeat's UPDATE is its token gate: a revocation committed elsewhere (another
+    replica: this process's cache is not told) refuses the next heartbeat, not one up to a
+    second later, and nothing is written for it."""
+    ti, _ = await factory.running_ti(client)
+    near_expiry = bearer(factory.token(ti.id, ttl=NEAR_EXPIRY))
+    assert (await client.get("/execution/variables/x", headers=near_expiry)).status_code == 404
+    assert runtime.standing._cache  # the gate holds the TI's standing for a second
+    async with runtime.sessionmaker() as session:
+        await control.revoke_tokens(session, ti.id)
+    before = (await fresh_ti(runtime, ti.id)).last_heartbeat_at
+    refused = await client.put(url(ti.id, "heartbeat"), json=BEAT_BODY, headers=near_expiry)
+    assert (refused.status_code, refused.json()) == (403, {"detail": "Token has been revoked"})
+    assert "Refreshed-API-Token" not in refused.headers
+    assert (await fresh_ti(runtime, ti.id)).last_heartbeat_at == before
     later = factory.token(ti.id)
     assert (await client.put(url(ti.id, "heartbeat"), json=BEAT_BODY, headers=bearer(later))).status_code == 204
 

@@ -38,9 +38,10 @@ from taskgate.settings import Settings
 
 EXECUTION_PREFIX = "/execution"
 
-# Requests are matched against routers in this order: the lifecycle routes (every
-# heartbeat) come first.
+# Requests are matched against routers in this order: the heartbeat (most requests)
+# and the other lifecycle routes come first.
 EXECUTION_ROUTERS = (
+    task_instances.heartbeat_router,
     task_instances.lifecycle_router,
     task_instances.router,
     health.router,

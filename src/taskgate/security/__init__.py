@@ -13,7 +13,13 @@ The enforcement flow, end to end, for one request:
 2. **``require_auth``** (``authorization``), attached with ``Security(require_auth, scopes=..)``
    to routers and routes. Checks the token type against the matched route's allowed types
    and each subject binding (``ti:self``: ``sub`` must equal ``{task_instance_id}``, see
-   ``bindings``). Passing marks the request authorized; any refusal marks it denied.
+   ``bindings``). Then the token gate (``services.token_standing``): a token issued before
+   its TI's ``tokens_not_before`` (revoked) -> 403, and, except on ``ti:lifecycle`` routes
+   where the state machine answers, a token of an ended TI -> 403. On a
+   ``ti:gate-in-write`` route (the heartbeat) the route's own UPDATE carries the
+   revocation check, so it is exact at the moment of the write and costs no read; the
+   handler refuses with ``deny_revoked``. Passing marks the request authorized; any
+   refusal marks it denied.
 3. **``TaskRoute``** (``routing``), the route class of every API router. At registration it
    derives the route's allowed token types from its ``token:<type>`` scopes (default
    ``execution`` only) and checks binding path parameters; mistakes fail at import time.
@@ -24,9 +30,22 @@ cached token. A route is opened to workload tokens by one line on that route:
 ``dependencies=[Security(require_auth, scopes=["token:execution", "token:workload"])]``.
 """
 
-from taskgate.security.authorization import CurrentToken, require_auth
+from taskgate.security.authorization import (
+    CurrentToken,
+    authorized_token,
+    deny_revoked,
+    require_auth,
+)
 from taskgate.security.bearer import authenticate
 from taskgate.security.reissue import TokenReissueMiddleware
 from taskgate.security.routing import TaskRoute
 
-__all__ = ["CurrentToken", "TaskRoute", "TokenReissueMiddleware", "authenticate", "require_auth"]
+__all__ = [
+    "CurrentToken",
+    "TaskRoute",
+    "TokenReissueMiddleware",
+    "authenticate",
+    "authorized_token",
+    "deny_revoked",
+    "require_auth",
+]

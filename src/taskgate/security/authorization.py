@@ -56,9 +56,11 @@ async def require_auth(
         param = SUBJECT_BINDINGS.get(scope)
         if param is not None and not _names_subject(request.path_params.get(param), token):
             deny(request, auth, "subject_mismatch", SUBJECT_MISMATCH)
-    if not auth.admitted:
+    if not auth.admitted and not getattr(route, "gate_in_write", False):
         # The token gate: a token is worth nothing once revoked or once its TI has ended,
-        # and a workload token starts its TI once.
+        # and a workload token starts its TI once. (A ti:gate-in-write route checks
+        # revocation in its own write instead, and the state machine answers for an ended
+        # TI there: see taskgate.security.routing.)
         lookup = request.app.state.runtime.standing
         if isinstance(token, WorkloadToken) and await lookup.workload_spent(token.jti):
             deny(request, auth, "workload_token_reused", REUSED_DETAIL, status.HTTP_409_CONFLICT)
@@ -84,6 +86,18 @@ def deny(
     auth.denied = True
     record_denial(request, reason, sub=str(auth.token.sub), jti=auth.token.jti)
     raise HTTPException(status_code, detail)
+
+
+def authorized_token(request: Request) -> TaskToken:
+    """The token ``require_auth`` let through on this request (for handlers that read it
+    without resolving ``CurrentToken``)."""
+    return request.scope[AUTH_SCOPE_KEY].token
+
+
+def deny_revoked(request: Request) -> NoReturn:
+    """Refuse as the token gate refuses a revoked token: for a ti:gate-in-write route
+    whose write did not happen because the token was revoked."""
+    deny(request, request.scope[AUTH_SCOPE_KEY], "revoked", REVOKED)
 
 
 CurrentToken = Annotated[TaskToken, Depends(authenticate)]

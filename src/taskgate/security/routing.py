@@ -9,7 +9,12 @@ already merged when the route is built) and stores the allowed token types:
 - ``token:bogus`` -> ``ValueError`` at import time;
 - a subject binding (``ti:self``) whose path parameter is missing -> ``ValueError``;
 - ``ti:lifecycle`` marks the routes where an ended TI's token meets the state machine
-  rather than the token gate.
+  rather than the token gate;
+- ``ti:gate-in-write`` marks a route whose own write is its token gate: the write is
+  conditional on the token's ``iat`` being at or above the TI's ``tokens_not_before``, and
+  the handler refuses with ``deny_revoked`` when that is why it did not write. Only for a
+  lifecycle route bound to its TI (``ti:self``) that takes execution tokens alone:
+  anything else -> ``ValueError``.
 
 ``require_auth`` reads ``allowed_token_types`` from the matched route at request time.
 The class also declares the bearer scheme and the 401/403 answers in OpenAPI.
@@ -31,6 +36,9 @@ TOKEN_SCOPE_PREFIX = "token:"
 # On a route with this scope, an ended TI's token is not refused by the token gate: the
 # TI's state machine answers instead (409, or 2xx for an identical final-state repeat).
 LIFECYCLE_SCOPE = "ti:lifecycle"
+# On a route with this scope, require_auth leaves the token gate to the route's write,
+# which checks revocation in the same statement (see the module docstring).
+GATE_IN_WRITE_SCOPE = "ti:gate-in-write"
 SECURITY_SCHEME_NAME = "TaskToken"
 
 
@@ -66,11 +74,12 @@ class TaskRoute(APIRoute):
     allowed_token_types: frozenset[TokenType] | None  # None: unauthenticated route
     subject_binding: str | None
     lifecycle_route: bool
+    gate_in_write: bool
 
     def __init__(self, path: str, endpoint: Any, **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
         uses = list(_require_auth_uses(self.dependant))
-        self.lifecycle_route = False
+        self.lifecycle_route = self.gate_in_write = False
         if not uses:
             self.allowed_token_types = None
             self.subject_binding = None
@@ -79,6 +88,16 @@ class TaskRoute(APIRoute):
         self.allowed_token_types = token_types_from_scopes(scopes)
         self.lifecycle_route = LIFECYCLE_SCOPE in scopes
         bindings = sorted({scope for scope in scopes if scope in SUBJECT_BINDINGS})
+        self.gate_in_write = GATE_IN_WRITE_SCOPE in scopes
+        if self.gate_in_write and not (
+            self.lifecycle_route
+            and "ti:self" in bindings
+            and self.allowed_token_types == {TokenType.EXECUTION}
+        ):
+            raise ValueError(
+                f"{self.path}: {GATE_IN_WRITE_SCOPE!r} needs 'ti:self', {LIFECYCLE_SCOPE!r} "
+                "and execution tokens only"
+            )
         for binding in bindings:
             if SUBJECT_BINDINGS[binding] not in self.param_convertors:
                 raise ValueError(

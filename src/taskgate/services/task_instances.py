@@ -44,7 +44,7 @@ from taskgate.db.upsert import upsert
 from taskgate.services import dag_runs
 from taskgate.services.errors import Conflict, NotFound
 from taskgate.services.states import SKIPPABLE, STARTABLE, TERMINAL, TIState
-from taskgate.services.token_standing import REUSED
+from taskgate.services.token_standing import REUSED, revoked
 
 
 def ti_not_found(ti_id: uuid.UUID) -> NotFound:
@@ -194,7 +194,7 @@ def _own_xcoms(ti: TaskInstance) -> Any:
 
 _TI = TaskInstance.__table__
 _BEAT_COLUMNS = {"ti_id": _TI.c.id, "b_hostname": _TI.c.hostname, "b_pid": _TI.c.pid,
-                 "b_now": _TI.c.last_heartbeat_at}
+                 "b_now": _TI.c.last_heartbeat_at, "b_iat": _TI.c.tokens_not_before}
 # The heartbeats of one statement: a row per heartbeat, numbered from 1.
 _BEATS = (
     func.unnest(*(bindparam(name, type_=ARRAY(col.type)) for name, col in _BEAT_COLUMNS.items()))
@@ -206,7 +206,9 @@ _BEATS = (
 # driver connection (taskgate.db.direct); on PostgreSQL the heartbeats of one turn of the
 # event loop go together (taskgate.db.group_commit), as one UPDATE of all their rows.
 # Measured, SQLAlchemy's session and execution path were most of its cost, and on
-# PostgreSQL the round trips.
+# PostgreSQL the round trips. It is also the route's token gate (ti:gate-in-write): it
+# writes only for a token issued at or after the TI's tokens_not_before, so a heartbeat
+# is one statement, and a revocation holds from the moment it is committed.
 _HEARTBEAT = DirectStatement(
     update(_TI)
     .where(
@@ -214,6 +216,7 @@ _HEARTBEAT = DirectStatement(
         _TI.c.state == TIState.RUNNING,
         _TI.c.hostname == bindparam("b_hostname"),
         _TI.c.pid == bindparam("b_pid"),
+        or_(_TI.c.tokens_not_before.is_(None), _TI.c.tokens_not_before <= bindparam("b_iat")),
     )
     .values(last_heartbeat_at=bindparam("b_now"), updated_at=bindparam("b_now")),
     many=update(_TI)
@@ -222,6 +225,7 @@ _HEARTBEAT = DirectStatement(
         _TI.c.state == TIState.RUNNING,
         _TI.c.hostname == _BEATS.c.b_hostname,
         _TI.c.pid == _BEATS.c.b_pid,
+        or_(_TI.c.tokens_not_before.is_(None), _TI.c.tokens_not_before <= _BEATS.c.b_iat),
     )
     .values(last_heartbeat_at=_BEATS.c.b_now, updated_at=_BEATS.c.b_now)
     .returning(_BEATS.c.n),
@@ -229,21 +233,33 @@ _HEARTBEAT = DirectStatement(
 )
 
 
-async def heartbeat(writes: GroupCommit, ti_id: uuid.UUID, *, hostname: str, pid: int) -> None:
-    """Only the running process that started the TI may heartbeat it. Committed before it
+class TokenRevoked(Exception):
+    """The heartbeat's token was issued before its TI's ``tokens_not_before``."""
+
+
+async def heartbeat(
+    writes: GroupCommit, ti_id: uuid.UUID, *, hostname: str, pid: int, token_iat: float
+) -> None:
+    """Only the running process that started the TI may heartbeat it, with a token that
+    was not revoked (issued at ``token_iat``; else ``TokenRevoked``). Committed before it
     returns (on PostgreSQL together with the other heartbeats of the same turn)."""
-    params = {"ti_id": ti_id, "b_hostname": hostname, "b_pid": pid, "b_now": utcnow()}
+    params = {"ti_id": ti_id, "b_hostname": hostname, "b_pid": pid, "b_now": utcnow(),
+              "b_iat": token_iat}
     if await writes.rowcount(_HEARTBEAT, params) == 1:
         return
-    # Refused: say why (not running, or running elsewhere), from a fresh read.
+    # Refused: say why (revoked, not running, or running elsewhere), from a fresh read.
     async with writes.engine.connect() as conn:
         found = (
             await conn.execute(
-                select(_TI.c.state, _TI.c.hostname, _TI.c.pid).where(_TI.c.id == ti_id)
+                select(_TI.c.state, _TI.c.hostname, _TI.c.pid, _TI.c.tokens_not_before).where(
+                    _TI.c.id == ti_id
+                )
             )
         ).first()
     if found is None:
         raise ti_not_found(ti_id)
+    if revoked(token_iat, found.tokens_not_before):
+        raise TokenRevoked
     if found.state != TIState.RUNNING:
         raise Conflict(
             "not_running",

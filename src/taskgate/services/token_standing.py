@@ -54,11 +54,16 @@ def refusal(token_iat: float, standing: Standing | None, *, state_machine_route:
     route answers 404 for them."""
     if standing is None:
         return None
-    if standing.tokens_not_before is not None and token_iat < standing.tokens_not_before:
+    if revoked(token_iat, standing.tokens_not_before):
         return REVOKED
     if standing.ended and not state_machine_route:
         return ENDED
     return None
+
+
+def revoked(token_iat: float, tokens_not_before: float | None) -> bool:
+    """Whether a token issued at ``token_iat`` is before its TI's watermark."""
+    return tokens_not_before is not None and token_iat < tokens_not_before
 
 
 def watermark(now: float) -> float:

@@ -3,14 +3,16 @@
 Security policy: every route is bound to its own TI (``ti:self``: the token's ``sub`` must
 be ``{task_instance_id}``) and takes execution tokens; ``/run`` alone also takes the
 workload token, which it exchanges for an execution token (once: workload tokens are
-single-use). The state-machine routes (``/run``, ``/state``, ``/heartbeat``) are on
-``lifecycle_router``, which adds ``ti:lifecycle``: for an ended TI the state machine answers
-there (409, or 204 for an identical final report) so the worker stops at once; every
-route of ``router`` refuses an ended TI's token with 403.
+single-use). The state-machine routes (``/run``, ``/state``) are on ``lifecycle_router``,
+which adds ``ti:lifecycle``: for an ended TI the state machine answers there (409, or 204
+for an identical final report) so the worker stops at once; every route of ``router``
+refuses an ended TI's token with 403. ``/heartbeat`` is on ``heartbeat_router``: a
+lifecycle route whose UPDATE also checks that the token was not revoked
+(``ti:gate-in-write``), instead of the token gate reading the TI first.
 
-The two routers have the same prefix. ``lifecycle_router`` declares both scopes in one
-``require_auth`` rather than adding ``ti:lifecycle`` per route, so a heartbeat (the most
-frequent request of all) resolves one ``require_auth`` instead of two.
+The three routers have the same prefix. Each declares its scopes in one ``require_auth``
+rather than adding scopes per route, so a heartbeat (the most frequent request of all)
+resolves one ``require_auth`` instead of two.
 """
 
 from __future__ import annotations
@@ -24,7 +26,13 @@ from taskgate.api.datamodels import task_instances as wire
 from taskgate.api.datamodels.runtime_data import FiniteJson, MessageResponse
 from taskgate.api.deps import DbSession, RuntimeDep
 from taskgate.api.responses import CONFLICT, NOT_FOUND
-from taskgate.security import CurrentToken, TaskRoute, require_auth
+from taskgate.security import (
+    CurrentToken,
+    TaskRoute,
+    authorized_token,
+    deny_revoked,
+    require_auth,
+)
 from taskgate.services import task_instances as lifecycle
 from taskgate.services.states import TIState
 from taskgate.tokens import TokenType, WorkloadToken
@@ -42,6 +50,16 @@ lifecycle_router = APIRouter(
     tags=["Task Instances"],
     route_class=TaskRoute,
     dependencies=[Security(require_auth, scopes=["ti:self", "ti:lifecycle"])],
+    responses={**NOT_FOUND, **CONFLICT},
+)
+
+# The heartbeat alone: its UPDATE is its token gate (ti:gate-in-write, see
+# taskgate.security.routing), so the most frequent request is one statement.
+heartbeat_router = APIRouter(
+    prefix="/task-instances",
+    tags=["Task Instances"],
+    route_class=TaskRoute,
+    dependencies=[Security(require_auth, scopes=["ti:self", "ti:lifecycle", "ti:gate-in-write"])],
     responses={**NOT_FOUND, **CONFLICT},
 )
 
@@ -120,19 +138,24 @@ async def update_state(
         runtime.standing.forget(task_instance_id)
 
 
-@lifecycle_router.put("/{task_instance_id}/heartbeat", status_code=status.HTTP_204_NO_CONTENT)
+@heartbeat_router.put("/{task_instance_id}/heartbeat", status_code=status.HTTP_204_NO_CONTENT)
 async def heartbeat(
     task_instance_id: TIId, payload: wire.TIHeartbeatInfo, request: Request
 ) -> None:
     """Keep the running TI alive; only its own process (hostname and pid) may."""
-    # The runtime straight from the app, not through RuntimeDep: one dependency less to
-    # resolve on the most frequent request (FastAPI's resolution is most of its cost).
-    await lifecycle.heartbeat(
-        request.app.state.runtime.writes,
-        task_instance_id,
-        hostname=payload.hostname,
-        pid=payload.pid,
-    )
+    # The runtime and the token straight from the request, not through RuntimeDep and
+    # CurrentToken: fewer dependencies to resolve on the most frequent request (FastAPI's
+    # resolution is most of its cost).
+    try:
+        await lifecycle.heartbeat(
+            request.app.state.runtime.writes,
+            task_instance_id,
+            hostname=payload.hostname,
+            pid=payload.pid,
+            token_iat=authorized_token(request).iat,
+        )
+    except lifecycle.TokenRevoked:
+        deny_revoked(request)
 
 
 @router.put("/{task_instance_id}/rtif", status_code=status.HTTP_201_CREATED)

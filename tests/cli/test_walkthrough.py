@@ -109,12 +109,14 @@ def test_serve_reports_what_it_created(env, server):
 
 def test_routes_json_lists_run_as_only_workload_route(env):
     routes = json.loads(cli(env, "routes", "--json").stdout)
-    assert {"method", "path", "token_types", "subject"} <= set(routes[0])
+    assert {"method", "path", "token_types", "subject", "token_gate"} <= set(routes[0])
     workload = [r for r in routes if "workload" in r["token_types"]]
     assert workload == [{
         "method": "PATCH", "path": "/execution/task-instances/{task_instance_id}/run",
-        "token_types": ["execution", "workload"], "subject": "ti:self",
+        "token_types": ["execution", "workload"], "subject": "ti:self", "token_gate": "request",
     }]
+    gated_in_write = [r["path"] for r in routes if r["token_gate"] == "write"]
+    assert gated_in_write == ["/execution/task-instances/{task_instance_id}/heartbeat"]
 
 
 def test_cli_errors_are_clear_and_nonzero(env):

@@ -127,7 +127,7 @@ def db_upgrade() -> None:
 
 @app.command()
 def routes(json_output: bool = JsonOption) -> None:
-    """Every route with its allowed token types and subject binding."""
+    """Every route with its allowed token types, subject binding and token gate."""
     from taskgate.api.app import create_app
     from taskgate.security.audit import route_policies
 
@@ -136,6 +136,8 @@ def routes(json_output: bool = JsonOption) -> None:
         print_json([p.as_dict() for p in policies])
         return
     rows = [
-        (p.method, p.path, ", ".join(p.token_types) or "none", p.subject or "-") for p in policies
+        (p.method, p.path, ", ".join(p.token_types) or "none", p.subject or "-",
+         p.token_gate or "-")
+        for p in policies
     ]
-    print_table("Routes", ["method", "path", "token types", "subject"], rows)
+    print_table("Routes", ["method", "path", "token types", "subject", "token gate"], rows)

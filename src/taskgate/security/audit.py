@@ -1,5 +1,6 @@
 """The route-policy audit behind ``taskgate routes``: every served route with its allowed
-token types and subject binding, read from the routes the application actually serves."""
+token types, subject binding and where its token gate runs, read from the routes the
+application actually serves."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ class RoutePolicy:
     path: str
     token_types: tuple[str, ...]  # empty: no token needed
     subject: str | None
+    # Where revocation (and an ended TI) is checked: "request" (require_auth's token gate,
+    # before the handler), "write" (the route's own write: ti:gate-in-write), None (open).
+    token_gate: str | None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -25,6 +29,7 @@ class RoutePolicy:
             "path": self.path,
             "token_types": list(self.token_types),
             "subject": self.subject,
+            "token_gate": self.token_gate,
         }
 
 
@@ -63,6 +68,9 @@ def route_policies(routes: list[BaseRoute]) -> list[RoutePolicy]:
         types = getattr(declared, "allowed_token_types", None) or frozenset()
         names = tuple(sorted(t.value for t in types))
         subject = getattr(declared, "subject_binding", None)
+        gate = None
+        if names:
+            gate = "write" if getattr(declared, "gate_in_write", False) else "request"
         for method in sorted(methods - {"HEAD"} if "GET" in methods else methods):
-            policies.append(RoutePolicy(method, path, names, subject))
+            policies.append(RoutePolicy(method, path, names, subject, gate))
     return sorted(policies, key=lambda p: (p.path, p.method))

@@ -209,26 +209,24 @@ _BEATS = (
 # PostgreSQL the round trips. It is also the route's token gate (ti:gate-in-write): it
 # writes only for a token issued at or after the TI's tokens_not_before, so a heartbeat
 # is one statement, and a revocation holds from the moment it is committed.
+def _beat(value: Any) -> Any:
+    """The heartbeat's UPDATE, its values taken from ``value(name)``."""
+    return (
+        update(_TI)
+        .where(
+            _TI.c.id == value("ti_id"),
+            _TI.c.state == TIState.RUNNING,
+            _TI.c.hostname == value("b_hostname"),
+            _TI.c.pid == value("b_pid"),
+            or_(_TI.c.tokens_not_before.is_(None), _TI.c.tokens_not_before <= value("b_iat")),
+        )
+        .values(last_heartbeat_at=value("b_now"), updated_at=value("b_now"))
+    )
+
+
 _HEARTBEAT = DirectStatement(
-    update(_TI)
-    .where(
-        _TI.c.id == bindparam("ti_id"),
-        _TI.c.state == TIState.RUNNING,
-        _TI.c.hostname == bindparam("b_hostname"),
-        _TI.c.pid == bindparam("b_pid"),
-        or_(_TI.c.tokens_not_before.is_(None), _TI.c.tokens_not_before <= bindparam("b_iat")),
-    )
-    .values(last_heartbeat_at=bindparam("b_now"), updated_at=bindparam("b_now")),
-    many=update(_TI)
-    .where(
-        _TI.c.id == _BEATS.c.ti_id,
-        _TI.c.state == TIState.RUNNING,
-        _TI.c.hostname == _BEATS.c.b_hostname,
-        _TI.c.pid == _BEATS.c.b_pid,
-        or_(_TI.c.tokens_not_before.is_(None), _TI.c.tokens_not_before <= _BEATS.c.b_iat),
-    )
-    .values(last_heartbeat_at=_BEATS.c.b_now, updated_at=_BEATS.c.b_now)
-    .returning(_BEATS.c.n),
+    _beat(bindparam),
+    many=_beat(lambda name: _BEATS.c[name]).returning(_BEATS.c.n),
     many_key="ti_id",
 )
 

@@ -40,10 +40,9 @@ from common import BEAT_BODY, PING_PATH, RUN_BODY, microseconds, write_result
 from taskgate.api.app import create_app
 from taskgate.runtime import Runtime
 from taskgate.security import authenticate, require_auth
-from taskgate.security.bearer import AUTH_SCOPE_KEY, RequestAuth
 from taskgate.services import control
 from taskgate.settings import Settings
-from taskgate.tokens import TokenIssuer, TokenValidator
+from taskgate.tokens import TaskToken, TokenIssuer, TokenValidator
 from taskgate.tokens.keys import (
     KeyType,
     generate_private_key,
@@ -58,9 +57,9 @@ BEAT = json.dumps(BEAT_BODY).encode()
 PING = [("GET", PING_PATH, None, b"")]
 
 
-# What the stand-in for ``authenticate`` puts on a request instead of validating its token
-# (the handler reads the token from there): per raw token, filled by ``prepare``.
-STAND_IN_AUTH: dict[str, RequestAuth] = {}
+# What the stand-in for ``authenticate`` returns instead of validating the request's token
+# (the heartbeat handler reads its iat): per raw token, filled by ``prepare``.
+STAND_IN_TOKENS: dict[str, TaskToken] = {}
 
 
 async def call(app, method: str, path: str, token: str | None = None, body: bytes = b""):
@@ -73,8 +72,8 @@ async def call(app, method: str, path: str, token: str | None = None, body: byte
              "method": method, "scheme": "http", "path": path, "raw_path": path.encode(),
              "query_string": b"", "root_path": "", "headers": headers,
              "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
-    if token in STAND_IN_AUTH:
-        scope["bench.auth"] = STAND_IN_AUTH[token]
+    if token in STAND_IN_TOKENS:
+        scope["bench.token"] = STAND_IN_TOKENS[token]
     sent = False
     answer: dict = {}
 
@@ -107,7 +106,7 @@ async def prepare(runtime: Runtime, app, count: int) -> list[tuple[uuid.UUID, st
                                      item.workload_token, RUN)
         assert status == 200, status
         token = headers[b"refreshed-api-token"].decode()
-        STAND_IN_AUTH[token] = RequestAuth(runtime.validator.validate(token))
+        STAND_IN_TOKENS[token] = runtime.validator.validate(token)
         running.append((item.ti.id, token))
     return running
 
@@ -147,13 +146,11 @@ async def per_call(app, requests: list[tuple[str, str, str | None, bytes]], call
 
 
 # Only their code is used (see auth_overridden): the parameter names must be the real
-# functions', FastAPI having analysed those, and the code runs with the real functions'
-# module globals, so it names the scope key literally.
-assert AUTH_SCOPE_KEY == "taskgate.auth"
+# functions', FastAPI having analysed those.
 async def _no_token(request):
-    """Stands in for ``authenticate``: no work, but the request's token (validated
-    beforehand, see ``STAND_IN_AUTH``) where the handler reads it."""
-    request.scope["taskgate.auth"] = request.scope["bench.auth"]
+    """Stands in for ``authenticate``: no work; the request's token, validated beforehand
+    (``STAND_IN_TOKENS``)."""
+    return request.scope["bench.token"]
 
 
 async def _no_auth(security_scopes, request, token):
@@ -168,8 +165,7 @@ def auth_overridden() -> Iterator[None]:
     dependency of a request again on each call, which costs about as much as the whole
     heartbeat and would dilute the ratio. Swapping the functions' code keeps the
     dependency tree, and everything FastAPI does with it, exactly as served; only the
-    authentication work goes (and with it the re-issue check, which finds the token not
-    authorized)."""
+    authentication work goes (and with it the re-issue check, which finds no token)."""
     real = require_auth.__code__, authenticate.__code__
     require_auth.__code__, authenticate.__code__ = _no_auth.__code__, _no_token.__code__
     try:

@@ -30,12 +30,7 @@ cached token. A route is opened to workload tokens by one line on that route:
 ``dependencies=[Security(require_auth, scopes=["token:execution", "token:workload"])]``.
 """
 
-from taskgate.security.authorization import (
-    CurrentToken,
-    authorized_token,
-    deny_revoked,
-    require_auth,
-)
+from taskgate.security.authorization import CurrentToken, deny_revoked, require_auth
 from taskgate.security.bearer import authenticate
 from taskgate.security.reissue import TokenReissueMiddleware
 from taskgate.security.routing import TaskRoute
@@ -45,7 +40,6 @@ __all__ = [
     "TaskRoute",
     "TokenReissueMiddleware",
     "authenticate",
-    "authorized_token",
     "deny_revoked",
     "require_auth",
 ]

@@ -88,12 +88,6 @@ def deny(
     raise HTTPException(status_code, detail)
 
 
-def authorized_token(request: Request) -> TaskToken:
-    """The token ``require_auth`` let through on this request (for handlers that read it
-    without resolving ``CurrentToken``)."""
-    return request.scope[AUTH_SCOPE_KEY].token
-
-
 def deny_revoked(request: Request) -> NoReturn:
     """Refuse as the token gate refuses a revoked token: for a ti:gate-in-write route
     whose write did not happen because the token was revoked."""

@@ -153,7 +153,7 @@ async def _no_token(request):
     return request.scope["bench.token"]
 
 
-async def _no_auth(security_scopes, request, token):
+async def _no_auth(security_scopes, request):
     """Stands in for ``require_auth``: no work."""
 
 

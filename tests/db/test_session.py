@@ -1,5 +1,5 @@
 """The engine's pooled PostgreSQL connections (``taskgate.db.session``): each one taken
-from the pool is tested with one empty query and nothing else, and one the server dropped
+from the pool is tested with one ``SELECT 1`` and nothing else, and one the server dropped
 while it sat in the pool is replaced instead of failing the statement."""
 
 from __future__ import annotations

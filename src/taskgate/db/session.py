@@ -53,6 +53,7 @@ _UNUSABLE = (
 
 
 def _mark_fresh(_dbapi_connection: Any, record: Any) -> None:
+    # The pool's own ``record.fresh`` is already cleared when checkout listeners run.
     record.info["taskgate.fresh"] = True
 
 
@@ -106,17 +107,17 @@ def create_engine(url: str, pool: PoolOptions | None = None) -> AsyncEngine:
             "command_timeout": pool.statement_timeout + 1,
             "server_settings": {"statement_timeout": str(int(pool.statement_timeout * 1000))},
         }
-    asyncpg = parsed.get_driver_name() == "asyncpg"
+    on_asyncpg = parsed.get_driver_name() == "asyncpg"
     engine = create_async_engine(
         url,
         pool_size=pool.size,
         max_overflow=pool.max_overflow,
         pool_timeout=pool.timeout,
         poolclass=FairAsyncQueuePool,
-        pool_pre_ping=not asyncpg,  # other drivers: SQLAlchemy's own test
+        pool_pre_ping=not on_asyncpg,  # other drivers: SQLAlchemy's own test
         connect_args=connect_args,
     )
-    if asyncpg:
+    if on_asyncpg:
         event.listen(engine.sync_engine, "connect", _mark_fresh)
         event.listen(engine.sync_engine, "checkout", partial(_ping_asyncpg, pool.connect_timeout))
     return engine

@@ -4,7 +4,8 @@ Used as ``Security(require_auth, scopes=[...])`` on routers and routes. It is a 
 function, not an ``HTTPBearer`` subclass. It awaits the bearer step itself rather than
 declaring it as a dependency of its own: the bearer step already runs once per request
 (its result is cached on the request scope), and each level of dependencies FastAPI
-resolves costs time on every request (measured in-process, ~30 µs of a ~420 µs heartbeat).
+resolves costs time on every request (measured in-process: a heartbeat went from 442 to
+390 µs without it).
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from taskgate.api.app import create_app
+from taskgate.runtime import Runtime
 from taskgate.settings import Settings
 from tests.helpers import BEAT_BODY, bearer
 
@@ -67,3 +68,35 @@ async def test_server_spans_continue_the_callers_trace(runtime, factory):
 
 async def test_tracing_off_by_default(data_dir, database_url):
     assert Settings(data_dir=data_dir, database_url=database_url).otel_enabled is False
+
+
+
+@pytest.mark.parametrize("otel_enabled", [True, False])
+async def test_only_taskgates_own_spans(runtime, factory, monkeypatch, otel_enabled):
+    """FastAPI's native telemetry stays off: a process-wide tracer provider (as
+    ``opentelemetry-instrument`` sets one up) gets one server span per request from
+    taskgate with tracing on, and no spans at all with it off."""
+    from opentelemetry import trace
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", provider)
+    served = runtime
+    if not otel_enabled:
+        served = Runtime.from_settings(runtime.settings.model_copy(update={"otel_enabled": False}))
+    app = create_app(served)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://taskgate") as http:
+            ti, token = await factory.running_ti(http)
+            beat = f"/execution/task-instances/{ti.id}/heartbeat"
+            assert (await http.put(beat, json=BEAT_BODY, headers=bearer(token))).status_code == 204
+            assert (await http.get("/execution/health/ping")).status_code == 200
+    finally:
+        if served is not runtime:
+            await served.aclose()
+    spans = exporter.get_finished_spans()
+    if otel_enabled:  # /run, the heartbeat and the ping
+        assert [s.kind for s in spans] == [SpanKind.SERVER] * 3, [s.name for s in spans]
+    else:
+        assert spans == (), [s.name for s in spans]

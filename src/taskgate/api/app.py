@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.telemetry import TelemetryConfig
 
 import taskgate
 from taskgate import tracing
@@ -37,6 +38,7 @@ from taskgate.security.routing import SECURITY_SCHEME_NAME
 from taskgate.settings import Settings
 
 EXECUTION_PREFIX = "/execution"
+NO_FASTAPI_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 # Requests are matched against routers in this order: the heartbeat (most requests)
 # and the other lifecycle routes come first.
@@ -77,6 +79,11 @@ def create_app(runtime: Runtime | None = None, *, tracer_provider: Any = None) -
         title="taskgate Execution API",
         version=taskgate.__version__,
         lifespan=lifespan,
+        # taskgate's tracing is its own (TASKGATE_OTEL_ENABLED, below). FastAPI's native
+        # telemetry would otherwise add spans, metrics and logs of its own whenever a
+        # global OpenTelemetry provider exists, whatever that setting says, and asks
+        # whether one exists on every request.
+        telemetry=NO_FASTAPI_TELEMETRY,
     )
     app.state.runtime = runtime
     # Routers carry their own security policy; they are included with a prefix only, so

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Iterator
 
 import httpx
-from common import BEAT_BODY, PING_PATH, RUN_BODY, SUCCESS_BODY, TI
+from common import BEAT_BODY, PING_PATH, RUN_BODY, SUCCESS_BODY, TI, TOKEN_LIFETIME_SECONDS
 from server_process import free_port, stop, wait_healthy
 
 REPO = Path(__file__).resolve().parent.parent
@@ -85,6 +85,9 @@ def airflow_env(home: Path) -> dict[str, str]:
            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
            "AIRFLOW__CORE__FERNET_KEY": ""}  # logging stays at Airflow's defaults (access log on)
     env["AIRFLOW__API_AUTH__JWT_SECRET"] = secrets.token_urlsafe(64)
+    # Execution tokens, and workload tokens (they live as long as a task may stay queued).
+    env["AIRFLOW__EXECUTION_API__JWT_EXPIRATION_TIME"] = str(TOKEN_LIFETIME_SECONDS)
+    env["AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT"] = str(TOKEN_LIFETIME_SECONDS)
     for name in ("PYTHONPATH", "VIRTUAL_ENV"):  # keep the caller's environment out
         env.pop(name, None)
     return env

@@ -20,6 +20,11 @@ RUN_BODY = {"state": "running", "hostname": HOSTNAME, "unixname": "bench", "pid"
 BEAT_BODY = {"hostname": HOSTNAME, "pid": PID}
 SUCCESS_BODY = {"state": "success", "end_date": "2026-01-01T00:01:00Z"}
 VARIABLE_KEY = "bench_variable"
+# Token lifetime on both servers (execution and workload tokens alike). The servers take
+# turns over a whole run of compare.py, so the tokens prepared at its start must outlive
+# it; at the shipped 10 min some would expire mid-run. Either way no token is near its end
+# during a measured run, so neither server re-issues one and no request costs more.
+TOKEN_LIFETIME_SECONDS = 7200
 
 
 @dataclass

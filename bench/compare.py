@@ -10,7 +10,8 @@ workloads at each concurrency (closed loop: every connection waits for its answe
   xcom        POST /execution/xcoms/{dag}/{run}/{task}/{key}
   lifecycle   PATCH /run, 3 heartbeats, PATCH /state success: whole TIs per second
 
-Each (server, workload, concurrency) runs ``--repeats`` times for ``--seconds``; the table
+All servers are started first; each (workload, concurrency) then runs ``--repeats`` times
+for ``--seconds`` on every server, the servers taking turns (see ``measure``). The table
 shows medians with min-max, and every taskgate figure as a ratio to Airflow's. Results go
 to bench/results/compare.json; ``python bench/plot.py`` draws them.
 
@@ -27,6 +28,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 
 import loadgen
 import targets
@@ -52,14 +54,15 @@ def _headers(target: Target, token: str | None, json_body: bool = False) -> dict
 
 
 class Authed:
-    """A request for one TI that follows ``Refreshed-API-Token``, as a worker does."""
+    """A request for one TI that follows ``Refreshed-API-Token``, as a worker does. A
+    refreshed token is kept on the TI, for the workloads after this one."""
 
-    def __init__(self, target: Target, method: str, path: str, token: str, body: bytes = b""):
-        self.target, self.method, self.path, self.body = target, method, path, body
-        self.use(token)
+    def __init__(self, target: Target, method: str, path: str, ti: TI, body: bytes = b""):
+        self.target, self.method, self.path, self.body, self.ti = target, method, path, body, ti
+        self.use(ti.token)
 
     def use(self, token: str) -> None:
-        self.token = token
+        self.token = self.ti.token = token
         self.raw = loadgen.build_request(
             self.method, self.path, _headers(self.target, token, bool(self.body)), self.body)
 
@@ -83,11 +86,11 @@ def scenario(target: Target, workload: str) -> Callable:
         def request_for(ti: TI) -> Authed:
             if workload == "heartbeat":
                 return Authed(target, "PUT", f"/execution/task-instances/{ti.id}/heartbeat",
-                              ti.token, BEAT)
+                              ti, BEAT)
             if workload == "variable":
-                return Authed(target, "GET", f"/execution/variables/{target.variable_key}", ti.token)
+                return Authed(target, "GET", f"/execution/variables/{target.variable_key}", ti)
             return Authed(target, "POST", f"/execution/xcoms/{ti.dag_id}/{ti.run_id}/{ti.task_id}"
-                          f"/bench?map_index={ti.map_index}", ti.token, XCOM_VALUE)
+                          f"/bench?map_index={ti.map_index}", ti, XCOM_VALUE)
         expected = {"heartbeat": (204,), "variable": (200,), "xcom": (200, 201)}[workload]
         requests = [request_for(ti) for ti in running]
 
@@ -107,8 +110,8 @@ def scenario(target: Target, workload: str) -> Callable:
             started = await conn.send(start, 200)
             if started is None or REFRESHED not in started.headers:
                 continue
-            token = started.headers[REFRESHED].decode()
-            beat = Authed(target, "PUT", f"/execution/task-instances/{ti.id}/heartbeat", token, BEAT)
+            ti.token = started.headers[REFRESHED].decode()  # the execution token
+            beat = Authed(target, "PUT", f"/execution/task-instances/{ti.id}/heartbeat", ti, BEAT)
             for _ in range(3):
                 beat.follow(await conn.send(beat.raw, 204))
             done = loadgen.build_request("PATCH", f"/execution/task-instances/{ti.id}/state",
@@ -137,21 +140,37 @@ def summarize(runs: list[loadgen.RunStats], workload: str) -> dict:
             "errors": sum(sum(run["errors"].values()) for run in per_run), "runs": per_run}
 
 
-def measure(target: Target, workloads, concurrencies, seconds: float, repeats: int) -> dict:
-    results: dict = {}
+def measure(servers: dict[str, Target], workloads, concurrencies, seconds: float,
+            repeats: int) -> dict[str, dict]:
+    """Every (workload, concurrency, repeat) on every server, the servers taking turns.
+
+    All servers are up at once and only one is under load at a time. For each workload and
+    concurrency, repeat r runs the servers in an order rotated by r, so over the repeats
+    each server runs in each place once: a machine that drifts in speed (a VM's CPU steal
+    changes by the minute) moves taskgate's and Airflow's medians alike, and the ratios
+    hold. Measuring one server's workloads all before the next would put minutes between
+    the two sides of a ratio.
+    """
+    names = list(servers)
+    results: dict[str, dict] = {name: {} for name in names}
     for workload in workloads:
         for concurrency in concurrencies:
-            runs = []
-            for _ in range(repeats):
-                runs.append(uvloop.run(loadgen.run(
-                    target.port, scenario(target, workload), concurrency=concurrency,
-                    seconds=seconds)))
-                time.sleep(0.5)  # let the server settle between runs
-            summary = summarize(runs, workload)
-            results.setdefault(workload, {})[str(concurrency)] = summary
-            print(f"  {target.name:<22} {workload:<10} c={concurrency:<3} "
-                  f"{summary['throughput']['median']:>9.1f}/s  p99 {summary['p99_ms']['median']:>8.2f} ms"
-                  f"  errors {summary['errors']}", flush=True)
+            runs: dict[str, list[loadgen.RunStats]] = {name: [] for name in names}
+            for repeat in range(repeats):
+                shift = repeat % len(names)
+                for name in names[shift:] + names[:shift]:
+                    target = servers[name]
+                    runs[name].append(uvloop.run(loadgen.run(
+                        target.port, scenario(target, workload), concurrency=concurrency,
+                        seconds=seconds)))
+                    time.sleep(0.5)  # let the server settle between runs
+            for name in names:
+                summary = summarize(runs[name], workload)
+                results[name].setdefault(workload, {})[str(concurrency)] = summary
+                print(f"  {servers[name].name:<22} {workload:<10} c={concurrency:<3} "
+                      f"{summary['throughput']['median']:>9.1f}/s  "
+                      f"p99 {summary['p99_ms']['median']:>8.2f} ms  errors {summary['errors']}",
+                      flush=True)
     return results
 
 
@@ -203,23 +222,26 @@ def main() -> None:
     if "postgresql" in args.backends and "postgresql" not in backends:
         print("PostgreSQL not reachable: taskgate runs on SQLite only")
     lifecycles = "lifecycle" in args.workloads
-    servers: dict = {}
     plans = [(f"taskgate-{b}", lambda b=b: targets.taskgate(b, n_running, args.queued if lifecycles else 0))
              for b in backends]
     if not args.no_airflow:
         plans.insert(0, ("airflow", lambda: targets.airflow(
             n_running, args.airflow_queued if lifecycles else 0)))
-    for key, start in plans:
-        print(f"starting {key} ...", flush=True)
-        with start() as target:
-            servers[key] = {"label": target.name, "workloads": measure(
-                target, args.workloads, args.concurrency, args.seconds, args.repeats)}
+    with ExitStack() as stack:
+        started: dict[str, Target] = {}
+        for key, start in plans:
+            print(f"starting {key} ...", flush=True)
+            started[key] = stack.enter_context(start())
+        measured = measure(started, args.workloads, args.concurrency, args.seconds, args.repeats)
+        servers = {key: {"label": started[key].name, "workloads": measured[key]}
+                   for key in started}
     report = {
         "benchmark": "compare",
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform()},
         "seconds": args.seconds, "repeats": args.repeats, "concurrency": args.concurrency,
+        "order": "interleaved",
         "servers": servers,
     }
     print_table(report)

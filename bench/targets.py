@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from common import PING_PATH, RUN_BODY, TI, VARIABLE_KEY
+from common import PING_PATH, RUN_BODY, TI, TOKEN_LIFETIME_SECONDS, VARIABLE_KEY
 from server_process import free_port, stop, wait_healthy
 
 
@@ -115,7 +115,9 @@ def postgres_database() -> Iterator[str]:
 def taskgate(backend: str, n_running: int, n_queued: int) -> Iterator[Target]:
     """``taskgate serve`` as shipped (one worker) on ``backend``: sqlite or postgresql."""
     data_dir = tempfile.mkdtemp(prefix="taskgate-bench-")
-    env = {"TASKGATE_DATA_DIR": data_dir, "TASKGATE_LOG_LEVEL": "warning"}
+    env = {"TASKGATE_DATA_DIR": data_dir, "TASKGATE_LOG_LEVEL": "warning",
+           "TASKGATE_EXECUTION_TOKEN_TTL": str(TOKEN_LIFETIME_SECONDS),
+           "TASKGATE_WORKLOAD_TOKEN_TTL": str(TOKEN_LIFETIME_SECONDS)}
     with ExitStack() as stack:
         if backend == "postgresql":
             dsn = stack.enter_context(postgres_database())

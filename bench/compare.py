@@ -62,7 +62,7 @@ class Authed:
         self.use(ti.token)
 
     def use(self, token: str) -> None:
-        self.token = self.ti.token = token
+        self.ti.token = token
         self.raw = loadgen.build_request(
             self.method, self.path, _headers(self.target, token, bool(self.body)), self.body)
 
@@ -115,7 +115,7 @@ def scenario(target: Target, workload: str) -> Callable:
             for _ in range(3):
                 beat.follow(await conn.send(beat.raw, 204))
             done = loadgen.build_request("PATCH", f"/execution/task-instances/{ti.id}/state",
-                                         _headers(target, beat.token, True), SUCCESS)
+                                         _headers(target, ti.token, True), SUCCESS)
             if await conn.send(done, 204) is not None:
                 conn.unit_done()
     return lifecycle

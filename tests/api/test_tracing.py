@@ -30,15 +30,21 @@ def settings(data_dir, database_url) -> Settings:
     return Settings(data_dir=data_dir, database_url=database_url, otel_enabled=True)
 
 
+def recording_provider() -> tuple[TracerProvider, InMemorySpanExporter]:
+    """A tracer provider that keeps every finished span in memory, and its exporter."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider, exporter
+
+
 def traceparent() -> tuple[str, str, str]:
     trace_id, parent = secrets.token_hex(16), secrets.token_hex(8)
     return f"00-{trace_id}-{parent}-01", trace_id, parent
 
 
 async def test_server_spans_continue_the_callers_trace(runtime, factory):
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider, exporter = recording_provider()
     app = create_app(runtime, tracer_provider=provider)
     header, trace_id, parent = traceparent()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://taskgate") as http:
@@ -70,7 +76,6 @@ async def test_tracing_off_by_default(data_dir, database_url):
     assert Settings(data_dir=data_dir, database_url=database_url).otel_enabled is False
 
 
-
 @pytest.mark.parametrize("otel_enabled", [True, False])
 async def test_only_taskgates_own_spans(runtime, factory, monkeypatch, otel_enabled):
     """FastAPI's native telemetry stays off: a process-wide tracer provider (as
@@ -78,9 +83,7 @@ async def test_only_taskgates_own_spans(runtime, factory, monkeypatch, otel_enab
     taskgate with tracing on, and no spans at all with it off."""
     from opentelemetry import trace
 
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider, exporter = recording_provider()
     monkeypatch.setattr(trace, "_TRACER_PROVIDER", provider)
     served = runtime
     if not otel_enabled:

@@ -95,11 +95,10 @@ async def call(app, method: str, path: str, token: str | None = None, body: byte
 
 async def prepare(runtime: Runtime, app, count: int) -> list[tuple[uuid.UUID, str]]:
     """``count`` running TIs with their execution tokens, started through ``/run``."""
-    issuer = runtime.require_issuer()
     async with runtime.sessionmaker() as session:
         await control.add_dag(session, "bench")
         run = await control.create_run(session, "bench", "run", [f"t{i}" for i in range(count)])
-        queued = [await control.queue(session, ti.id, issuer) for ti in run.task_instances]
+        queued = [await runtime.lifecycle.queue(ti.id) for ti in run.task_instances]
     running = []
     for item in queued:
         status, headers = await call(app, "PATCH", f"/execution/task-instances/{item.ti.id}/run",

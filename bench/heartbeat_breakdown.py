@@ -4,7 +4,7 @@ SQLAlchemy's greenlets confuse py-spy's stacks).
 - ``heartbeat``: the whole request, straight through the ASGI app (as auth_overhead.py);
 - ``without database``: the same request with the heartbeat service replaced by a no-op,
   so authentication, dependencies, body, middleware and response remain;
-- ``service alone``: the heartbeat service (``taskgate.services.task_instances.heartbeat``)
+- ``service alone``: the heartbeat service (``Lifecycle.heartbeat``, ``taskgate.services.lifecycle``)
   called directly, no HTTP;
 - ``ping``: the unauthenticated ping, the framework floor.
 
@@ -29,9 +29,9 @@ from unittest import mock
 from auth_overhead import PING, call, heartbeats, in_process_app, per_call
 from common import HOSTNAME, PID, microseconds, write_result
 
-from taskgate.services import task_instances as lifecycle
+from taskgate.services.lifecycle import Lifecycle
 
-SERVICE = lifecycle.heartbeat  # the real one, kept while the module's name is patched
+SERVICE = Lifecycle.heartbeat  # the real one, kept while the class attribute is patched
 
 
 async def split(app, beats, calls: int) -> dict[str, dict[str, float]]:
@@ -50,7 +50,7 @@ async def split(app, beats, calls: int) -> dict[str, dict[str, float]]:
     result = {}
     for name, service in (("with database", SERVICE), ("without database", _no_heartbeat)):
         parts: dict[str, list[float]] = {"before": [], "service": [], "after": []}
-        with mock.patch.object(lifecycle, "heartbeat", marked(service)):
+        with mock.patch.object(Lifecycle, "heartbeat", marked(service)):
             for i in range(calls):
                 started = time.perf_counter()
                 await call(app, *beats[i % len(beats)])
@@ -74,8 +74,8 @@ async def measure(calls: int, repeats: int) -> tuple[dict[str, list[float]], dic
             started = time.perf_counter()
             for i in range(calls):
                 ti_id = running[i % len(running)][0]
-                await SERVICE(runtime.writes, ti_id, hostname=HOSTNAME, pid=PID,
-                              token_iat=time.time())
+                await runtime.lifecycle.heartbeat(ti_id, hostname=HOSTNAME, pid=PID,
+                                                  token_iat=time.time())
             return (time.perf_counter() - started) / calls
 
         samples: dict[str, list[float]] = {
@@ -83,7 +83,7 @@ async def measure(calls: int, repeats: int) -> tuple[dict[str, list[float]], dic
         await per_call(app, beats, calls // 4, 204)  # warm-up
         for _ in range(repeats):
             samples["heartbeat"].append(await per_call(app, beats, calls, 204))
-            with mock.patch.object(lifecycle, "heartbeat", _no_heartbeat):
+            with mock.patch.object(Lifecycle, "heartbeat", _no_heartbeat):
                 samples["without database"].append(await per_call(app, beats, calls, 204))
             samples["service alone"].append(await service_alone())
             samples["ping"].append(await per_call(app, PING, calls, 200))

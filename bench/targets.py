@@ -81,7 +81,6 @@ async def _prepare_taskgate(env: dict[str, str], n_running: int, n_queued: int):
     runtime = Runtime.from_settings(settings)
     try:
         await migrate.upgrade(runtime.engine)
-        issuer = runtime.require_issuer()
         async with runtime.sessionmaker() as session:
             await control.add_dag(session, "bench")
             await variables.put(session, runtime.secrets, VARIABLE_KEY, "a value")
@@ -92,7 +91,7 @@ async def _prepare_taskgate(env: dict[str, str], n_running: int, n_queued: int):
                     continue
                 created = await control.create_run(
                     session, "bench", run_id, [f"task_{i}" for i in range(count)])
-                prepared[run_id] = [(ti, (await control.queue(session, ti.id, issuer)).workload_token)
+                prepared[run_id] = [(ti, (await runtime.lifecycle.queue(ti.id)).workload_token)
                                     for ti in created.task_instances]
         return prepared
     finally:

@@ -146,9 +146,7 @@ class Factory:
             created = await control.create_run(
                 session, dag_id, run_id, [task_id], max_tries=max_tries, mapped=mapped
             )
-            queued = await control.queue(
-                session, created.task_instances[-1].id, self.runtime.require_issuer()
-            )
+            queued = await self.runtime.lifecycle.queue(created.task_instances[-1].id)
         return TI(queued.ti.id, dag_id, run_id, task_id, queued.workload_token)
 
     async def running_row(self) -> TI:

@@ -9,18 +9,23 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from taskgate.db import migrate
 from taskgate.db.group_commit import GroupCommit
-from taskgate.db.session import PoolOptions, create_engine, create_sessionmaker
+from taskgate.db.session import EngineOptions, create_engine, create_sessionmaker
+from taskgate.services.lifecycle import Lifecycle
 from taskgate.services.secrets import SecretBox, create_key_file, read_key_file
 from taskgate.services.token_standing import StandingLookup
 from taskgate.settings import Settings
 from taskgate.tokens import CachedTokenValidator, TokenIssuer, TokenValidator
 from taskgate.tokens import keys as keylib
+
+if TYPE_CHECKING:
+    from starlette.requests import HTTPConnection
 
 log = structlog.get_logger("taskgate.runtime")
 
@@ -115,9 +120,27 @@ class Runtime:
     # The heartbeat's writes: on PostgreSQL those of one event-loop turn go together
     # (db/group_commit.py).
     writes: GroupCommit = field(init=False, repr=False)
+    # Every step that changes a TI (services/lifecycle.py).
+    lifecycle: Lifecycle = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.writes = GroupCommit(self.engine)
+        self.lifecycle = Lifecycle(
+            self.sessionmaker,
+            self.writes,
+            self.standing,
+            lambda: self.issuer,
+            leeway=self.settings.leeway,
+        )
+
+    @staticmethod
+    def of(connection: HTTPConnection) -> Runtime:
+        """The runtime the application serving this request was made with
+        (``taskgate.api.app.create_app``)."""
+        runtime: Runtime | None = connection.app.state.runtime
+        if runtime is None:
+            raise RuntimeError("create_app() without a runtime cannot serve requests")
+        return runtime
 
     @classmethod
     def from_settings(cls, settings: Settings, *, create_key: bool = True) -> Runtime:
@@ -125,12 +148,13 @@ class Runtime:
         validator, issuer = _token_services(settings, material)
         engine = create_engine(
             settings.effective_database_url,
-            PoolOptions(
+            EngineOptions(
                 size=settings.db_pool_size,
                 max_overflow=settings.db_max_overflow,
                 timeout=settings.db_pool_timeout,
                 connect_timeout=settings.db_connect_timeout,
                 statement_timeout=settings.db_statement_timeout,
+                fast_paths=settings.db_fast_paths,
             ),
         )
         sessionmaker = create_sessionmaker(engine)

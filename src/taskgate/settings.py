@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     db_statement_timeout: float = Field(
         10.0, gt=0, description="Seconds a single SQL statement may run (PostgreSQL)."
     )
+    db_fast_paths: bool = Field(
+        True,
+        description="Send the hot statements straight to the driver, SQLite on the event "
+        "loop's thread, a first-come-first-served pool. false: every statement takes "
+        "SQLAlchemy's and aiosqlite's public paths (slower; for a library release that "
+        "breaks a fast path).",
+    )
     graceful_shutdown_seconds: int = Field(
         20,
         ge=1,

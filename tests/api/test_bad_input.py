@@ -109,21 +109,18 @@ async def test_concurrent_writes_of_one_row_all_succeed(client, factory):
 
 
 async def test_a_new_try_does_not_resume_an_old_deferral(client, factory, runtime):
-    from taskgate.services import control
 
     ti, token = await factory.running_ti(client, max_tries=2)
     defer = {"state": "deferred", "classpath": "x.T", "next_method": "execute_complete",
              "next_kwargs": {"a": 1}}
     assert (await client.patch(url(ti.id, "state"), json=defer, headers=bearer(token))).status_code == 204
-    async with runtime.sessionmaker() as session:
-        resumed = await control.queue(session, ti.id, runtime.require_issuer())
+    resumed = await runtime.lifecycle.queue(ti.id)
     run = await client.patch(url(ti.id, "run"), json=RUN_BODY, headers=bearer(resumed.workload_token))
     assert run.json()["next_method"] == "execute_complete"  # resuming the same try
     token = run.headers["Refreshed-API-Token"]
     retry = {"state": "up_for_retry", "end_date": "2026-01-01T00:00:00Z"}
     assert (await client.patch(url(ti.id, "state"), json=retry, headers=bearer(token))).status_code == 204
-    async with runtime.sessionmaker() as session:
-        new_try = await control.queue(session, ti.id, runtime.require_issuer())
+    new_try = await runtime.lifecycle.queue(ti.id)
     run = await client.patch(url(ti.id, "run"), json=RUN_BODY, headers=bearer(new_try.workload_token))
     assert run.json()["next_method"] is None and run.json()["next_kwargs"] is None
 

@@ -4,7 +4,7 @@ internal extension fields."""
 import json
 
 from taskgate.api.app import create_app
-from taskgate.security.audit import route_policies
+from taskgate.security.route_policy import route_policies
 
 
 async def test_every_authenticated_operation_declares_the_bearer_scheme(client, runtime):

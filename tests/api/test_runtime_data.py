@@ -88,8 +88,8 @@ async def test_downstream_task_pulls_upstream_xcom(client, factory, runtime):
         await control.add_dag(session, "pipe")
         created = await control.create_run(session, "pipe", "r", ["up", "down"])
         up, down = created.task_instances
-        q_up = await control.queue(session, up.id, runtime.require_issuer())
-        q_down = await control.queue(session, down.id, runtime.require_issuer())
+        q_up = await runtime.lifecycle.queue(up.id)
+        q_down = await runtime.lifecycle.queue(down.id)
     from tests.helpers import RUN_BODY
 
     up_run = await client.patch(f"/execution/task-instances/{up.id}/run", json=RUN_BODY, headers=bearer(q_up.workload_token))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from taskgate.services import access, control, xcoms
+from taskgate.services import access, xcoms
 from tests.helpers import bearer
 
 API = "/execution"
@@ -124,8 +124,7 @@ async def test_reschedule_is_counted_and_dated(client, factory, runtime, running
         f"{API}/task-reschedules/{ti.id}/start_date", params={"try_number": 1}, headers=auth
     )
     assert start.json() is not None
-    async with runtime.sessionmaker() as session:
-        queued = await control.queue(session, ti.id, runtime.require_issuer())
+    queued = await runtime.lifecycle.queue(ti.id)
     assert queued.ti.try_number == 1  # a rescheduled try resumes
     run = await client.patch(
         f"{API}/task-instances/{ti.id}/run",

@@ -88,9 +88,8 @@ async def test_terminal_state_is_final_but_an_identical_report_is_accepted(clien
     assert failed.json()["detail"]["previous_state"] == "success"
     rerun = await client.patch(url(ti.id, "run"), json=RUN_BODY, headers=auth)
     assert rerun.status_code == 409
-    async with runtime.sessionmaker() as session:
-        with pytest.raises(control.Conflict):
-            await control.queue(session, ti.id, runtime.require_issuer())
+    with pytest.raises(control.Conflict):
+        await runtime.lifecycle.queue(ti.id)
 
 
 async def test_retry_then_final_failure(client, factory, runtime):
@@ -99,8 +98,7 @@ async def test_retry_then_final_failure(client, factory, runtime):
     assert (await client.patch(url(ti.id, "state"), json=retry, headers=bearer(token))).status_code == 204
     row = await ti_row(runtime, ti.id)
     assert (row.state, row.try_number) == ("up_for_retry", 1)
-    async with runtime.sessionmaker() as session:
-        queued = await control.queue(session, ti.id, runtime.require_issuer())
+    queued = await runtime.lifecycle.queue(ti.id)
     assert queued.ti.try_number == 2
     run = await client.patch(url(ti.id, "run"), json=RUN_BODY, headers=bearer(queued.workload_token))
     assert run.json()["should_retry"] is False
@@ -187,7 +185,7 @@ async def test_rendered_fields_map_index_and_skip_downstream(client, factory, ru
         await control.add_dag(session, "d")
         created = await control.create_run(session, "d", "r", ["up", "down1", "down2"])
         up = created.task_instances[0]
-        queued = await control.queue(session, up.id, runtime.require_issuer())
+        queued = await runtime.lifecycle.queue(up.id)
     run = await client.patch(url(up.id, "run"), json=RUN_BODY, headers=bearer(queued.workload_token))
     auth = bearer(run.headers["Refreshed-API-Token"])
     rtif = await client.put(url(up.id, "rtif"), json={"bash_command": "echo 1"}, headers=auth)

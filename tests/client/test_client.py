@@ -9,14 +9,15 @@ import uuid
 import httpx
 import pytest
 
-from taskgate.api.datamodels.task_instances import TIRunContext
 from taskgate.client import AccessDenied, Conflict, NotFound, TokenRejected
 from taskgate.client.in_process import in_process_client
-from taskgate.client.token import REFRESH_HEADER, TokenHolder
+from taskgate.client.token import TokenHolder
 from taskgate.services import connections, control
 from taskgate.services.task_instances import get_task_instance
 from taskgate.settings import Settings
 from taskgate.tokens import TokenType
+from taskgate.wire.http import REFRESHED_TOKEN_HEADER as REFRESH_HEADER
+from taskgate.wire.task_instances import TIRunContext
 
 HOST = {"hostname": "worker-1", "pid": 4242}
 RUN_ID = "manual__2026-01-01T00:00:00+00:00"  # ":" and "+" travel percent-encoded
@@ -31,7 +32,7 @@ async def test_every_route(runtime, factory):
         created = await control.create_run(session, "demo", RUN_ID, ["hello", "later"])
     hello, later = created.task_instances
     async with runtime.sessionmaker() as session:
-        queued = await control.queue(session, hello.id, runtime.require_issuer())
+        queued = await runtime.lifecycle.queue(hello.id)
     workload = queued.workload_token
 
     async with in_process_client(runtime, token=workload) as api:

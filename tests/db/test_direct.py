@@ -9,7 +9,15 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import ARRAY, Column, Integer, MetaData, Table, bindparam, column, func, select, update
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    Table,
+    bindparam,
+    select,
+    update,
+)
 from sqlalchemy.exc import OperationalError
 
 from taskgate.db import direct
@@ -29,22 +37,13 @@ BEAT = DirectStatement(
     )
 )
 
-_SETS = (
-    func.unnest(*(bindparam(name, type_=ARRAY(col.type))
-                  for name, col in (("ti_id", _TI.c.id), ("now", _TI.c.updated_at),
-                                    ("host", _TI.c.hostname))))
-    .table_valued(column("ti_id", _TI.c.id.type), column("now", _TI.c.updated_at.type),
-                  column("host", _TI.c.hostname.type), with_ordinality="n")
-    .render_derived(name="s")
-)
 # BEAT, with its many form: on PostgreSQL, one statement for many parameter sets.
-MANY_BEAT = DirectStatement(
-    BEAT._statement,
-    many=update(_TI)
-    .where(_TI.c.id == _SETS.c.ti_id, _TI.c.state == TIState.RUNNING)
-    .values(last_heartbeat_at=_SETS.c.now, updated_at=_SETS.c.now, hostname=_SETS.c.host)
-    .returning(_SETS.c.n),
-    many_key="ti_id",
+MANY_BEAT = DirectStatement.batched(
+    lambda value: update(_TI)
+    .where(_TI.c.id == value("ti_id"), _TI.c.state == TIState.RUNNING)
+    .values(last_heartbeat_at=value("now"), updated_at=value("now"), hostname=value("host")),
+    {"ti_id": _TI.c.id.type, "now": _TI.c.updated_at.type, "host": _TI.c.hostname.type},
+    key="ti_id",
 )
 
 

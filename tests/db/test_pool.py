@@ -11,7 +11,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.util import greenlet_spawn
 
 from taskgate.db.pool import FairQueue
-from taskgate.db.session import PoolOptions, create_engine
+from taskgate.db.session import EngineOptions, create_engine
 
 
 async def test_a_returned_connection_goes_to_the_longest_waiter() -> None:
@@ -35,7 +35,7 @@ async def test_a_returned_connection_goes_to_the_longest_waiter() -> None:
 
 
 async def test_a_waiter_that_times_out_or_is_cancelled_leaks_nothing(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'p.db'}", PoolOptions(timeout=0.2))
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'p.db'}", EngineOptions(timeout=0.2))
     try:
         release = asyncio.Event()
 

@@ -13,7 +13,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from taskgate.db.direct import DirectStatement
-from taskgate.db.session import PoolOptions, create_engine
+from taskgate.db.session import EngineOptions, create_engine
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
@@ -22,7 +22,7 @@ BACKEND_PID = DirectStatement(select(func.pg_backend_pid()))
 
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url, PoolOptions(size=1, max_overflow=0))
+    engine = create_engine(database_url, EngineOptions(size=1, max_overflow=0))
     try:
         yield engine
     finally:

@@ -106,9 +106,7 @@ async def queue_ti(runtime: Runtime, run_id: str) -> tuple[uuid.UUID, str]:
     create` and `taskgate ti queue` do)."""
     async with runtime.sessionmaker() as session:
         created = await control.create_run(session, DAG_ID, run_id, [TASK_ID])
-        queued = await control.queue(
-            session, created.task_instances[0].id, runtime.require_issuer()
-        )
+        queued = await runtime.lifecycle.queue(created.task_instances[0].id)
     return queued.ti.id, queued.workload_token
 
 

@@ -18,7 +18,6 @@ import pytest
 from sqlalchemy import event, func, select
 
 from taskgate.db.models import TaskReschedule, UsedWorkloadToken, XCom
-from taskgate.services import control
 from tests.helpers import BEAT_BODY, RUN_BODY, bearer, fresh_ti, gauge
 
 pytestmark = pytest.mark.integration
@@ -96,8 +95,7 @@ async def test_new_try_fails_while_clearing_the_previous_tries_xcoms(live_server
         retry = {"state": "up_for_retry", "end_date": "2026-01-01T00:05:00Z"}
         assert (await http.patch(f"/task-instances/{ti.id}/state", json=retry, headers=token)).status_code == 204
 
-        async with runtime.sessionmaker() as session:
-            second = await control.queue(session, ti.id, runtime.require_issuer())
+        second = await runtime.lifecycle.queue(ti.id)
         with failing(live_server.runtime.engine, "DELETE FROM xcoms") as fault:
             refused = await http.patch(run, json=RUN_BODY, headers=bearer(second.workload_token))
         assert_clean_failure(refused)

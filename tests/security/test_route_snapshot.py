@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from taskgate.api.app import create_app
-from taskgate.security.audit import route_policies
+from taskgate.security.route_policy import route_policies
 
 SNAPSHOT = Path(__file__).with_name("routes.snapshot.json")
 

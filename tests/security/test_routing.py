@@ -6,8 +6,8 @@ import pytest
 from fastapi import APIRouter, FastAPI, Security
 
 from taskgate.security import TaskRoute, require_auth
-from taskgate.security.audit import route_policies, served_routes
 from taskgate.security.bindings import SUBJECT_BINDINGS
+from taskgate.security.route_policy import route_policies, served_routes
 from taskgate.tokens import TokenType
 
 
@@ -88,7 +88,7 @@ def test_route_without_require_auth_is_unauthenticated():
 
 def test_policy_added_at_include_time_is_refused(runtime):
     from taskgate.api.app import create_app
-    from taskgate.security.audit import check_policies_are_local
+    from taskgate.security.route_policy import check_policies_are_local
 
     router = _router()
 

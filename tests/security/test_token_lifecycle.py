@@ -7,7 +7,7 @@ import uuid
 import httpx
 import pytest
 
-from taskgate.services import control, variables
+from taskgate.services import variables
 from tests.helpers import BEAT_BODY, RUN_BODY, SUCCESS_BODY, bearer, fresh_ti
 
 NEAR_EXPIRY = 25
@@ -31,8 +31,7 @@ async def test_replay_is_refused_after_the_ti_is_queued_again(client, factory, r
     ti, token = await factory.running_ti(client, max_tries=1)
     retry = {"state": "up_for_retry", "end_date": "2026-01-01T00:01:00Z"}
     assert (await client.patch(url(ti.id, "state"), json=retry, headers=bearer(token))).status_code == 204
-    async with runtime.sessionmaker() as session:
-        requeued = await control.queue(session, ti.id, runtime.require_issuer())
+    requeued = await runtime.lifecycle.queue(ti.id)
     replay = await client.patch(url(ti.id, "run"), json=RUN_BODY, headers=bearer(ti.workload_token))
     assert replay.status_code == 409 and replay.json()["detail"]["reason"] == "token_reused"
     # The new try's own workload token works, and the old try's execution token does not.
@@ -53,8 +52,7 @@ async def test_concurrent_replays_of_one_workload_token(client, factory):
 
 async def test_unused_workload_token_of_an_earlier_queueing_is_refused(client, factory, runtime):
     ti = await factory.queued_ti()
-    async with runtime.sessionmaker() as session:
-        await control.revoke_tokens(session, ti.id)
+    await runtime.lifecycle.revoke_tokens(ti.id)
     response = await client.patch(url(ti.id, "run"), json=RUN_BODY, headers=bearer(ti.workload_token))
     assert (response.status_code, response.json()) == (403, {"detail": "Token has been revoked"})
 
@@ -62,8 +60,7 @@ async def test_unused_workload_token_of_an_earlier_queueing_is_refused(client, f
 async def test_revocation_refuses_current_tokens_and_spares_later_ones(client, factory, runtime):
     ti, token = await factory.running_ti(client)
     assert (await client.put(url(ti.id, "heartbeat"), json=BEAT_BODY, headers=bearer(token))).status_code == 204
-    async with runtime.sessionmaker() as session:
-        await control.revoke_tokens(session, ti.id)
+    await runtime.lifecycle.revoke_tokens(ti.id)
     runtime.standing.forget(ti.id)  # this process's cache; other replicas: see the live test
     for method, path, body in (("PUT", url(ti.id, "heartbeat"), BEAT_BODY),
                                ("GET", "/execution/variables/x", None)):
@@ -83,8 +80,7 @@ async def test_the_heartbeat_refuses_a_revoked_token_at_once_whatever_the_gate_c
     near_expiry = bearer(factory.token(ti.id, ttl=NEAR_EXPIRY))
     assert (await client.get("/execution/variables/x", headers=near_expiry)).status_code == 404
     assert runtime.standing._cache  # the gate holds the TI's standing for a second
-    async with runtime.sessionmaker() as session:
-        await control.revoke_tokens(session, ti.id)
+    await runtime.lifecycle.revoke_tokens(ti.id)
     before = (await fresh_ti(runtime, ti.id)).last_heartbeat_at
     refused = await client.put(url(ti.id, "heartbeat"), json=BEAT_BODY, headers=near_expiry)
     assert (refused.status_code, refused.json()) == (403, {"detail": "Token has been revoked"})
@@ -124,8 +120,7 @@ async def test_revoke_through_another_connection_reaches_a_replica_within_a_seco
         run = await http.patch(f"/task-instances/{ti.id}/run", json=RUN_BODY, headers=bearer(ti.workload_token))
         token = bearer(run.headers["Refreshed-API-Token"])
         assert (await http.put(f"/task-instances/{ti.id}/heartbeat", json=BEAT_BODY, headers=token)).status_code == 204
-        async with runtime.sessionmaker() as session:
-            await control.revoke_tokens(session, ti.id)
+        await runtime.lifecycle.revoke_tokens(ti.id)
         time.sleep(live_server.runtime.settings.token_standing_cache_seconds + 0.05)
         refused = await http.put(f"/task-instances/{ti.id}/heartbeat", json=BEAT_BODY, headers=token)
     assert (refused.status_code, refused.json()) == (403, {"detail": "Token has been revoked"})

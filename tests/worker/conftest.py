@@ -33,8 +33,7 @@ class Workloads:
 
     async def queue(self, ti_id: uuid.UUID) -> Path:
         """`taskgate ti queue TI --json`, written to a file."""
-        async with self.runtime.sessionmaker() as session:
-            queued = await control.queue(session, ti_id, self.runtime.require_issuer())
+        queued = await self.runtime.lifecycle.queue(ti_id)
         path = self.directory / f"workload-{ti_id}-{queued.ti.try_number}.json"
         path.write_text(json.dumps({"token": queued.workload_token, "ti": serialize.task_instance(queued.ti)}))
         return path

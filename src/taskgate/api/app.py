@@ -33,11 +33,11 @@ from taskgate.api.routes import (
 from taskgate.api.routes import metrics as metrics_route
 from taskgate.runtime import Runtime
 from taskgate.security import TokenReissueMiddleware
-from taskgate.security.audit import check_policies_are_local, served_routes
+from taskgate.security.route_policy import check_policies_are_local, served_routes
 from taskgate.security.routing import SECURITY_SCHEME_NAME
 from taskgate.settings import Settings
+from taskgate.wire.http import EXECUTION_PREFIX
 
-EXECUTION_PREFIX = "/execution"
 NO_FASTAPI_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 # Requests are matched against routers in this order: the heartbeat (most requests)

@@ -13,12 +13,13 @@ from taskgate.security import CurrentToken
 from taskgate.services import access
 
 
-async def get_runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
+def get_runtime(request: Request) -> Runtime:
+    """The runtime serving this request (``Runtime.of``, typed)."""
+    return Runtime.of(request)
 
 
 async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.runtime.sessionmaker() as session:
+    async with Runtime.of(request).sessionmaker() as session:
         yield session
 
 

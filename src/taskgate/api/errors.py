@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import structlog
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from taskgate.security import refuse
 from taskgate.services.errors import (
     AccessDenied,
     Conflict,
@@ -16,6 +18,8 @@ from taskgate.services.errors import (
     InvalidRequest,
     NotFound,
     ServiceError,
+    TokenRefused,
+    Unavailable,
 )
 from taskgate.services.secrets import SecretKeyError
 
@@ -29,7 +33,14 @@ DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
     TimeoutError,
 )
 
-STATUS = {NotFound: 404, Conflict: 409, AccessDenied: 403, InvalidRequest: 400, InvalidInput: 422}
+STATUS = {
+    NotFound: 404,
+    Conflict: 409,
+    AccessDenied: 403,
+    InvalidRequest: 400,
+    InvalidInput: 422,
+    Unavailable: 503,
+}
 
 log = structlog.get_logger("taskgate.api")
 
@@ -40,6 +51,13 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     if status == 403:
         log.warning("access denied", reason=exc.reason, path=request.url.path)
     return JSONResponse({"detail": exc.detail}, status_code=status)
+
+
+async def _token_refused(request: Request, exc: Exception) -> Response:
+    # A service found the token refused in its own write: answered, logged and counted
+    # exactly as when the security layers refuse it before the handler.
+    assert isinstance(exc, TokenRefused)
+    return await http_exception_handler(request, refuse(request, exc.refusal))
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
@@ -82,6 +100,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(TokenRefused, _token_refused)
     for unavailable in DATABASE_UNAVAILABLE:
         app.add_exception_handler(unavailable, _database_unavailable)
     app.add_exception_handler(IntegrityError, _integrity_error)

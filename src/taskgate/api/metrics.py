@@ -16,10 +16,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from taskgate.security.bearer import AUTH_SCOPE_KEY, DENIAL_SCOPE_KEY
+from taskgate.security.reissue import REFRESH_HEADER
+from taskgate.security.request_auth import auth_of
 from taskgate.tokens import TokenType
-
-REFRESH_HEADER = b"refreshed-api-token"
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -91,8 +90,12 @@ class MetricsMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 if any(name == REFRESH_HEADER for name, _ in message.get("headers", [])):
-                    auth = scope.get(AUTH_SCOPE_KEY)
-                    exchanged = auth is not None and auth.token.token_type is TokenType.WORKLOAD
+                    auth = auth_of(scope)
+                    exchanged = (
+                        auth is not None
+                        and auth.token is not None
+                        and auth.token.token_type is TokenType.WORKLOAD
+                    )
                     self.metrics.tokens.labels("exchanged" if exchanged else "refreshed").inc()
             await send(message)
 
@@ -103,5 +106,6 @@ class MetricsMiddleware:
             method = scope["method"]
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
-            if reason := scope.get(DENIAL_SCOPE_KEY):
-                self.metrics.denials.labels(reason).inc()
+            auth = auth_of(scope)
+            if auth is not None and auth.refusal is not None:
+                self.metrics.denials.labels(auth.refusal.code).inc()

@@ -58,12 +58,21 @@ def runtime_from_env(*, create_key: bool = True, settings: Settings | None = Non
 def with_session(work: Callable[[AsyncSession, Runtime], Awaitable[T]]) -> T:
     """Run ``work`` with a session on the configured database (migrated if embedded)."""
 
+    async def in_session(runtime: Runtime) -> T:
+        async with runtime.sessionmaker() as session:
+            return await work(session, runtime)
+
+    return with_runtime(in_session)
+
+
+def with_runtime(work: Callable[[Runtime], Awaitable[T]]) -> T:
+    """Run ``work`` with the configured runtime (its database migrated if embedded)."""
+
     async def main() -> T:
         runtime = runtime_from_env()
         try:
             await runtime.prepare_database()
-            async with runtime.sessionmaker() as session:
-                return await work(session, runtime)
+            return await work(runtime)
         finally:
             await runtime.aclose()
 

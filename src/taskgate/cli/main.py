@@ -29,6 +29,7 @@ from taskgate.cli.common import (
 )
 from taskgate.cli.signals import clean_exit_on_stop_signals
 from taskgate.tracing import TracingUnavailable, require_opentelemetry
+from taskgate.wire.http import EXECUTION_PREFIX
 
 app = typer.Typer(
     name="taskgate",
@@ -91,7 +92,7 @@ def serve(
         console.print(f"signing key: {runtime.keys.signing.algorithm} kid={runtime.keys.signing.kid}")
     else:
         console.print("signing key: none (validation-only node)")
-    console.print(f"Execution API: http://{host}:{port}/execution", highlight=False)
+    console.print(f"Execution API: http://{host}:{port}{EXECUTION_PREFIX}", highlight=False)
     with clean_exit_on_stop_signals():
         uvicorn.run(
             "taskgate.api.asgi:app_from_env",
@@ -129,7 +130,7 @@ def db_upgrade() -> None:
 def routes(json_output: bool = JsonOption) -> None:
     """Every route with its allowed token types, subject binding and token gate."""
     from taskgate.api.app import create_app
-    from taskgate.security.audit import route_policies
+    from taskgate.security.route_policy import route_policies
 
     policies = route_policies(create_app().routes)
     if json_output:

@@ -14,10 +14,10 @@ from taskgate.cli.common import (
     parse_ti_id,
     print_json,
     print_table,
+    with_runtime,
     with_session,
 )
-from taskgate.services import control, workloads
-from taskgate.services import task_instances as lifecycle
+from taskgate.services import control, task_instances, workloads
 
 app = typer.Typer(help="Task instances.", no_args_is_help=True)
 
@@ -45,8 +45,8 @@ def show(ti_id: str, json_output: bool = JsonOption) -> None:
     ident = parse_ti_id(ti_id)
 
     async def load(session, _rt):  # type: ignore[no-untyped-def]
-        ti = await lifecycle.get_task_instance(session, ident)
-        return ti, await lifecycle.get_rendered_fields(session, ident)
+        ti = await task_instances.get_task_instance(session, ident)
+        return ti, await task_instances.get_rendered_fields(session, ident)
 
     ti, rendered = with_session(load)
     data = {**serialize.task_instance(ti), "rendered_fields": rendered}
@@ -87,10 +87,7 @@ def queue(
     if airflow and not (dag_rel_path and bundle_name):
         raise fail("--format airflow needs --dag-rel-path and --bundle-name", 2)
 
-    async def work(session, runtime):  # type: ignore[no-untyped-def]
-        return await control.queue(session, ident, runtime.require_issuer())
-
-    queued = with_session(work)
+    queued = with_runtime(lambda runtime: runtime.lifecycle.queue(ident))
     if airflow:
         print_json(
             workloads.airflow_execute_task(

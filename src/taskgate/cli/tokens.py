@@ -10,9 +10,8 @@ from taskgate.cli.common import (
     parse_ti_id,
     print_json,
     runtime_from_env,
-    with_session,
+    with_runtime,
 )
-from taskgate.services import control
 from taskgate.tokens import InvalidToken, TokenType
 
 app = typer.Typer(help="Task tokens.", no_args_is_help=True)
@@ -38,7 +37,7 @@ def revoke(
 ) -> None:
     """Invalidate every token issued for a task instance until now (all replicas, within 1 s)."""
     ti_id = parse_ti_id(ti)
-    mark = with_session(lambda session, _rt: control.revoke_tokens(session, ti_id))
+    mark = with_runtime(lambda runtime: runtime.lifecycle.revoke_tokens(ti_id))
     console.print(f"tokens of {ti_id} issued before {mark:.3f} are revoked", highlight=False)
 
 

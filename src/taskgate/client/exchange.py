@@ -21,12 +21,12 @@ import httpx
 from taskgate.client.errors import error_from_response, no_answer
 from taskgate.client.retry import RetryPolicy
 from taskgate.client.token import TokenHolder
+from taskgate.wire.http import CORRELATION_ID_HEADER
 
 T = TypeVar("T")
 
 log = logging.getLogger("taskgate.client")
 
-CORRELATION_HEADER = "correlation-id"
 
 Step = httpx.Request | float  # send this request / wait this many seconds
 Outcome = httpx.Response | httpx.TransportError | None  # None: the wait is over
@@ -54,7 +54,7 @@ def exchange(
     started = time.monotonic()
     retry_number = 0
     while True:
-        headers = {CORRELATION_HEADER: correlation_id}
+        headers = {CORRELATION_ID_HEADER: correlation_id}
         if (current := token.current) is not None:  # read afresh: another call may refresh it
             headers["Authorization"] = f"Bearer {current}"
         request = http.build_request(

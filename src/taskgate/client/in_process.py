@@ -25,6 +25,7 @@ import httpx
 
 from taskgate.client.asynchronous import AsyncClient
 from taskgate.client.sync import Client
+from taskgate.wire.http import EXECUTION_PREFIX
 
 if TYPE_CHECKING:
     import uuid
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from taskgate.tokens import TokenType
 
 # A name that cannot resolve: in-process requests never leave the process.
-IN_PROCESS_URL = "http://taskgate.in-process/execution"
+IN_PROCESS_URL = f"http://taskgate.in-process{EXECUTION_PREFIX}"
 
 
 def in_process_transport(runtime: Runtime) -> httpx.ASGITransport:

@@ -8,9 +8,10 @@ from typing import Any
 import httpx
 
 import taskgate
+from taskgate.wire.http import EXECUTION_PREFIX
 
 API_URL_ENV = "TASKGATE_API_URL"
-DEFAULT_API_URL = "http://127.0.0.1:8080/execution"
+DEFAULT_API_URL = f"http://127.0.0.1:8080{EXECUTION_PREFIX}"
 # Connecting should be quick; an answer may wait for a busy database (the server gives up
 # on a pool wait after 2 s and on a statement after 10 s by default).
 DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)

@@ -17,13 +17,14 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, JsonValue
 
-from taskgate.api.datamodels.runtime_data import (
+from taskgate.client.exchange import Call
+from taskgate.wire.runtime_data import (
     ConnectionResponse,
     VariableKeysResponse,
     VariableResponse,
     XComResponse,
 )
-from taskgate.api.datamodels.task_instances import (
+from taskgate.wire.task_instances import (
     PrevSuccessfulDagRunResponse,
     TIEnterRunningPayload,
     TIHeartbeatInfo,
@@ -33,7 +34,6 @@ from taskgate.api.datamodels.task_instances import (
     TISuccessStatePayload,
     TITerminalStatePayload,
 )
-from taskgate.client.exchange import Call
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-REFRESH_HEADER = "Refreshed-API-Token"
+from taskgate.wire.http import REFRESHED_TOKEN_HEADER
 
 
 def unverified_claims(token: str) -> dict[str, Any]:
@@ -50,7 +50,7 @@ class TokenHolder:
             self._token = token
 
     def pick_up(self, response: httpx.Response) -> None:
-        fresh = response.headers.get(REFRESH_HEADER)
+        fresh = response.headers.get(REFRESHED_TOKEN_HEADER)
         if not fresh:
             return
         with self._lock:

@@ -32,8 +32,10 @@ That suits the heartbeat, which is idempotent.
 
 Driver errors become ``sqlalchemy.exc.OperationalError`` (answered 503, like every
 other database failure) and the connection is invalidated, as SQLAlchemy does for a
-connection whose state it cannot vouch for. Drivers other than aiosqlite and asyncpg take
-SQLAlchemy's ordinary path.
+connection whose state it cannot vouch for. Drivers other than aiosqlite and asyncpg,
+and every driver with the fast paths off (``taskgate.db.fast_paths``), take SQLAlchemy's
+ordinary path: a ``Connection`` and ``execute``, several parameter sets in one
+transaction.
 """
 
 from __future__ import annotations
@@ -44,12 +46,16 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, NamedTuple
 
+from sqlalchemy import ARRAY, bindparam, column, func
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Executable
+from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.types import TypeEngine
 from sqlalchemy.util import await_only
 
+from taskgate.db import fast_paths
 from taskgate.db.greenlets import run_in_greenlet
 from taskgate.db.sqlite import InlineSQLiteConnection
 
@@ -108,6 +114,34 @@ class DirectStatement:
                 raise ValueError("the many form takes the statement's parameters, and a key")
             self._many = DirectStatement(many)
 
+    @classmethod
+    def batched(
+        cls,
+        build: Callable[[Callable[[str], Any]], UpdateBase],
+        params: Mapping[str, TypeEngine[Any]],
+        *,
+        key: str,
+    ) -> DirectStatement:
+        """A write with its many form, written once: ``build(value)`` returns the
+        statement in terms of ``value(name)``, the value of the parameter ``name``, whose
+        SQL type is ``params[name]``; ``key`` is the parameter that picks the row.
+
+        For one set each ``value(name)`` is a bound parameter. The many form (PostgreSQL)
+        reads the sets from ``unnest`` of one array per parameter, ``WITH ORDINALITY``, and
+        returns the position of each set whose row it wrote."""
+        sets = (
+            func.unnest(*(bindparam(name, type_=ARRAY(type_)) for name, type_ in params.items()))
+            .table_valued(
+                *(column(name, type_) for name, type_ in params.items()), with_ordinality="n"
+            )
+            .render_derived(name="parameter_set")
+        )
+        return cls(
+            build(lambda name: bindparam(name, type_=params[name])),
+            many=build(lambda name: sets.c[name]).returning(sets.c.n),
+            many_key=key,
+        )
+
     def _compile(self, dialect: Dialect) -> _Compiled:
         key = (dialect.name, dialect.driver, dialect.paramstyle)
         found = self._compiled.get(key)
@@ -131,7 +165,7 @@ class DirectStatement:
         """Run the statement once per mapping in ``params``, on one connection and in one
         transaction (a single one commits on its own); the rows each run matched."""
         dialect = engine.dialect
-        driver = DIRECT_DRIVERS.get(dialect.driver)
+        driver = _direct_driver(engine)
         if driver is None:
             async with engine.begin() as conn:
                 return [(await conn.execute(self._statement, dict(p))).rowcount for p in params]
@@ -173,7 +207,7 @@ class DirectStatement:
     async def first(self, engine: AsyncEngine, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
         """The first row the statement (a SELECT) reads with ``params``, or None."""
         dialect = engine.dialect
-        driver = DIRECT_DRIVERS.get(dialect.driver)
+        driver = _direct_driver(engine)
         if driver is None:
             async with engine.connect() as conn:
                 found = (await conn.execute(self._statement, dict(params))).first()
@@ -198,6 +232,14 @@ class DirectStatement:
         return tuple(
             v if process is None else process(v) for process, v in zip(compiled.results, found)
         )
+
+
+def _direct_driver(engine: AsyncEngine) -> _Driver | None:
+    """How to send on ``engine``'s driver; None: SQLAlchemy's ordinary path (another
+    driver, or the fast paths off)."""
+    if not fast_paths.enabled(engine):
+        return None
+    return DIRECT_DRIVERS.get(engine.dialect.driver)
 
 
 def _run(

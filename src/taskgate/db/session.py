@@ -1,5 +1,7 @@
-"""Engine and session factory. SQLite gets WAL and foreign keys, and statements that run on
-the event loop's thread (see ``taskgate.db.sqlite``, which also owns its busy timeout).
+"""Engine and session factory. SQLite gets WAL and foreign keys and, with the fast paths
+on (``taskgate.db.fast_paths``), statements that run on the event loop's thread (see
+``taskgate.db.sqlite``, which also owns its busy timeout) and a pool that serves waiting
+requests in order (``taskgate.db.pool``).
 
 A pooled PostgreSQL connection is tested before each use, so a connection the server or
 the network dropped while it sat in the pool is replaced instead of failing a request.
@@ -7,8 +9,9 @@ SQLAlchemy's own test for asyncpg (``pool_pre_ping``) takes three round trips (B
 empty query, ROLLBACK: the transaction is there for PgBouncer, whose transaction mode
 cannot take a prepared statement outside one). ``_ping_asyncpg`` sends ``SELECT 1`` alone
 in the simple query protocol, which prepares nothing: one round trip, as safe behind
-PgBouncer. On the heartbeat, each batch of writes takes one checkout, so its round trips
-went from four to two.
+PgBouncer. It runs through the adapted connection's public ``run_async``; it is still
+switched with the fast paths, so that with them off every pool behaves as SQLAlchemy
+ships it.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.util import await_only
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
+from taskgate.db import fast_paths
 from taskgate.db.pool import FairAsyncQueuePool
 from taskgate.db.sqlite import inline_connector
 
@@ -57,7 +61,7 @@ def _mark_fresh(_dbapi_connection: Any, record: Any) -> None:
     record.info["taskgate.fresh"] = True
 
 
-def _ping_asyncpg(timeout: float, _dbapi_connection: Any, record: Any, proxy: Any) -> None:
+def _ping_asyncpg(timeout: float, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
     """At checkout: one query (a connection just made needs none). A connection that
     fails it, or does not answer within ``timeout``, is replaced by the pool, which raises
     if it cannot connect."""
@@ -65,38 +69,47 @@ def _ping_asyncpg(timeout: float, _dbapi_connection: Any, record: Any, proxy: An
         return
     try:
         # No arguments: asyncpg sends it in the simple query protocol.
-        await_only(proxy.driver_connection.execute("SELECT 1", timeout=timeout))
+        dbapi_connection.run_async(lambda conn: conn.execute("SELECT 1", timeout=timeout))
     except _UNUSABLE as exc:
         raise DisconnectionError(f"pooled connection failed its ping: {exc!r}") from exc
 
 
 @dataclass(frozen=True)
-class PoolOptions:
+class EngineOptions:
     size: int = 10
     max_overflow: int = 10
     timeout: float = 2.0  # waiting for a pooled connection
     connect_timeout: float = 2.0
     statement_timeout: float = 10.0
+    fast_paths: bool = True  # see taskgate.db.fast_paths
 
 
-def create_engine(url: str, pool: PoolOptions | None = None) -> AsyncEngine:
+def create_engine(url: str, pool: EngineOptions | None = None) -> AsyncEngine:
     """An engine for ``url``. Every wait is bounded, so an unreachable database turns into
     a prompt error (answered 503) instead of a hanging request."""
-    pool = pool or PoolOptions()
+    pool = pool or EngineOptions()
+    engine = _create_engine(url, pool)
+    engine.sync_engine.update_execution_options(**{fast_paths.OPTION: pool.fast_paths})
+    return engine
+
+
+def _create_engine(url: str, pool: EngineOptions) -> AsyncEngine:
     parsed = make_url(url)
+    pool_class = FairAsyncQueuePool if pool.fast_paths else AsyncAdaptedQueuePool
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         # One connection per process: SQLite takes one writer at a time, and connections
         # competing for its lock sleep in its busy handler (throughput collapses under
         # concurrency). Queued in the pool instead, requests are served in order.
+        inline = {"async_creator": inline_connector(parsed.database or ":memory:")}
         engine = create_async_engine(
             url,
             pool_size=1,
             max_overflow=0,
             pool_timeout=pool.timeout,
-            poolclass=FairAsyncQueuePool,
-            async_creator=inline_connector(parsed.database or ":memory:"),
+            poolclass=pool_class,
+            **(inline if pool.fast_paths else {}),
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
@@ -107,17 +120,17 @@ def create_engine(url: str, pool: PoolOptions | None = None) -> AsyncEngine:
             "command_timeout": pool.statement_timeout + 1,
             "server_settings": {"statement_timeout": str(int(pool.statement_timeout * 1000))},
         }
-    on_asyncpg = parsed.get_driver_name() == "asyncpg"
+    ping_asyncpg = parsed.get_driver_name() == "asyncpg" and pool.fast_paths
     engine = create_async_engine(
         url,
         pool_size=pool.size,
         max_overflow=pool.max_overflow,
         pool_timeout=pool.timeout,
-        poolclass=FairAsyncQueuePool,
-        pool_pre_ping=not on_asyncpg,  # other drivers: SQLAlchemy's own test
+        poolclass=pool_class,
+        pool_pre_ping=not ping_asyncpg,  # SQLAlchemy's own test
         connect_args=connect_args,
     )
-    if on_asyncpg:
+    if ping_asyncpg:
         event.listen(engine.sync_engine, "connect", _mark_fresh)
         event.listen(engine.sync_engine, "checkout", partial(_ping_asyncpg, pool.connect_timeout))
     return engine

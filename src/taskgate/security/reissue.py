@@ -15,11 +15,12 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from taskgate.security.bearer import AUTH_SCOPE_KEY, RequestAuth
-from taskgate.services.token_standing import StandingLookup, refusal
+from taskgate.security.request_auth import AuthState, auth_of
+from taskgate.services.token_standing import StandingLookup, refusal_of
 from taskgate.tokens import TaskToken, TokenIssuer, TokenType
+from taskgate.wire.http import REFRESHED_TOKEN_HEADER, asgi_name
 
-REFRESH_HEADER = b"refreshed-api-token"
+REFRESH_HEADER = asgi_name(REFRESHED_TOKEN_HEADER)
 REFRESH_FRACTION = 0.20
 REFRESH_MIN_SECONDS = 30
 
@@ -57,8 +58,8 @@ class TokenReissueMiddleware:
         await self.app(scope, receive, send_with_refresh)
 
     async def _maybe_refresh(self, scope: Scope, message: Message) -> None:
-        auth: RequestAuth | None = scope.get(AUTH_SCOPE_KEY)
-        if auth is None or not auth.may_refresh or message["status"] in (401, 403):
+        auth = auth_of(scope)
+        if auth is None or auth.state is not AuthState.AUTHORIZED or message["status"] in (401, 403):
             return
         if not needs_refresh(auth.token, self.clock()):
             return
@@ -71,7 +72,7 @@ class TokenReissueMiddleware:
         current = await standing.fresh(auth.token.sub)
         if current is None or current.ended:
             return
-        if refusal(auth.token.iat, current, state_machine_route=True) is not None:
+        if refusal_of(auth.token.iat, current, state_machine_route=True) is not None:
             return  # revoked during the request
         fresh = issuer.issue(auth.token.sub, auth.token.token_type)
         message["headers"] = [*headers, (REFRESH_HEADER, fresh.encode("ascii"))]

@@ -10,11 +10,13 @@ already merged when the route is built) and stores the allowed token types:
 - a subject binding (``ti:self``) whose path parameter is missing -> ``ValueError``;
 - ``ti:lifecycle`` marks the routes where an ended TI's token meets the state machine
   rather than the token gate;
-- ``ti:gate-in-write`` marks a route whose own write is its token gate: the write is
-  conditional on the token's ``iat`` being at or above the TI's ``tokens_not_before``, and
-  the handler refuses with ``deny_revoked`` when that is why it did not write. Only for a
-  lifecycle route bound to its TI (``ti:self``) that takes execution tokens alone:
-  anything else -> ``ValueError``.
+- ``ti:gate-in-write`` marks a route whose own write is its token gate: ``require_auth``
+  reads nothing before the handler; the route's write is conditional on the token's
+  ``iat`` being at or above the TI's ``tokens_not_before``, and when that is why it did
+  not write, its service raises ``TokenRefused(Refusal.REVOKED)``, answered as the token
+  gate answers. Only for a lifecycle route bound to its TI (``ti:self``) that takes
+  execution tokens alone: anything else -> ``ValueError``. Why, and what it answers:
+  docs/security.md, "The heartbeat's gate is its write".
 
 ``require_auth`` reads ``allowed_token_types`` from the matched route at request time.
 The class also declares the bearer scheme and the 401/403 answers in OpenAPI.

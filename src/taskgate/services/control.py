@@ -1,29 +1,25 @@
 """The control plane: what the orchestrator (the ``taskgate`` CLI) does to the state.
 
-Registers DAGs, creates runs with their task instances, queues a TI (issuing its workload
-token) and reads TIs back. These calls are trusted: they do not go through tokens.
+Registers DAGs, creates runs with their task instances and reads TIs back. These calls
+are trusted: they do not go through tokens. (Queueing a TI and revoking its tokens are
+steps of its lifecycle: ``services.lifecycle``.)
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskgate.db.models import Dag, DagRun, TaskInstance, utcnow
 from taskgate.services.errors import Conflict, InvalidInput, NotFound
-from taskgate.services.states import NEW_TRY_FROM, QUEUEABLE, TIState
-from taskgate.services.task_instances import get_task_instance
-from taskgate.services.token_standing import watermark
+from taskgate.services.states import TIState
 from taskgate.services.xcoms import MAX_MAP_LENGTH
-from taskgate.tokens import TokenIssuer, TokenType
 
 
 async def add_dag(session: AsyncSession, dag_id: str, *, team: str | None = None) -> Dag:
@@ -114,73 +110,6 @@ async def create_run(
         await session.rollback()
         raise Conflict("run_exists", f"DAG run '{run_id}' of DAG '{dag_id}' already exists") from None
     return CreatedRun(dag_run, tis)
-
-
-@dataclass(frozen=True)
-class QueuedTI:
-    ti: TaskInstance
-    workload_token: str
-
-
-async def queue(session: AsyncSession, ti_id: uuid.UUID, issuer: TokenIssuer) -> QueuedTI:
-    """Queue a TI for a worker and issue the workload token that starts it.
-
-    From scheduled or up_for_retry this begins a new try (``try_number`` + 1); a deferred
-    or rescheduled TI resumes its try. Terminal and running TIs cannot be queued. Every
-    token issued for the TI before now stops counting: only the new workload token, and
-    what it is exchanged for, work for the new try.
-    """
-    ti = await get_task_instance(session, ti_id)
-    previous = TIState(ti.state)
-    if previous not in QUEUEABLE:
-        raise Conflict(
-            "invalid_state", f"TI is {previous} and cannot be queued", previous_state=previous
-        )
-    new_try = previous in NEW_TRY_FROM
-    stmt = (
-        update(TaskInstance)
-        .where(TaskInstance.id == ti_id, TaskInstance.state == previous)
-        .values(
-            state=TIState.QUEUED,
-            queued_at=utcnow(),
-            try_number=TaskInstance.try_number + (1 if new_try else 0),
-            hostname=None,
-            unixname=None,
-            pid=None,
-            tokens_not_before=watermark(time.time()),
-            updated_at=utcnow(),
-        )
-        .returning(TaskInstance.id)
-        .execution_options(synchronize_session=False)
-    )
-    if (await session.execute(stmt)).first() is None:
-        await session.rollback()
-        raise Conflict("invalid_state", "TI changed state while being queued")
-    await session.commit()
-    await session.refresh(ti)
-    return QueuedTI(ti, issuer.issue(ti.id, TokenType.WORKLOAD))
-
-
-async def revoke_tokens(session: AsyncSession, ti_id: uuid.UUID) -> float:
-    """Invalidate every token issued for the TI up to now; returns the watermark.
-
-    The watermark is the next millisecond: a token issued in the same millisecond as the
-    revoke is refused too. The call returns once that millisecond has passed, so tokens
-    issued after it returns are valid.
-    """
-    mark = watermark(time.time()) + 0.001
-    stmt = (
-        update(TaskInstance)
-        .where(TaskInstance.id == ti_id)
-        .values(tokens_not_before=mark, updated_at=utcnow())
-        .returning(TaskInstance.id)
-        .execution_options(synchronize_session=False)
-    )
-    if (await session.execute(stmt)).first() is None:
-        raise NotFound("not_found", f"Task Instance {ti_id} not found")
-    await session.commit()
-    await asyncio.sleep(max(0.0, mark - time.time()))
-    return mark
 
 
 async def list_task_instances(

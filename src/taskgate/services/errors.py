@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from taskgate.tokens import Refusal
+
 
 class ServiceError(Exception):
     def __init__(self, reason: str, message: str, **extra: Any) -> None:
@@ -39,3 +41,17 @@ class InvalidRequest(ServiceError):
 
 class InvalidInput(ServiceError):
     """Well-formed but unacceptable input (422 over HTTP, exit 2 on the CLI)."""
+
+
+class Unavailable(ServiceError):
+    """This node cannot do it now (503)."""
+
+
+class TokenRefused(ServiceError):
+    """The token the request came with no longer counts, as a service found out in its
+    own write (the heartbeat's revocation check, a workload token spent by a concurrent
+    /run): answered exactly as the security layers answer that ``refusal``."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.client_reason or refusal.code, refusal.message)
+        self.refusal = refusal

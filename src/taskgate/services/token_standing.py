@@ -25,13 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from taskgate.db.direct import DirectStatement
 from taskgate.db.models import Dag, TaskInstance, UsedWorkloadToken
 from taskgate.services.states import TERMINAL
-
-REVOKED = "Token has been revoked"
-REUSED = (
-    "This workload token has already started the task instance; "
-    "queue the task instance again for a new one"
-)
-ENDED = "Task instance has ended; its tokens are no longer accepted"
+from taskgate.tokens import Refusal
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,15 +43,17 @@ class Standing:
         return self.state in TERMINAL
 
 
-def refusal(token_iat: float, standing: Standing | None, *, state_machine_route: bool) -> str | None:
+def refusal_of(
+    token_iat: float, standing: Standing | None, *, state_machine_route: bool
+) -> Refusal | None:
     """Why a token of a TI in ``standing`` is refused, or None. Unknown TIs pass: the
     route answers 404 for them."""
     if standing is None:
         return None
     if revoked(token_iat, standing.tokens_not_before):
-        return REVOKED
+        return Refusal.REVOKED
     if standing.ended and not state_machine_route:
-        return ENDED
+        return Refusal.TI_ENDED
     return None
 
 

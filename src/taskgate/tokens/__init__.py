@@ -15,6 +15,7 @@ from taskgate.tokens.claims import (
 )
 from taskgate.tokens.issuer import TokenIssuer
 from taskgate.tokens.keys import KeyType, SigningKey, VerificationKey, jwks_document
+from taskgate.tokens.refusals import Refusal
 from taskgate.tokens.validator import TokenValidator
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "InvalidTokenClaims",
     "InvalidTokenScope",
     "KeyType",
+    "Refusal",
     "SigningKey",
     "TaskToken",
     "TokenIssuer",

@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar
 
+from taskgate.tokens.refusals import Refusal
+
 MAX_JTI_LENGTH = 128
 
 
 class TokenType(StrEnum):
-    """The token types carried in the ``scope`` claim (SPEC §1)."""
+    """The token types carried in the ``scope`` claim."""
 
     EXECUTION = "execution"  # short-lived; every authenticated route
     WORKLOAD = "workload"  # issued at queue time; only routes that opt in (today: /run)
@@ -22,6 +24,8 @@ class InvalidToken(Exception):
 
     ``reason`` is for logs only; clients see ``detail``, which leaks nothing.
     """
+
+    refusal: ClassVar[Refusal] = Refusal.INVALID_TOKEN
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -35,6 +39,8 @@ class InvalidToken(Exception):
 class InvalidTokenClaims(InvalidToken):
     """Well-signed, but the claims are not of the token schema (e.g. ``sub`` not a UUID)."""
 
+    refusal = Refusal.INVALID_CLAIMS
+
     @property
     def detail(self) -> str:
         return f"Invalid auth token: {self.reason}"
@@ -42,6 +48,8 @@ class InvalidTokenClaims(InvalidToken):
 
 class InvalidTokenScope(InvalidToken):
     """Well-signed, but ``scope`` is not a known token type."""
+
+    refusal = Refusal.INVALID_SCOPE
 
     def __init__(self, scope: object) -> None:
         super().__init__(f"unknown scope {scope!r}")

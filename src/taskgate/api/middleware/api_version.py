@@ -20,9 +20,10 @@ from datetime import date
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-HEADER = b"airflow-api-version"
+from taskgate.wire.http import API_VERSION_HEADER, EXECUTION_PREFIX, asgi_name
+
+HEADER = asgi_name(API_VERSION_HEADER)
 SERVED_VERSION = "2026-06-30"
-PREFIX = "/execution"
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -56,7 +57,7 @@ class ApiVersionMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
-        if not (path == PREFIX or path.startswith(PREFIX + "/")):
+        if not (path == EXECUTION_PREFIX or path.startswith(EXECUTION_PREFIX + "/")):
             await self.app(scope, receive, send)
             return
         values = [v for k, v in scope["headers"] if k == HEADER]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-HEADER = b"correlation-id"
+from taskgate.wire.http import CORRELATION_ID_HEADER, asgi_name
+
+HEADER = asgi_name(CORRELATION_ID_HEADER)
 MAX_LENGTH = 200  # an id, not a payload: longer values are not echoed
 
 

@@ -7,11 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Security
 
-from taskgate.api.datamodels.runtime_data import ConnectionResponse, path_identifier
 from taskgate.api.deps import DbSession, Requester, RuntimeDep
+from taskgate.api.params import path_identifier
 from taskgate.api.responses import FORBIDDEN_BY_POLICY, NOT_FOUND
 from taskgate.security import TaskRoute, require_auth
 from taskgate.services import connections
+from taskgate.wire.runtime_data import ConnectionResponse
 
 router = APIRouter(
     prefix="/connections",

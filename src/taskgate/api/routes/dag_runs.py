@@ -9,11 +9,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Security
 from pydantic import AwareDatetime
 
-from taskgate.api.datamodels.dag_runs import DagRun, DagRunStateResponse
 from taskgate.api.deps import DbSession, Requester
 from taskgate.api.responses import FORBIDDEN_BY_POLICY, NOT_FOUND
 from taskgate.security import TaskRoute, require_auth
 from taskgate.services import dag_runs
+from taskgate.wire.dag_runs import DagRun, DagRunStateResponse
 
 router = APIRouter(
     prefix="/dag-runs",

@@ -12,12 +12,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Security
 from pydantic import AwareDatetime
 
-from taskgate.api.datamodels import task_instances as wire
 from taskgate.api.deps import DbSession, Requester
 from taskgate.api.responses import FORBIDDEN_BY_POLICY
 from taskgate.security import TaskRoute, require_auth
 from taskgate.services import task_instance_queries as queries
 from taskgate.services.states import TIState
+from taskgate.wire import task_instances as wire
 
 router = APIRouter(
     prefix="/task-instances",

@@ -20,16 +20,17 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, HTTPException, Request, Response, Security, status
+from fastapi import APIRouter, Body, Request, Response, Security, status
 
-from taskgate.api.datamodels import task_instances as wire
-from taskgate.api.datamodels.runtime_data import FiniteJson, MessageResponse
 from taskgate.api.deps import DbSession, RuntimeDep
 from taskgate.api.responses import CONFLICT, NOT_FOUND
-from taskgate.security import CurrentToken, TaskRoute, authenticate, deny_revoked, require_auth
-from taskgate.services import task_instances as lifecycle
+from taskgate.runtime import Runtime
+from taskgate.security import CurrentToken, TaskRoute, authenticate, require_auth
+from taskgate.services import task_instances
 from taskgate.services.states import TIState
-from taskgate.tokens import TokenType, WorkloadToken
+from taskgate.wire import task_instances as wire
+from taskgate.wire.http import REFRESHED_TOKEN_HEADER
+from taskgate.wire.runtime_data import FiniteJson, MessageResponse
 
 router = APIRouter(
     prefix="/task-instances",
@@ -68,7 +69,6 @@ async def run(
     task_instance_id: TIId,
     payload: wire.TIEnterRunningPayload,
     token: CurrentToken,
-    session: DbSession,
     runtime: RuntimeDep,
     response: Response,
 ) -> wire.TIRunContext:
@@ -76,27 +76,17 @@ async def run(
 
     With a workload token the answer carries an execution token in ``Refreshed-API-Token``.
     """
-    if token.token_type is TokenType.WORKLOAD and runtime.issuer is None:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            {"reason": "no_signing_key", "message": "This node cannot issue execution tokens"},
-        )
-    workload = token if isinstance(token, WorkloadToken) else None
-    try:
-        context = await lifecycle.start(
-            session,
-            task_instance_id,
-            hostname=payload.hostname,
-            unixname=payload.unixname,
-            pid=payload.pid,
-            start_date=payload.start_date,
-            workload=(workload.jti, workload.exp + runtime.settings.leeway) if workload else None,
-        )
-    finally:
-        runtime.standing.forget(task_instance_id)
-    if token.token_type is TokenType.WORKLOAD:
-        response.headers["Refreshed-API-Token"] = runtime.require_issuer().issue(task_instance_id)
-    ti = context.ti
+    started = await runtime.lifecycle.start(
+        task_instance_id,
+        token,
+        hostname=payload.hostname,
+        unixname=payload.unixname,
+        pid=payload.pid,
+        start_date=payload.start_date,
+    )
+    if started.execution_token is not None:
+        response.headers[REFRESHED_TOKEN_HEADER] = started.execution_token
+    context, ti = started.context, started.context.ti
     return wire.TIRunContext(
         dag_run=wire.DagRun.model_validate(context.dag_run, from_attributes=True),
         max_tries=ti.max_tries,
@@ -111,25 +101,18 @@ async def run(
 
 @lifecycle_router.patch("/{task_instance_id}/state", status_code=status.HTTP_204_NO_CONTENT)
 async def update_state(
-    task_instance_id: TIId, payload: wire.TIStateUpdate, session: DbSession, runtime: RuntimeDep
+    task_instance_id: TIId, payload: wire.TIStateUpdate, runtime: RuntimeDep
 ) -> None:
     """Report the outcome of the running TI."""
-    extra: dict[str, object] = {}
+    details: dict[str, object] = {
+        "end_date": getattr(payload, "end_date", None),
+        "rendered_map_index": getattr(payload, "rendered_map_index", None),
+    }
     if isinstance(payload, wire.TIDeferredStatePayload | wire.TIAwaitingInputStatePayload):
-        extra = {"next_method": payload.next_method, "next_kwargs": payload.next_kwargs}
+        details.update(next_method=payload.next_method, next_kwargs=payload.next_kwargs)
     if isinstance(payload, wire.TIRescheduleStatePayload):
-        extra = {"reschedule_date": payload.reschedule_date}
-    try:
-        await lifecycle.report_state(
-            session,
-            task_instance_id,
-            TIState(payload.state),
-            end_date=getattr(payload, "end_date", None),
-            rendered_map_index=getattr(payload, "rendered_map_index", None),
-            **extra,
-        )
-    finally:
-        runtime.standing.forget(task_instance_id)
+        details.update(reschedule_date=payload.reschedule_date)
+    await runtime.lifecycle.report_state(task_instance_id, TIState(payload.state), **details)
 
 
 @heartbeat_router.put("/{task_instance_id}/heartbeat", status_code=status.HTTP_204_NO_CONTENT)
@@ -140,16 +123,12 @@ async def heartbeat(
     # The runtime and the (cached) token straight from the request, not through
     # RuntimeDep and CurrentToken: fewer dependencies to resolve on the most frequent
     # request (FastAPI's resolution is most of its cost).
-    try:
-        await lifecycle.heartbeat(
-            request.app.state.runtime.writes,
-            task_instance_id,
-            hostname=payload.hostname,
-            pid=payload.pid,
-            token_iat=(await authenticate(request)).iat,
-        )
-    except lifecycle.TokenRevoked:
-        deny_revoked(request)
+    await Runtime.of(request).lifecycle.heartbeat(
+        task_instance_id,
+        hostname=payload.hostname,
+        pid=payload.pid,
+        token_iat=(await authenticate(request)).iat,
+    )
 
 
 @router.put("/{task_instance_id}/rtif", status_code=status.HTTP_201_CREATED)
@@ -157,7 +136,7 @@ async def set_rendered_fields(
     task_instance_id: TIId, fields: Annotated[dict[str, FiniteJson], Body()], session: DbSession
 ) -> MessageResponse:
     """Store the TI's rendered template fields."""
-    await lifecycle.set_rendered_fields(session, task_instance_id, fields)
+    await task_instances.set_rendered_fields(session, task_instance_id, fields)
     return MessageResponse(message="Rendered task instance fields successfully set")
 
 
@@ -169,24 +148,24 @@ async def set_rendered_map_index(
     rendered_map_index: Annotated[str, Body(min_length=1, max_length=250)],
     session: DbSession,
 ) -> None:
-    await lifecycle.set_rendered_map_index(session, task_instance_id, rendered_map_index)
+    await task_instances.set_rendered_map_index(session, task_instance_id, rendered_map_index)
 
 
 @router.patch("/{task_instance_id}/skip-downstream", status_code=status.HTTP_204_NO_CONTENT)
 async def skip_downstream(
     task_instance_id: TIId,
     payload: wire.TISkippedDownstreamTasksStatePayload,
-    session: DbSession,
+    runtime: RuntimeDep,
 ) -> None:
     """Mark the listed downstream TIs of the same run as skipped."""
-    await lifecycle.skip_downstream(session, task_instance_id, payload.tasks)
+    await runtime.lifecycle.skip_downstream(task_instance_id, payload.tasks)
 
 
 @router.get("/{task_instance_id}/previous-successful-dagrun")
 async def previous_successful_dagrun(
     task_instance_id: TIId, session: DbSession
 ) -> wire.PrevSuccessfulDagRunResponse:
-    dag_run = await lifecycle.previous_successful_dag_run(session, task_instance_id)
+    dag_run = await task_instances.previous_successful_dag_run(session, task_instance_id)
     if dag_run is None:
         return wire.PrevSuccessfulDagRunResponse()
     return wire.PrevSuccessfulDagRunResponse.model_validate(dag_run, from_attributes=True)
@@ -198,5 +177,5 @@ async def validate_inlets_and_outlets(
 ) -> wire.InactiveAssetsResponse:
     """Which of the task's inlet and outlet assets are inactive. taskgate keeps no asset
     registry, so no asset is ever inactive: the answer is an empty list."""
-    await lifecycle.get_task_instance(session, task_instance_id)
+    await task_instances.get_task_instance(session, task_instance_id)
     return wire.InactiveAssetsResponse(inactive_assets=[])

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Security
 from taskgate.api.deps import DbSession
 from taskgate.api.responses import NOT_FOUND
 from taskgate.security import TaskRoute, require_auth
-from taskgate.services import task_instances as lifecycle
+from taskgate.services import task_instances
 
 router = APIRouter(
     prefix="/task-reschedules",
@@ -29,5 +29,5 @@ async def first_reschedule_start_date(
     try_number: int = Query(1, ge=0, le=2**31 - 1),
 ) -> datetime | None:
     """When the first reschedule of the try began; null when it was never rescheduled."""
-    await lifecycle.get_task_instance(session, task_instance_id)
-    return await lifecycle.first_reschedule_start(session, task_instance_id, try_number)
+    await task_instances.get_task_instance(session, task_instance_id)
+    return await task_instances.first_reschedule_start(session, task_instance_id, try_number)

@@ -8,11 +8,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Security, status
 
-from taskgate.api.datamodels.runtime_data import TaskStateStorePutBody, TaskStateStoreResponse
 from taskgate.api.deps import DbSession
 from taskgate.api.responses import NOT_FOUND
 from taskgate.security import TaskRoute, require_auth
 from taskgate.services import task_state_store as store
+from taskgate.wire.runtime_data import TaskStateStorePutBody, TaskStateStoreResponse
 
 router = APIRouter(
     prefix="/store/ti",

@@ -7,17 +7,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Security, status
 
-from taskgate.api.datamodels.runtime_data import (
+from taskgate.api.deps import DbSession, Requester, RuntimeDep
+from taskgate.api.params import path_identifier
+from taskgate.api.responses import FORBIDDEN_BY_POLICY, NOT_FOUND
+from taskgate.security import TaskRoute, require_auth
+from taskgate.services import variables
+from taskgate.wire.runtime_data import (
     MessageResponse,
     VariableKeysResponse,
     VariablePostBody,
     VariableResponse,
-    path_identifier,
 )
-from taskgate.api.deps import DbSession, Requester, RuntimeDep
-from taskgate.api.responses import FORBIDDEN_BY_POLICY, NOT_FOUND
-from taskgate.security import TaskRoute, require_auth
-from taskgate.services import variables
 
 router = APIRouter(
     prefix="/variables",

@@ -8,17 +8,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response, Security, status
 
-from taskgate.api.datamodels.runtime_data import (
-    FiniteJson,
-    MessageResponse,
-    XComResponse,
-    path_identifier,
-)
 from taskgate.api.deps import DbSession, Requester
+from taskgate.api.params import path_identifier
 from taskgate.api.responses import FORBIDDEN_BY_POLICY, NOT_FOUND
 from taskgate.security import TaskRoute, require_auth
 from taskgate.services import xcoms
 from taskgate.services.errors import InvalidInput, InvalidRequest
+from taskgate.wire.runtime_data import (
+    FiniteJson,
+    MessageResponse,
+    XComResponse,
+)
 
 router = APIRouter(
     prefix="/xcoms/{dag_id}/{run_id}/{task_id}/{key:path}",

@@ -1,4 +1,4 @@
-"""The route-policy audit behind ``taskgate routes``: every served route with its allowed
+"""The route-policy table behind ``taskgate routes``: every served route with its allowed
 token types, subject binding and where its token gate runs, read from the routes the
 application actually serves."""
 

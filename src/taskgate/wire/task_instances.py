@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
-from taskgate.api.datamodels.dag_runs import DagRun
-from taskgate.api.datamodels.runtime_data import (
+from taskgate.wire.dag_runs import DagRun
+from taskgate.wire.runtime_data import (
     ConnectionResponse,
     FiniteJson,
     VariableResponse,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any
 
-from fastapi import Path
 from pydantic import (
     AfterValidator,
     AliasChoices,
@@ -19,10 +18,6 @@ from pydantic import (
 # Keys and ids travel in URL paths: printable text only (no NUL or other control
 # characters, which one backend would store and the other refuse).
 PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
-
-
-def path_identifier(max_length: int = 250) -> Any:
-    return Path(min_length=1, max_length=max_length, pattern=PRINTABLE)
 
 
 def _finite(value: Any) -> Any:

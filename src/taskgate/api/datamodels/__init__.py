@@ -1,1 +1,0 @@
-"""Wire models of the Execution API, matching the Airflow Task SDK 1.3 datamodels."""

@@ -1,0 +1,81 @@
+"""What the security layers learned about one request, and how they refuse it.
+
+The bearer step stores a ``RequestAuth`` on the ASGI scope (``AUTH_SCOPE_KEY``) the
+first time it runs; ``require_auth`` moves it to ``AUTHORIZED``; any refusal
+(``refuse``) moves it to ``REFUSED`` for good. The re-issue middleware refreshes tokens
+only of ``AUTHORIZED`` requests, and the metrics count ``refusal.code``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+import structlog
+from fastapi import HTTPException, status
+from starlette.requests import HTTPConnection
+from starlette.types import Scope
+
+from taskgate.tokens import Refusal, TaskToken
+
+AUTH_SCOPE_KEY = "taskgate.auth"
+
+audit = structlog.get_logger("taskgate.audit")
+
+# Each refusal's answer; the rest are 403.
+_STATUS = {
+    Refusal.MISSING_TOKEN: status.HTTP_401_UNAUTHORIZED,
+    Refusal.MULTIPLE_AUTHORIZATION_HEADERS: status.HTTP_400_BAD_REQUEST,
+    Refusal.WORKLOAD_TOKEN_REUSED: status.HTTP_409_CONFLICT,
+}
+_HEADERS = {Refusal.MISSING_TOKEN: {"WWW-Authenticate": "Bearer"}}
+
+
+class AuthState(Enum):
+    VALIDATED = "validated"  # the bearer token is valid; nothing decided yet
+    AUTHORIZED = "authorized"  # require_auth passed (every use of it on the route)
+    REFUSED = "refused"  # refused, at any layer: final
+
+
+@dataclass(slots=True)
+class RequestAuth:
+    token: TaskToken | None  # None: refused before a token was validated
+    state: AuthState = AuthState.VALIDATED
+    refusal: Refusal | None = None
+
+
+def auth_of(scope: Scope) -> RequestAuth | None:
+    return scope.get(AUTH_SCOPE_KEY)
+
+
+def refuse(
+    connection: HTTPConnection,
+    refusal: Refusal,
+    message: str | None = None,
+    *,
+    log: dict[str, object] | None = None,
+    **fields: str,
+) -> HTTPException:
+    """Mark the request refused and log the one audit event of it (never the token
+    itself); returns the HTTP answer to raise. ``message`` replaces the refusal's own
+    (a validator's wording), ``fields`` fill its placeholders, ``log`` adds to the event."""
+    scope = connection.scope
+    auth = auth_of(scope)
+    if auth is None:
+        auth = scope[AUTH_SCOPE_KEY] = RequestAuth(None)
+    auth.state = AuthState.REFUSED
+    auth.refusal = auth.refusal or refusal
+    token = {"sub": str(auth.token.sub), "jti": auth.token.jti} if auth.token else {}
+    audit.warning(
+        "auth.denied",
+        reason=refusal.code,
+        method=connection.scope["method"],
+        path=connection.url.path,
+        **token,
+        **(log or {}),
+    )
+    return HTTPException(
+        _STATUS.get(refusal, status.HTTP_403_FORBIDDEN),
+        refusal.detail(message, **fields),
+        headers=_HEADERS.get(refusal),
+    )

@@ -1,0 +1,149 @@
+"""The lifecycle service: every step that changes a task instance, and what must follow it.
+
+One ``Lifecycle`` is made by ``Runtime`` and shared by the API routes, the CLI and the
+in-process client. Each method opens its own unit of work, runs one transition of the
+state machine (``services.state_machine``) and then does what that transition requires:
+
+- after a TI's state or tokens change in this process, the token gate's cached standing
+  of that TI (``services.token_standing``) is dropped, so the next request reads it
+  afresh instead of trusting it for up to ``token_standing_cache_seconds``;
+- at ``/run`` with a workload token, the workload token is spent in the same transaction
+  and an execution token is issued for the TI.
+
+Routes are adapters: they turn the wire model into arguments and the result into the
+wire model, and cannot forget a step because no step is theirs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from taskgate.db.group_commit import GroupCommit
+from taskgate.db.models import TaskInstance
+from taskgate.services import state_machine
+from taskgate.services.errors import Unavailable
+from taskgate.services.state_machine import RunContext
+from taskgate.services.states import TIState
+from taskgate.services.token_standing import StandingLookup
+from taskgate.tokens import TaskToken, TokenIssuer, TokenType, WorkloadToken
+
+__all__ = ["Lifecycle", "QueuedTI", "RunContext", "Started"]
+
+
+@dataclass(frozen=True)
+class QueuedTI:
+    ti: TaskInstance
+    workload_token: str
+
+
+@dataclass(frozen=True)
+class Started:
+    context: RunContext
+    # The execution token the workload token was exchanged for; None when the TI was
+    # started with an execution token (a repeated /run).
+    execution_token: str | None
+
+
+class Lifecycle:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        writes: GroupCommit,
+        standing: StandingLookup,
+        issuer: Callable[[], TokenIssuer | None],
+        *,
+        leeway: float,
+    ) -> None:
+        self._sessions = sessions
+        self._writes = writes
+        self._standing = standing
+        # Read on each use: a key reload swaps the issuer without a restart.
+        self._issuer = issuer
+        self._leeway = leeway
+
+    def _require_issuer(self) -> TokenIssuer:
+        issuer = self._issuer()
+        if issuer is None:
+            raise Unavailable("no_signing_key", "This node cannot issue execution tokens")
+        return issuer
+
+    async def queue(self, ti_id: uuid.UUID) -> QueuedTI:
+        """Queue the TI for a worker and issue the workload token that starts it (every
+        token issued for the TI before stops counting)."""
+        issuer = self._require_issuer()
+        try:
+            async with self._sessions() as session:
+                ti = await state_machine.queue(session, ti_id)
+        finally:
+            self._standing.forget(ti_id)
+        return QueuedTI(ti, issuer.issue(ti.id, TokenType.WORKLOAD))
+
+    async def start(
+        self,
+        ti_id: uuid.UUID,
+        token: TaskToken,
+        *,
+        hostname: str,
+        unixname: str,
+        pid: int,
+        start_date: datetime,
+    ) -> Started:
+        """queued -> running, for the process named. With a workload ``token`` it is
+        spent (single use) and exchanged for an execution token."""
+        workload = token if isinstance(token, WorkloadToken) else None
+        issuer = self._require_issuer() if workload is not None else None
+        try:
+            async with self._sessions() as session:
+                context = await state_machine.start(
+                    session,
+                    ti_id,
+                    hostname=hostname,
+                    unixname=unixname,
+                    pid=pid,
+                    start_date=start_date,
+                    workload=(workload.jti, workload.exp + self._leeway) if workload else None,
+                )
+        finally:
+            self._standing.forget(ti_id)
+        return Started(context, issuer.issue(ti_id) if issuer is not None else None)
+
+    async def heartbeat(
+        self, ti_id: uuid.UUID, *, hostname: str, pid: int, token_iat: float
+    ) -> None:
+        """Keep the running TI alive; only its own process may, with a token issued at
+        ``token_iat`` that was not revoked (``TokenRefused`` else). Changes no standing."""
+        await state_machine.heartbeat(
+            self._writes, ti_id, hostname=hostname, pid=pid, token_iat=token_iat
+        )
+
+    async def report_state(self, ti_id: uuid.UUID, state: TIState, **details: Any) -> None:
+        """running -> ``state`` (``details``: see ``state_machine.report_state``)."""
+        try:
+            async with self._sessions() as session:
+                await state_machine.report_state(session, ti_id, state, **details)
+        finally:
+            self._standing.forget(ti_id)
+
+    async def skip_downstream(
+        self, ti_id: uuid.UUID, tasks: list[str | tuple[str, int]]
+    ) -> int:
+        """Mark the listed not-yet-started TIs of the TI's run skipped; how many were."""
+        async with self._sessions() as session:
+            skipped = await state_machine.skip_downstream(session, ti_id, tasks)
+        for skipped_id in skipped:
+            self._standing.forget(skipped_id)
+        return len(skipped)
+
+    async def revoke_tokens(self, ti_id: uuid.UUID) -> float:
+        """Invalidate every token issued for the TI up to now; the watermark."""
+        try:
+            async with self._sessions() as session:
+                return await state_machine.revoke_tokens(session, ti_id)
+        finally:
+            self._standing.forget(ti_id)

@@ -48,7 +48,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import ARRAY, bindparam, column, func
 from sqlalchemy.engine import Dialect, Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import CompileError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.dml import UpdateBase
@@ -103,12 +103,19 @@ class DirectStatement:
             raise ValueError(f"give a value for {', '.join(unset)}: its default is Python-side")
         if any(bind.expanding or bind.literal_execute for bind in compiled.binds.values()):
             raise ValueError("expanding and literal-execute parameters are not supported")
+        # Compiled as SQLAlchemy's own path (the fast paths off) compiles it, with the
+        # parameter names as column keys: a write refuses a parameter named as a column it
+        # does not set. Refused here, at import, whichever path runs.
+        names = {bind.key for bind in compiled.binds.values() if bind.required}
+        try:
+            statement.compile(column_keys=sorted(names))
+        except CompileError as exc:
+            raise ValueError(f"SQLAlchemy's own path cannot run it: {exc}") from None
         self._statement = statement
         self._compiled: dict[tuple[str, str, str], _Compiled] = {}
         self._many: DirectStatement | None = None
         self._many_key = many_key
         if many is not None:
-            names = {bind.key for bind in compiled.binds.values() if bind.required}
             many_names = {b.key for b in many.compile().binds.values() if b.required}
             if many_key not in names or not many_names <= names:
                 raise ValueError("the many form takes the statement's parameters, and a key")

@@ -217,8 +217,8 @@ def _beat(value: Any) -> Any:
         .where(
             _TI.c.id == value("ti_id"),
             _TI.c.state == TIState.RUNNING,
-            _TI.c.hostname == value("hostname"),
-            _TI.c.pid == value("pid"),
+            _TI.c.hostname == value("beat_hostname"),
+            _TI.c.pid == value("beat_pid"),
             or_(_TI.c.tokens_not_before.is_(None), _TI.c.tokens_not_before <= value("token_iat")),
         )
         .values(last_heartbeat_at=value("now"), updated_at=value("now"))
@@ -232,8 +232,8 @@ _HEARTBEAT = DirectStatement.batched(
     _beat,
     {
         "ti_id": _TI.c.id.type,
-        "hostname": _TI.c.hostname.type,
-        "pid": _TI.c.pid.type,
+        "beat_hostname": _TI.c.hostname.type,
+        "beat_pid": _TI.c.pid.type,
         "now": _TI.c.last_heartbeat_at.type,
         "token_iat": _TI.c.tokens_not_before.type,
     },
@@ -247,7 +247,7 @@ async def heartbeat(
     """Only the running process that started the TI may heartbeat it, with a token that
     was not revoked (issued at ``token_iat``; else ``TokenRefused``). Committed before it
     returns (on PostgreSQL together with the other heartbeats of the same turn)."""
-    params = {"ti_id": ti_id, "hostname": hostname, "pid": pid, "now": utcnow(),
+    params = {"ti_id": ti_id, "beat_hostname": hostname, "beat_pid": pid, "now": utcnow(),
               "token_iat": token_iat}
     if await writes.rowcount(_HEARTBEAT, params) == 1:
         return

@@ -27,7 +27,7 @@ from taskgate.runtime import Runtime
 from taskgate.services import control
 from taskgate.settings import Settings
 from taskgate.tokens import TokenType
-from tests.helpers import RUN_BODY, bearer
+from tests.support.api import RUN_BODY, bearer
 
 # Every test that touches the database runs on each backend: the embedded SQLite default
 # and PostgreSQL (a fresh database per test on the server below).
@@ -37,6 +37,18 @@ POSTGRES_URL = os.environ.get(
 )
 # CI sets this: there, an unreachable PostgreSQL is a failure, not a skip.
 REQUIRE_POSTGRES = os.environ.get("TASKGATE_TEST_REQUIRE_POSTGRES") == "1"
+# TASKGATE_DB_FAST_PATHS=false runs the suite on the public paths (as CI's second run
+# does); the tests of the fast paths themselves then have nothing to test.
+FAST_PATHS = Settings().db_fast_paths
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if FAST_PATHS:
+        return
+    skip = pytest.mark.skip(reason="TASKGATE_DB_FAST_PATHS=false: a test of the fast paths")
+    for item in items:
+        if item.get_closest_marker("fast_paths"):
+            item.add_marker(skip)
 
 
 def _admin_dsn() -> str:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.helpers import RUN_BODY, bearer
+from tests.support.api import RUN_BODY, bearer
 
 
 def url(ti_id, suffix):

@@ -1,4 +1,5 @@
-"""The issue's acceptance walk through a real uvicorn server on 127.0.0.1."""
+"""A worker's whole walk (lifecycle, refusals, correlation id) through a real uvicorn
+server on 127.0.0.1."""
 
 import time
 
@@ -10,7 +11,7 @@ from taskgate.services import connections, variables
 from taskgate.services.task_instances import get_task_instance
 from taskgate.tokens import TokenIssuer
 from taskgate.tokens import keys as keylib
-from tests.helpers import BEAT_BODY, RUN_BODY, SUCCESS_BODY, bearer
+from tests.support.api import BEAT_BODY, RUN_BODY, SUCCESS_BODY, bearer
 
 pytestmark = pytest.mark.integration
 

@@ -2,7 +2,7 @@
 
 import re
 
-from tests.helpers import BEAT_BODY, bearer
+from tests.support.api import BEAT_BODY, bearer
 
 
 def sample(text: str, name: str, **labels: str) -> float:

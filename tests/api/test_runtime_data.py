@@ -1,7 +1,7 @@
 """Variables, connections and XComs through the API, under the team access policy."""
 
 from taskgate.services import connections, variables
-from tests.helpers import bearer
+from tests.support.api import bearer
 
 
 async def seed(runtime):
@@ -90,7 +90,7 @@ async def test_downstream_task_pulls_upstream_xcom(client, factory, runtime):
         up, down = created.task_instances
         q_up = await runtime.lifecycle.queue(up.id)
         q_down = await runtime.lifecycle.queue(down.id)
-    from tests.helpers import RUN_BODY
+    from tests.support.api import RUN_BODY
 
     up_run = await client.patch(f"/execution/task-instances/{up.id}/run", json=RUN_BODY, headers=bearer(q_up.workload_token))
     await client.post("/execution/xcoms/pipe/r/up/return_value", json=42, headers=bearer(up_run.headers["Refreshed-API-Token"]))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from taskgate.services import access, xcoms
-from tests.helpers import bearer
+from tests.support.api import bearer
 
 API = "/execution"
 

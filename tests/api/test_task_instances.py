@@ -6,7 +6,7 @@ import uuid
 import pytest
 
 from taskgate.services import control
-from tests.helpers import BEAT_BODY, RUN_BODY, SUCCESS_BODY, bearer
+from tests.support.api import BEAT_BODY, RUN_BODY, SUCCESS_BODY, bearer
 
 
 def url(ti_id, suffix):

@@ -22,7 +22,7 @@ from opentelemetry.trace import SpanKind
 from taskgate.api.app import create_app
 from taskgate.runtime import Runtime
 from taskgate.settings import Settings
-from tests.helpers import BEAT_BODY, bearer
+from tests.support.api import BEAT_BODY, bearer
 
 
 @pytest.fixture

@@ -8,17 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import (
-    BEAT_BODY,
-    RUN_BODY,
-    SUCCESS_BODY,
-    bearer,
-    free_port,
-    run_cli,
-    serve_env,
-    server_output,
-    start_serve,
-)
+from tests.support.api import BEAT_BODY, RUN_BODY, SUCCESS_BODY, bearer
+from tests.support.processes import free_port, run_cli, serve_env, server_output, start_serve
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from taskgate.client import Client, RetryPolicy, ServerUnavailable
-from tests.helpers import free_port
+from tests.support.processes import free_port
 
 FAST = RetryPolicy(attempts=3, first_delay=0.01, max_delay=0.02, deadline=5)
 TI = uuid.uuid4()

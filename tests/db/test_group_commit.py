@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 from taskgate.db.direct import DirectStatement
 from taskgate.db.group_commit import GroupCommit
 from taskgate.db.models import TaskInstance
-from tests.helpers import fresh_ti
+from tests.support.database import fresh_ti
 
 _TI = TaskInstance.__table__
 STAMP = DirectStatement(

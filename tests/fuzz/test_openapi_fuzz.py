@@ -12,7 +12,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
 )
 
-from tests.helpers import bearer
+from tests.support.api import bearer
 
 pytestmark = pytest.mark.integration
 

@@ -25,7 +25,7 @@ from taskgate.client.errors import ApiError, ServerUnavailable
 from taskgate.db.models import TaskInstance
 from taskgate.runtime import Runtime
 from taskgate.services import control, variables
-from tests.helpers import fresh_ti
+from tests.support.database import fresh_ti
 
 DAG_ID = "soak"
 TASK_ID = "work"

@@ -16,7 +16,8 @@ import pytest
 
 from taskgate.runtime import Runtime
 from taskgate.settings import Settings
-from tests.helpers import BEAT_BODY, RUN_BODY, bearer, free_port
+from tests.support.api import BEAT_BODY, RUN_BODY, bearer
+from tests.support.processes import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,8 @@ import pytest
 from sqlalchemy import event, func, select
 
 from taskgate.db.models import TaskReschedule, UsedWorkloadToken, XCom
-from tests.helpers import BEAT_BODY, RUN_BODY, bearer, fresh_ti, gauge
+from tests.support.api import BEAT_BODY, RUN_BODY, bearer, gauge
+from tests.support.database import fresh_ti
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import func, select
 
 from taskgate.db.models import TaskInstance, UsedWorkloadToken
-from tests.helpers import BEAT_BODY, RUN_BODY, bearer, gauge
 from tests.integration.db_locks import row_locked
+from tests.support.api import BEAT_BODY, RUN_BODY, bearer, gauge
 
 pytestmark = pytest.mark.integration
 

@@ -14,17 +14,10 @@ import time
 import httpx
 import pytest
 
-from tests.helpers import (
-    BEAT_BODY,
-    RUN_BODY,
-    bearer,
-    free_port,
-    fresh_ti,
-    serve_env,
-    server_output,
-    start_serve,
-)
 from tests.integration.db_locks import row_locked
+from tests.support.api import BEAT_BODY, RUN_BODY, bearer
+from tests.support.database import fresh_ti
+from tests.support.processes import free_port, serve_env, server_output, start_serve
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import pytest
 from taskgate.key_rotation import rotate_signing_key
 from taskgate.settings import Settings
 from taskgate.tokens import keys as keylib
-from tests.helpers import BEAT_BODY, RUN_BODY, bearer
+from tests.support.api import BEAT_BODY, RUN_BODY, bearer
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from sqlalchemy import event
 
 from taskgate.services import connections, variables
 from taskgate.settings import Settings
-from tests.helpers import BEAT_BODY, RUN_BODY, SUCCESS_BODY, bearer
+from tests.support.api import BEAT_BODY, RUN_BODY, SUCCESS_BODY, bearer
 
 pytestmark = pytest.mark.integration
 

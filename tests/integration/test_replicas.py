@@ -9,7 +9,8 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet
 
-from tests.helpers import BEAT_BODY, RUN_BODY, SUCCESS_BODY, bearer, free_port, run_cli, start_serve
+from tests.support.api import BEAT_BODY, RUN_BODY, SUCCESS_BODY, bearer
+from tests.support.processes import free_port, run_cli, start_serve
 
 pytestmark = pytest.mark.integration
 

@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from taskgate.client import RetryPolicy
-from tests.helpers import free_port, serve_env, server_output, start_serve
 from tests.integration import load
+from tests.support.processes import free_port, serve_env, server_output, start_serve
 
 pytestmark = pytest.mark.integration
 

@@ -2,7 +2,7 @@
 
 No call may fail (no 5xx, no transport error, no refusal), every final state the server
 accepted must be the one in the database, and the server's memory must settle after the
-warm-up. See docs/operations.md ("Load and soak") for the figures and the sizing behind the
+warm-up. See docs/operations.md ("Capacity and the soak test") for the figures and the sizing behind the
 defaults; the environment variables below change them:
 
 - ``TASKGATE_SOAK_WORKERS`` (default 200): simulated workers,
@@ -29,8 +29,9 @@ from taskgate.client import NO_RETRIES
 from taskgate.db.models import XCom
 from taskgate.settings import Settings
 from tests.conftest import BACKENDS
-from tests.helpers import free_port, gauge, serve_env, server_output, start_serve
 from tests.integration import load
+from tests.support.api import gauge
+from tests.support.processes import free_port, serve_env, server_output, start_serve
 
 WORKERS = 200
 SECONDS = float(os.environ.get("TASKGATE_SOAK_SECONDS", "30"))

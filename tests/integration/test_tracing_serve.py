@@ -11,7 +11,8 @@ import sys
 import httpx
 import pytest
 
-from tests.helpers import BEAT_BODY, bearer, free_port, serve_env, server_output, start_serve
+from tests.support.api import BEAT_BODY, bearer
+from tests.support.processes import free_port, serve_env, server_output, start_serve
 
 pytestmark = [
     pytest.mark.integration,

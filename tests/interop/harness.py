@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_port, wait_until_healthy
+from tests.support.processes import free_port, wait_until_healthy
 
 REPO = Path(__file__).resolve().parents[2]
 SDK_REQUIREMENT = "apache-airflow-task-sdk==1.3.*"

@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from taskgate.tokens import keys as keylib
-from tests.helpers import BEAT_BODY, RUN_BODY, bearer, signed
+from tests.support.api import BEAT_BODY, RUN_BODY, bearer, signed
 
 
 def b64(data: bytes) -> str:

@@ -7,7 +7,7 @@ import pytest
 
 from taskgate.security.reissue import needs_refresh
 from taskgate.tokens import TokenIssuer, TokenType
-from tests.helpers import BEAT_BODY, RUN_BODY, bearer, signed
+from tests.support.api import BEAT_BODY, RUN_BODY, bearer, signed
 
 WORKLOAD_REFUSED = "Token type 'workload' not allowed for this endpoint. Allowed types: execution"
 

@@ -8,7 +8,8 @@ import httpx
 import pytest
 
 from taskgate.services import variables
-from tests.helpers import BEAT_BODY, RUN_BODY, SUCCESS_BODY, bearer, fresh_ti
+from tests.support.api import BEAT_BODY, RUN_BODY, SUCCESS_BODY, bearer
+from tests.support.database import fresh_ti
 
 NEAR_EXPIRY = 25
 

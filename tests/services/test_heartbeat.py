@@ -15,7 +15,7 @@ from taskgate.db.models import TaskInstance
 from taskgate.services.errors import Conflict, TokenRefused
 from taskgate.services.state_machine import heartbeat
 from taskgate.tokens import Refusal
-from tests.helpers import fresh_ti
+from tests.support.database import fresh_ti
 
 
 async def test_heartbeats_of_one_turn_each_get_their_own_answer(runtime, factory):

@@ -14,7 +14,8 @@ from taskgate.cli import serialize
 from taskgate.db.models import TaskInstance
 from taskgate.runtime import Runtime
 from taskgate.services import control
-from tests.helpers import TASKGATE, fresh_ti, serve_env
+from tests.support.database import fresh_ti
+from tests.support.processes import TASKGATE, serve_env
 
 
 class Workloads:

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 from taskgate.settings import Settings
-from tests.helpers import free_port, start_serve
+from tests.support.processes import free_port, start_serve
 from tests.worker.conftest import finish, start_worker, worker_env
 
 pytestmark = [

@@ -41,7 +41,8 @@ from taskgate.wire.http import EXECUTION_PREFIX
 NO_FASTAPI_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 # Requests are matched against routers in this order: the heartbeat (most requests)
-# and the other lifecycle routes come first.
+# and the other lifecycle routes come first. The order decides speed only: no request
+# matches routes of two routers (tests/api/test_route_order.py).
 EXECUTION_ROUTERS = (
     task_instances.heartbeat_router,
     task_instances.lifecycle_router,

@@ -8,7 +8,7 @@ _DOMAIN_DETAIL = {
     "required": ["reason", "message"],
 }
 # Domain errors carry {"reason", "message"}; the security layers answer with a plain
-# string (SPEC §1), and either can produce a 403 or a 409 on the same route.
+# string (docs/api.md, "Errors"), and either can produce a 403 or a 409 on the same route.
 _DETAIL = {
     "type": "object",
     "properties": {"detail": {"anyOf": [{"type": "string"}, _DOMAIN_DETAIL]}},

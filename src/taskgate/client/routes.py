@@ -18,6 +18,15 @@ import httpx
 from pydantic import BaseModel, JsonValue
 
 from taskgate.client.exchange import Call
+from taskgate.wire.http import (
+    CONNECTIONS,
+    HEALTH,
+    TASK_INSTANCES,
+    VARIABLES,
+    XCOM_COUNT_HEADER,
+    XCOM_COUNT_UNIT,
+    XCOMS,
+)
 from taskgate.wire.runtime_data import (
     ConnectionResponse,
     VariableKeysResponse,
@@ -54,8 +63,7 @@ def _json(response: httpx.Response) -> Any:
 
 
 def _xcom_count(response: httpx.Response) -> int:
-    # Content-Range: map_indexes N
-    return int(response.headers.get("Content-Range", "map_indexes 0").rsplit(" ", 1)[-1])
+    return int(response.headers.get(XCOM_COUNT_HEADER, f"{XCOM_COUNT_UNIT} 0").rsplit(" ", 1)[-1])
 
 
 def _segment(value: str) -> str:
@@ -72,11 +80,11 @@ def _body(payload: BaseModel) -> Any:
 
 
 def _ti(ti_id: uuid.UUID | str, rest: str) -> str:
-    return f"task-instances/{uuid.UUID(str(ti_id))}/{rest}"
+    return f"{TASK_INSTANCES}/{uuid.UUID(str(ti_id))}/{rest}"
 
 
 def _xcom(dag_id: str, run_id: str, task_id: str, key: str, rest: str = "") -> str:
-    path = f"xcoms/{_segment(dag_id)}/{_segment(run_id)}/{_segment(task_id)}/{_key(key)}"
+    path = f"{XCOMS}/{_segment(dag_id)}/{_segment(run_id)}/{_segment(task_id)}/{_key(key)}"
     return f"{path}/{rest}" if rest else path
 
 
@@ -88,10 +96,10 @@ class ExecutionRoutes(ABC):
     # Health (no token) -----------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
-        return self._call(Call("GET", "health", _json, idempotent=True))
+        return self._call(Call("GET", HEALTH, _json, idempotent=True))
 
     def ping(self) -> dict[str, Any]:
-        return self._call(Call("GET", "health/ping", _json, idempotent=True))
+        return self._call(Call("GET", f"{HEALTH}/ping", _json, idempotent=True))
 
     # Task instance lifecycle -----------------------------------------------------------
 
@@ -177,21 +185,21 @@ class ExecutionRoutes(ABC):
 
     def get_connection(self, conn_id: str) -> ConnectionResponse:
         return self._call(
-            Call("GET", f"connections/{_segment(conn_id)}", _model(ConnectionResponse),
+            Call("GET", f"{CONNECTIONS}/{_segment(conn_id)}", _model(ConnectionResponse),
                  idempotent=True)
         )
 
     def get_variable(self, key: str) -> VariableResponse:
         return self._call(
-            Call("GET", f"variables/{_key(key)}", _model(VariableResponse), idempotent=True)
+            Call("GET", f"{VARIABLES}/{_key(key)}", _model(VariableResponse), idempotent=True)
         )
 
     def set_variable(self, key: str, value: str | None, *, description: str | None = None) -> None:
         body = {"val": value, "description": description}
-        return self._call(Call("PUT", f"variables/{_key(key)}", _nothing, idempotent=True, json=body))
+        return self._call(Call("PUT", f"{VARIABLES}/{_key(key)}", _nothing, idempotent=True, json=body))
 
     def delete_variable(self, key: str) -> None:
-        return self._call(Call("DELETE", f"variables/{_key(key)}", _nothing, idempotent=True))
+        return self._call(Call("DELETE", f"{VARIABLES}/{_key(key)}", _nothing, idempotent=True))
 
     def variable_keys(
         self, *, prefix: str | None = None, limit: int = 1000, offset: int = 0
@@ -200,7 +208,7 @@ class ExecutionRoutes(ABC):
         if prefix is not None:
             params["prefix"] = prefix
         return self._call(
-            Call("GET", "variables/keys", _model(VariableKeysResponse), idempotent=True,
+            Call("GET", f"{VARIABLES}/keys", _model(VariableKeysResponse), idempotent=True,
                  params=params)
         )
 

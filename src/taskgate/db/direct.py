@@ -1,10 +1,9 @@
 """One prebuilt statement, sent straight on a pooled driver connection.
 
-A heartbeat is one indexed UPDATE of one row: about 20 µs of SQLite work. Run through
-SQLAlchemy's execution path (an execution context, the cursor adapter, an explicit BEGIN
-and COMMIT, a greenlet started for each of checkout, execute and close) it cost about ten
-times that, measured in-process, and on PostgreSQL the BEGIN and COMMIT are two more round
-trips.
+A heartbeat is one indexed UPDATE of one row, far cheaper than SQLAlchemy's execution
+path around it (an execution context, the cursor adapter, an explicit BEGIN and COMMIT, a
+greenlet started for each of checkout, execute and close); on PostgreSQL the BEGIN and
+COMMIT are two more round trips. The figures: docs/performance.md, "What made it fast".
 
 A ``DirectStatement`` keeps SQLAlchemy for what it is good at here (the Core statement,
 compiled once per dialect; the type processing of the parameters, so values are stored
@@ -17,14 +16,13 @@ On PostgreSQL a statement may also carry its *many* form, which writes all the p
 sets in one statement (``UPDATE ... FROM unnest(...)``): one round trip for the whole
 batch instead of one per set plus BEGIN and COMMIT.
 ``first`` runs a SELECT and returns its first row, its values processed as SQLAlchemy
-would: the token gate reads a TI's standing this way (measured in-process, 43 µs a read
-against 230 µs through a session).
+would: the token gate reads a TI's standing this way, several times cheaper than through
+a session.
 
 Checkout, statements and return run in *one* greenlet, because the pool may have to
 wait, connect or ping, and it can only do that inside one. Starting a greenlet is costly
-(a fresh interpreter stack each time, which the kernel maps and faults in): measured
-in-process, the three a heartbeat used to start were about a tenth of the whole request.
-So the greenlet comes from ``taskgate.db.greenlets``, which keeps them for reuse.
+(a fresh interpreter stack each time, which the kernel maps and faults in), so the
+greenlet comes from ``taskgate.db.greenlets``, which keeps them for reuse.
 
 A statement cancelled after it was sent may still land (on PostgreSQL it commits on its
 own once it gets its lock), as any statement in flight may; it is never half-applied.
@@ -35,20 +33,21 @@ other database failure) and the connection is invalidated, as SQLAlchemy does fo
 connection whose state it cannot vouch for. Drivers other than aiosqlite and asyncpg,
 and every driver with the fast paths off (``taskgate.db.fast_paths``), take SQLAlchemy's
 ordinary path: a ``Connection`` and ``execute``, several parameter sets in one
-transaction.
+transaction, a driver error an ``OperationalError`` there too.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, NamedTuple
 
 from sqlalchemy import ARRAY, bindparam, column, func
 from sqlalchemy.engine import Dialect, Engine
-from sqlalchemy.exc import CompileError, OperationalError
+from sqlalchemy.exc import CompileError, DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.dml import UpdateBase
@@ -174,8 +173,11 @@ class DirectStatement:
         dialect = engine.dialect
         driver = _direct_driver(engine)
         if driver is None:
-            async with engine.begin() as conn:
-                return [(await conn.execute(self._statement, dict(p))).rowcount for p in params]
+            with _as_operational_error():
+                async with engine.begin() as conn:
+                    return [
+                        (await conn.execute(self._statement, dict(p))).rowcount for p in params
+                    ]
         if self._many is not None and len(params) > 1 and driver.ordinals is not None:
             return await self._many_rowcounts(engine, driver, params)
         compiled = self._compile(dialect)
@@ -216,8 +218,9 @@ class DirectStatement:
         dialect = engine.dialect
         driver = _direct_driver(engine)
         if driver is None:
-            async with engine.connect() as conn:
-                found = (await conn.execute(self._statement, dict(params))).first()
+            with _as_operational_error():
+                async with engine.connect() as conn:
+                    found = (await conn.execute(self._statement, dict(params))).first()
             return None if found is None else tuple(found)
         compiled = self._compile(dialect)
         arguments = compiled.arguments(params)
@@ -239,6 +242,17 @@ class DirectStatement:
         return tuple(
             v if process is None else process(v) for process, v in zip(compiled.results, found)
         )
+
+
+@contextmanager
+def _as_operational_error() -> Iterator[None]:
+    """On SQLAlchemy's ordinary path, a driver error is one too, as on the direct path."""
+    try:
+        yield
+    except DBAPIError as exc:
+        if isinstance(exc, OperationalError):
+            raise
+        raise OperationalError(exc.statement, exc.params, exc.orig) from exc
 
 
 def _direct_driver(engine: AsyncEngine) -> _Driver | None:

@@ -3,8 +3,8 @@
 SQLAlchemy runs its synchronous internals (the pool's checkout and return, among others)
 in a greenlet, and ``greenlet_spawn`` starts a new one for every call. A new greenlet
 gets a fresh interpreter data stack, which the kernel maps, faults in and unmaps again
-when the greenlet ends. Measured in-process, reusing them took a heartbeat from 336 to
-288 µs, and from 369 to 312 µs when the token gate also reads the database.
+when the greenlet ends. Reusing them takes that cost off every call on the hot path
+(docs/performance.md, "What made it fast").
 
 ``run_in_greenlet`` has the same contract as ``greenlet_spawn``: ``fn`` runs synchronously
 and may wait for coroutines with SQLAlchemy's ``await_only``; its result or exception is

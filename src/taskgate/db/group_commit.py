@@ -5,13 +5,12 @@ Under load, many heartbeats reach the database in the same turn of the event loo
 PostgreSQL each alone costs a pool checkout (with its ping: three round trips) and a
 round trip of its own. ``GroupCommit.rowcount`` queues the call and, at the next turn,
 sends everything queued for that statement on one connection in one transaction
-(``DirectStatement.rowcounts``). Measured on the served heartbeat at c = 16, batches of
-up to 15 formed, and throughput rose by 20-75 % in short runs.
+(``DirectStatement.rowcounts``): one checkout and one transaction serve the whole batch
+instead of one each (batch sizes and gains: docs/performance.md).
 
 On the embedded SQLite database a write runs on the event loop's thread and never yields
-(``taskgate.db.sqlite``), so each call simply writes at once: suspending a request to
-gather company and resuming it cost about as much as the statement itself, measured on
-the served heartbeat, and batches stayed at one or two.
+(``taskgate.db.sqlite``), so nothing could join it: each call simply writes at once, since
+suspending a request to wait for company costs more than the write.
 
 Nothing is answered before it is committed: each caller gets its own row count once the
 shared transaction has committed, or the error that rolled it back (every caller of that

@@ -3,8 +3,8 @@
 SQLAlchemy's asyncio pool lets a newly arriving request take a connection that was just
 returned, ahead of requests already waiting for it; a waiter that loses the race goes back
 to the end of the line. Under load (every request of a process shares SQLite's one
-connection) some requests lost again and again: they waited seconds while the median
-waited milliseconds, and some reached the pool timeout (503). Here a returned connection
+connection) some requests lost again and again: their waits ran far past the median's,
+some up to the pool timeout (503). Here a returned connection
 goes straight to the longest-waiting request, and a newcomer only takes a free connection
 when nobody is waiting.
 """

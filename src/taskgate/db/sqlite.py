@@ -2,9 +2,9 @@
 
 aiosqlite runs every call (cursor, execute, fetch, close, commit, ...) on a helper thread
 and hands the result back to the loop. That hand-off is a GIL transfer between two busy
-threads; under concurrent requests it costs far more than the statement: measured on a
-heartbeat (an indexed UPDATE and a commit, ~20 µs of SQLite work) it was milliseconds per
-call, and the whole server ran at a few hundred heartbeats per second.
+threads; under concurrent requests it costs far more than the statement itself, and it
+capped the server's heartbeat rate (before and after: docs/performance.md, "What made it
+fast").
 
 SQLite on a local file in WAL mode answers in microseconds, so here each call runs
 directly on the loop thread, with SQLite's busy timeout set to zero. Only when another

@@ -113,6 +113,12 @@ class RunContext:
     task_reschedule_count: int = 0
     restarted: bool = False
 
+    # What the worker is told of its TI, besides the run.
+    max_tries = property(lambda self: self.ti.max_tries)
+    next_method = property(lambda self: self.ti.next_method)
+    next_kwargs = property(lambda self: self.ti.next_kwargs)
+    start_date = property(lambda self: self.ti.start_date)
+
     @property
     def should_retry(self) -> bool:
         """Whether a failure of this try may be reported as up_for_retry."""

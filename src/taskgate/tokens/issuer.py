@@ -1,4 +1,4 @@
-"""Minting tokens: one signing key, one algorithm, claims per SPEC §1."""
+"""Minting tokens: one signing key, one algorithm, claims as docs/security.md, "Tokens", lists them."""
 
 from __future__ import annotations
 

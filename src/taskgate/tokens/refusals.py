@@ -1,11 +1,10 @@
 """Why a task token is refused: one ``Refusal`` per reason, everywhere a token is refused.
 
 The bearer step, ``require_auth``, the token gate, the heartbeat's write, the re-issue
-middleware and the lifecycle service all speak of a refusal as a ``Refusal``; its
-``code`` is the ``reason`` of the audit event and of the
-``taskgate_auth_denials_total`` metric, and ``message`` what the client is told. Which
-HTTP status each one answers is the security layer's business
-(``taskgate.security.request_auth``).
+middleware and the lifecycle service all speak of a refusal as a ``Refusal``. Its value,
+``code``, is the ``reason`` of the audit event and of the ``taskgate_auth_denials_total``
+metric; ``message`` is what the client is told. Which HTTP status each one answers is the
+security layer's business (``taskgate.security.request_auth``).
 """
 
 from __future__ import annotations
@@ -15,40 +14,55 @@ from typing import Any
 
 
 class Refusal(Enum):
-    MISSING_TOKEN = ("missing_token", "Missing auth token")
-    MULTIPLE_AUTHORIZATION_HEADERS = (
-        "multiple_authorization_headers",
-        "Multiple Authorization headers",
-    )
-    INVALID_TOKEN = ("invalid_token", "Invalid auth token")
-    INVALID_CLAIMS = ("invalid_claims", "Invalid auth token")
-    INVALID_SCOPE = ("invalid_scope", "Invalid token scope")
-    TOKEN_TYPE_NOT_ALLOWED = (
-        "token_type_not_allowed",
-        "Token type '{token_type}' not allowed for this endpoint. Allowed types: {allowed}",
-    )
-    SUBJECT_MISMATCH = ("subject_mismatch", "Token subject does not match task instance ID")
-    REVOKED = ("revoked", "Token has been revoked")
-    TI_ENDED = ("ti_ended", "Task instance has ended; its tokens are no longer accepted")
-    # The client sees {"reason": "token_reused", "message": ...}: what a service conflict
-    # looks like, since a repeated /run is one to the worker.
-    WORKLOAD_TOKEN_REUSED = (
-        "workload_token_reused",
-        "This workload token has already started the task instance; "
-        "queue the task instance again for a new one",
-        "token_reused",
-    )
+    MISSING_TOKEN = "missing_token"
+    MULTIPLE_AUTHORIZATION_HEADERS = "multiple_authorization_headers"
+    INVALID_TOKEN = "invalid_token"
+    INVALID_CLAIMS = "invalid_claims"
+    INVALID_SCOPE = "invalid_scope"
+    TOKEN_TYPE_NOT_ALLOWED = "token_type_not_allowed"
+    SUBJECT_MISMATCH = "subject_mismatch"
+    REVOKED = "revoked"
+    TI_ENDED = "ti_ended"
+    WORKLOAD_TOKEN_REUSED = "workload_token_reused"
 
-    def __init__(self, code: str, message: str, client_reason: str | None = None) -> None:
-        self.code = code
-        self.message = message
-        self.client_reason = client_reason
+    @property
+    def code(self) -> str:
+        return self.value
+
+    @property
+    def message(self) -> str:
+        return _MESSAGES[self]
+
+    @property
+    def client_reason(self) -> str | None:
+        """The ``reason`` the client sees, for a refusal told as ``{"reason", "message"}``."""
+        return _CLIENT_REASONS.get(self)
 
     def detail(self, message: str | None = None, **fields: Any) -> str | dict[str, str]:
         """What the client is told: the message (``message`` instead, for a validator's
         own wording; ``fields`` fill its placeholders), as a plain string, or as
         ``{"reason", "message"}`` for a refusal that reads as a conflict."""
         text = message if message is not None else self.message.format(**fields)
-        if self.client_reason is None:
-            return text
-        return {"reason": self.client_reason, "message": text}
+        reason = self.client_reason
+        return text if reason is None else {"reason": reason, "message": text}
+
+
+_MESSAGES = {
+    Refusal.MISSING_TOKEN: "Missing auth token",
+    Refusal.MULTIPLE_AUTHORIZATION_HEADERS: "Multiple Authorization headers",
+    Refusal.INVALID_TOKEN: "Invalid auth token",
+    Refusal.INVALID_CLAIMS: "Invalid auth token",
+    Refusal.INVALID_SCOPE: "Invalid token scope",
+    Refusal.TOKEN_TYPE_NOT_ALLOWED: (
+        "Token type '{token_type}' not allowed for this endpoint. Allowed types: {allowed}"
+    ),
+    Refusal.SUBJECT_MISMATCH: "Token subject does not match task instance ID",
+    Refusal.REVOKED: "Token has been revoked",
+    Refusal.TI_ENDED: "Task instance has ended; its tokens are no longer accepted",
+    Refusal.WORKLOAD_TOKEN_REUSED: (
+        "This workload token has already started the task instance; "
+        "queue the task instance again for a new one"
+    ),
+}
+# A repeated /run is a conflict to the worker: told as a service conflict is.
+_CLIENT_REASONS = {Refusal.WORKLOAD_TOKEN_REUSED: "token_reused"}

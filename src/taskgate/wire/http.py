@@ -1,7 +1,17 @@
-"""Names on the wire that the server and the client share: headers and the API prefix."""
+"""Names on the wire that the server and the client share: the API's path prefixes, and
+header names and formats."""
 
-# The Execution API's path prefix (the client's base URL ends in it).
+# The Execution API's path prefix (the client's base URL ends in it), and the prefix of
+# each of its areas under it.
 EXECUTION_PREFIX = "/execution"
+HEALTH = "/health"
+TASK_INSTANCES = "/task-instances"
+TASK_RESCHEDULES = "/task-reschedules"
+TASK_STATE_STORE = "/store/ti"
+DAG_RUNS = "/dag-runs"
+CONNECTIONS = "/connections"
+VARIABLES = "/variables"
+XCOMS = "/xcoms"
 
 # A fresh execution token, on the answer to /run (exchanged for the workload token) and
 # on any answer whose token was close to expiry.
@@ -10,6 +20,9 @@ REFRESHED_TOKEN_HEADER = "Refreshed-API-Token"
 API_VERSION_HEADER = "Airflow-API-Version"
 # Echoed on the answer and bound to the request's log lines.
 CORRELATION_ID_HEADER = "correlation-id"
+# How many map indexes pushed an XCom key (HEAD of the XCom): "map_indexes N".
+XCOM_COUNT_HEADER = "Content-Range"
+XCOM_COUNT_UNIT = "map_indexes"
 
 
 def asgi_name(header: str) -> bytes:

@@ -12,10 +12,11 @@ from taskgate.api.params import path_identifier
 from taskgate.api.responses import FORBIDDEN_BY_POLICY, NOT_FOUND
 from taskgate.security import TaskRoute, require_auth
 from taskgate.services import connections
+from taskgate.wire.http import CONNECTIONS
 from taskgate.wire.runtime_data import ConnectionResponse
 
 router = APIRouter(
-    prefix="/connections",
+    prefix=CONNECTIONS,
     tags=["Connections"],
     route_class=TaskRoute,
     dependencies=[Security(require_auth)],

@@ -14,9 +14,10 @@ from taskgate.api.responses import FORBIDDEN_BY_POLICY, NOT_FOUND
 from taskgate.security import TaskRoute, require_auth
 from taskgate.services import dag_runs
 from taskgate.wire.dag_runs import DagRun, DagRunStateResponse
+from taskgate.wire.http import DAG_RUNS
 
 router = APIRouter(
-    prefix="/dag-runs",
+    prefix=DAG_RUNS,
     tags=["DAG Runs"],
     route_class=TaskRoute,
     dependencies=[Security(require_auth)],

@@ -10,8 +10,9 @@ from sqlalchemy import text
 from taskgate.api.deps import RuntimeDep
 from taskgate.api.errors import DATABASE_UNAVAILABLE
 from taskgate.security import TaskRoute
+from taskgate.wire.http import HEALTH
 
-router = APIRouter(prefix="/health", tags=["Health"], route_class=TaskRoute)
+router = APIRouter(prefix=HEALTH, tags=["Health"], route_class=TaskRoute)
 
 
 @router.get("", responses={503: {"description": "The database does not answer"}})

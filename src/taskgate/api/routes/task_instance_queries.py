@@ -18,9 +18,10 @@ from taskgate.security import TaskRoute, require_auth
 from taskgate.services import task_instance_queries as queries
 from taskgate.services.states import TIState
 from taskgate.wire import task_instances as wire
+from taskgate.wire.http import TASK_INSTANCES
 
 router = APIRouter(
-    prefix="/task-instances",
+    prefix=TASK_INSTANCES,
     tags=["Task Instances"],
     route_class=TaskRoute,
     dependencies=[Security(require_auth)],
@@ -77,19 +78,8 @@ async def previous_task_instance(
     )
     if found is None:
         return None
-    ti = found.ti
-    return wire.PreviousTIResponse(
-        task_id=ti.task_id,
-        dag_id=ti.dag_id,
-        run_id=ti.run_id,
-        logical_date=found.logical_date,
-        start_date=ti.start_date,
-        end_date=ti.end_date,
-        state=ti.state,
-        try_number=ti.try_number,
-        map_index=ti.map_index,
-        duration=found.duration,
-    )
+    answer = wire.PreviousTIResponse.model_validate(found.ti, from_attributes=True)
+    return answer.model_copy(update={"logical_date": found.logical_date, "duration": found.duration})
 
 
 @router.get("/breadcrumbs")

@@ -1,18 +1,21 @@
-"""Task-instance routes: the lifecycle a worker drives.
+"""Task-instance routes: what a worker does to its own TI. Each is an adapter over the
+lifecycle service (``runtime.lifecycle``) or the TI's data (``services.task_instances``).
 
 Security policy: every route is bound to its own TI (``ti:self``: the token's ``sub`` must
 be ``{task_instance_id}``) and takes execution tokens; ``/run`` alone also takes the
-workload token, which it exchanges for an execution token (once: workload tokens are
-single-use). The state-machine routes (``/run``, ``/state``) are on ``lifecycle_router``,
-which adds ``ti:lifecycle``: for an ended TI the state machine answers there (409, or 204
-for an identical final report) so the worker stops at once; every route of ``router``
-refuses an ended TI's token with 403. ``/heartbeat`` is on ``heartbeat_router``: a
-lifecycle route whose UPDATE also checks that the token was not revoked
-(``ti:gate-in-write``), instead of the token gate reading the TI first.
+workload token, which the lifecycle exchanges for an execution token (once: workload
+tokens are single-use). The state-machine routes (``/run``, ``/state``) are on
+``lifecycle_router``, which adds ``ti:lifecycle``: for an ended TI the state machine
+answers there (409, or 204 for an identical final report) so the worker stops at once;
+every route of ``router`` refuses an ended TI's token with 403. ``/heartbeat`` is on
+``heartbeat_router``, a lifecycle route whose own UPDATE is its token gate
+(``ti:gate-in-write``, see ``taskgate.security.routing``).
 
-The three routers have the same prefix. Each declares its scopes in one ``require_auth``
-rather than adding scopes per route, so a heartbeat (the most frequent request of all)
-resolves one ``require_auth`` instead of two.
+Each router declares its scopes in one ``require_auth`` rather than adding scopes per
+route, so a heartbeat (the most frequent request of all) resolves one ``require_auth``
+instead of two. These three routers and ``task_instance_queries`` share the prefix; no
+request matches routes of two of them (``tests/api/test_route_order.py``), so their
+order in ``app.EXECUTION_ROUTERS`` decides only how soon a request finds its route.
 """
 
 from __future__ import annotations
@@ -29,11 +32,11 @@ from taskgate.security import CurrentToken, TaskRoute, authenticate, require_aut
 from taskgate.services import task_instances
 from taskgate.services.states import TIState
 from taskgate.wire import task_instances as wire
-from taskgate.wire.http import REFRESHED_TOKEN_HEADER
+from taskgate.wire.http import REFRESHED_TOKEN_HEADER, TASK_INSTANCES
 from taskgate.wire.runtime_data import FiniteJson, MessageResponse
 
 router = APIRouter(
-    prefix="/task-instances",
+    prefix=TASK_INSTANCES,
     tags=["Task Instances"],
     route_class=TaskRoute,
     dependencies=[Security(require_auth, scopes=["ti:self"])],
@@ -41,17 +44,16 @@ router = APIRouter(
 )
 
 lifecycle_router = APIRouter(
-    prefix="/task-instances",
+    prefix=TASK_INSTANCES,
     tags=["Task Instances"],
     route_class=TaskRoute,
     dependencies=[Security(require_auth, scopes=["ti:self", "ti:lifecycle"])],
     responses={**NOT_FOUND, **CONFLICT},
 )
 
-# The heartbeat alone: its UPDATE is its token gate (ti:gate-in-write, see
-# taskgate.security.routing), so the most frequent request is one statement.
+# The heartbeat alone (ti:gate-in-write).
 heartbeat_router = APIRouter(
-    prefix="/task-instances",
+    prefix=TASK_INSTANCES,
     tags=["Task Instances"],
     route_class=TaskRoute,
     dependencies=[Security(require_auth, scopes=["ti:self", "ti:lifecycle", "ti:gate-in-write"])],
@@ -86,17 +88,7 @@ async def run(
     )
     if started.execution_token is not None:
         response.headers[REFRESHED_TOKEN_HEADER] = started.execution_token
-    context, ti = started.context, started.context.ti
-    return wire.TIRunContext(
-        dag_run=wire.DagRun.model_validate(context.dag_run, from_attributes=True),
-        max_tries=ti.max_tries,
-        next_method=ti.next_method,
-        next_kwargs=ti.next_kwargs,
-        xcom_keys_to_clear=context.xcom_keys_to_clear,
-        task_reschedule_count=context.task_reschedule_count,
-        should_retry=context.should_retry,
-        start_date=ti.start_date,
-    )
+    return wire.TIRunContext.model_validate(started.context, from_attributes=True)
 
 
 @lifecycle_router.patch("/{task_instance_id}/state", status_code=status.HTTP_204_NO_CONTENT)

@@ -12,9 +12,10 @@ from taskgate.api.deps import DbSession
 from taskgate.api.responses import NOT_FOUND
 from taskgate.security import TaskRoute, require_auth
 from taskgate.services import task_instances
+from taskgate.wire.http import TASK_RESCHEDULES
 
 router = APIRouter(
-    prefix="/task-reschedules",
+    prefix=TASK_RESCHEDULES,
     tags=["Task Reschedules"],
     route_class=TaskRoute,
     dependencies=[Security(require_auth, scopes=["ti:self"])],

@@ -12,10 +12,11 @@ from taskgate.api.deps import DbSession
 from taskgate.api.responses import NOT_FOUND
 from taskgate.security import TaskRoute, require_auth
 from taskgate.services import task_state_store as store
+from taskgate.wire.http import TASK_STATE_STORE
 from taskgate.wire.runtime_data import TaskStateStorePutBody, TaskStateStoreResponse
 
 router = APIRouter(
-    prefix="/store/ti",
+    prefix=TASK_STATE_STORE,
     tags=["Task State Store"],
     route_class=TaskRoute,
     dependencies=[Security(require_auth, scopes=["ti:self"])],

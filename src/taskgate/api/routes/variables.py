@@ -12,6 +12,7 @@ from taskgate.api.params import path_identifier
 from taskgate.api.responses import FORBIDDEN_BY_POLICY, NOT_FOUND
 from taskgate.security import TaskRoute, require_auth
 from taskgate.services import variables
+from taskgate.wire.http import VARIABLES
 from taskgate.wire.runtime_data import (
     MessageResponse,
     VariableKeysResponse,
@@ -20,7 +21,7 @@ from taskgate.wire.runtime_data import (
 )
 
 router = APIRouter(
-    prefix="/variables",
+    prefix=VARIABLES,
     tags=["Variables"],
     route_class=TaskRoute,
     dependencies=[Security(require_auth)],

@@ -14,6 +14,7 @@ from taskgate.api.responses import FORBIDDEN_BY_POLICY, NOT_FOUND
 from taskgate.security import TaskRoute, require_auth
 from taskgate.services import xcoms
 from taskgate.services.errors import InvalidInput, InvalidRequest
+from taskgate.wire.http import XCOM_COUNT_HEADER, XCOM_COUNT_UNIT, XCOMS
 from taskgate.wire.runtime_data import (
     FiniteJson,
     MessageResponse,
@@ -21,7 +22,7 @@ from taskgate.wire.runtime_data import (
 )
 
 router = APIRouter(
-    prefix="/xcoms/{dag_id}/{run_id}/{task_id}/{key:path}",
+    prefix=XCOMS + "/{dag_id}/{run_id}/{task_id}/{key:path}",
     tags=["XComs"],
     route_class=TaskRoute,
     dependencies=[Security(require_auth)],
@@ -82,7 +83,7 @@ async def count_xcoms(
     if map_index is not None:
         raise InvalidRequest("invalid_request", "Cannot specify map_index in a HEAD request")
     count = await xcoms.count(session, requester, ref)
-    return Response(headers={"Content-Range": f"map_indexes {count}"})
+    return Response(headers={XCOM_COUNT_HEADER: f"{XCOM_COUNT_UNIT} {count}"})
 
 
 @router.get("", responses=NOT_FOUND)

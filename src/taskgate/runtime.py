@@ -102,6 +102,21 @@ def _token_services(
     return CachedTokenValidator(validator), issuer
 
 
+def engine_from_settings(settings: Settings) -> AsyncEngine:
+    """The database engine ``settings`` describe: URL, pool, timeouts, fast paths."""
+    return create_engine(
+        settings.effective_database_url,
+        EngineOptions(
+            size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            timeout=settings.db_pool_timeout,
+            connect_timeout=settings.db_connect_timeout,
+            statement_timeout=settings.db_statement_timeout,
+            fast_paths=settings.db_fast_paths,
+        ),
+    )
+
+
 def _fingerprint(material: KeyMaterial) -> tuple[str | None, tuple[str, ...]]:
     signing = material.signing.kid if material.signing else None
     return signing, tuple(sorted(k.kid for k in material.verification))
@@ -146,17 +161,7 @@ class Runtime:
     def from_settings(cls, settings: Settings, *, create_key: bool = True) -> Runtime:
         material = load_key_material(settings, create=create_key)
         validator, issuer = _token_services(settings, material)
-        engine = create_engine(
-            settings.effective_database_url,
-            EngineOptions(
-                size=settings.db_pool_size,
-                max_overflow=settings.db_max_overflow,
-                timeout=settings.db_pool_timeout,
-                connect_timeout=settings.db_connect_timeout,
-                statement_timeout=settings.db_statement_timeout,
-                fast_paths=settings.db_fast_paths,
-            ),
-        )
+        engine = engine_from_settings(settings)
         sessionmaker = create_sessionmaker(engine)
         standing = StandingLookup(engine, ttl=settings.token_standing_cache_seconds)
         secrets = load_secret_box(settings)

@@ -13,7 +13,7 @@ from taskgate.security import CurrentToken
 from taskgate.services import access
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     """The runtime serving this request (``Runtime.of``, typed)."""
     return Runtime.of(request)
 

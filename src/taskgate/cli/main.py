@@ -111,12 +111,12 @@ def serve(
 def db_upgrade() -> None:
     """Apply the schema migrations to the configured database."""
     from taskgate.db import migrate
-    from taskgate.db.session import create_engine
+    from taskgate.runtime import engine_from_settings
 
     settings = settings_from_env()
 
     async def main() -> str | None:
-        engine = create_engine(settings.effective_database_url)  # no keys needed for this
+        engine = engine_from_settings(settings)  # no keys needed for this
         try:
             await migrate.upgrade(engine)
             return await migrate.current_revision(engine)

@@ -67,16 +67,16 @@ class Lifecycle:
         self._issuer = issuer
         self._leeway = leeway
 
-    def _require_issuer(self) -> TokenIssuer:
+    def _require_issuer(self, kind: TokenType) -> TokenIssuer:
         issuer = self._issuer()
         if issuer is None:
-            raise Unavailable("no_signing_key", "This node cannot issue execution tokens")
+            raise Unavailable("no_signing_key", f"This node cannot issue {kind} tokens")
         return issuer
 
     async def queue(self, ti_id: uuid.UUID) -> QueuedTI:
         """Queue the TI for a worker and issue the workload token that starts it (every
         token issued for the TI before stops counting)."""
-        issuer = self._require_issuer()
+        issuer = self._require_issuer(TokenType.WORKLOAD)
         try:
             async with self._sessions() as session:
                 ti = await state_machine.queue(session, ti_id)
@@ -97,7 +97,7 @@ class Lifecycle:
         """queued -> running, for the process named. With a workload ``token`` it is
         spent (single use) and exchanged for an execution token."""
         workload = token if isinstance(token, WorkloadToken) else None
-        issuer = self._require_issuer() if workload is not None else None
+        issuer = self._require_issuer(TokenType.EXECUTION) if workload is not None else None
         try:
             async with self._sessions() as session:
                 context = await state_machine.start(

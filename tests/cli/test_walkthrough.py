@@ -172,3 +172,5 @@ def test_serve_with_several_workers(env):
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+    # Start-up (the schema check) and shutdown leave no traceback behind, on either backend.
+    assert "Traceback" not in server_output(proc)

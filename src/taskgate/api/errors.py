@@ -7,9 +7,9 @@ from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
+from taskgate.db.availability import UNAVAILABLE, unavailable
 from taskgate.security import refuse
 from taskgate.services.errors import (
     AccessDenied,
@@ -22,16 +22,6 @@ from taskgate.services.errors import (
     Unavailable,
 )
 from taskgate.services.secrets import SecretKeyError
-
-# What a lost, refused or timed-out database connection surfaces as: SQLAlchemy's wrappers,
-# and the driver's own connect errors (asyncpg raises OSError / TimeoutError on connect).
-DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
-    OperationalError,
-    InterfaceError,
-    PoolTimeout,
-    OSError,
-    TimeoutError,
-)
 
 STATUS = {
     NotFound: 404,
@@ -64,6 +54,14 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
     log.error("database unavailable", error=type(exc).__name__, path=request.url.path)
     detail = {"reason": "database_unavailable", "message": "The database is not reachable"}
     return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "1"})
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    # Any other driver error: unavailable (the server refused or went away: 503), else a
+    # bug of ours, raised on to the 500 handler.
+    if not unavailable(exc):
+        raise exc
+    return await _database_unavailable(request, exc)
 
 
 async def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
@@ -101,8 +99,9 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(TokenRefused, _token_refused)
-    for unavailable in DATABASE_UNAVAILABLE:
-        app.add_exception_handler(unavailable, _database_unavailable)
+    for kind in UNAVAILABLE:
+        app.add_exception_handler(kind, _database_unavailable)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(SecretKeyError, _secrets_unreadable)
     app.add_exception_handler(DataError, _unstorable_value)

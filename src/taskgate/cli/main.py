@@ -75,12 +75,19 @@ def serve(
             require_opentelemetry()
         except TracingUnavailable as exc:
             raise fail(escape(str(exc))) from None
+
+    async def prepare() -> None:
+        # The check and the close of its connections in one event loop: a connection
+        # closed from another loop than its own cannot be closed cleanly.
+        try:
+            await runtime.prepare_database()
+        finally:
+            await runtime.aclose()
+
     try:
-        asyncio.run(runtime.prepare_database())  # migrate once, before any worker starts
+        asyncio.run(prepare())  # migrate once, before any worker starts
     except Exception as exc:  # noqa: BLE001 - any startup failure is reported, not traced
         raise fail(f"database not ready: {exc}") from None
-    finally:
-        asyncio.run(runtime.aclose())
     settings = runtime.settings
     if settings.uses_embedded_database:
         console.print(f"database: {settings.effective_database_url}", highlight=False)

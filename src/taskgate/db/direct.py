@@ -267,7 +267,12 @@ def _run(
     engine: Engine, send: Callable[[Any, str, Any], Awaitable[Any]], sql: str, arguments: Any
 ) -> Any:
     """In SQLAlchemy's greenlet: check out, send (a write commits), return the connection."""
-    pooled = engine.raw_connection()
+    try:
+        pooled = engine.raw_connection()
+    except engine.dialect.loaded_dbapi.Error as exc:
+        # The pool hands on the driver's own error when connecting fails (a server that
+        # refuses to serve, say); SQLAlchemy's Connection would wrap it, and so do we.
+        raise OperationalError(None, None, exc) from exc
     try:
         return await_only(send(pooled.driver_connection, sql, arguments))
     except Exception as exc:

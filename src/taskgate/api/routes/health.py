@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from taskgate.api.deps import RuntimeDep
-from taskgate.api.errors import DATABASE_UNAVAILABLE
+from taskgate.db.availability import unavailable
 from taskgate.security import TaskRoute
 from taskgate.wire.http import HEALTH
 
@@ -21,7 +21,9 @@ async def health(runtime: RuntimeDep) -> JSONResponse:
     try:
         async with runtime.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
-    except DATABASE_UNAVAILABLE:
+    except Exception as exc:
+        if not unavailable(exc):
+            raise
         return JSONResponse({"status": "unhealthy", "database": "unreachable"}, status_code=503)
     return JSONResponse({"status": "healthy", "database": "ok"})
 

@@ -17,7 +17,8 @@ wire model, and cannot forget a step because no step is theirs.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -73,15 +74,22 @@ class Lifecycle:
             raise Unavailable("no_signing_key", f"This node cannot issue {kind} tokens")
         return issuer
 
+    @asynccontextmanager
+    async def _changing(self, ti_id: uuid.UUID) -> AsyncIterator[AsyncSession]:
+        """A session for a transition of ``ti_id``; afterwards, whatever happened, the
+        token gate's cached standing of the TI is dropped."""
+        try:
+            async with self._sessions() as session:
+                yield session
+        finally:
+            self._standing.forget(ti_id)
+
     async def queue(self, ti_id: uuid.UUID) -> QueuedTI:
         """Queue the TI for a worker and issue the workload token that starts it (every
         token issued for the TI before stops counting)."""
         issuer = self._require_issuer(TokenType.WORKLOAD)
-        try:
-            async with self._sessions() as session:
-                ti = await state_machine.queue(session, ti_id)
-        finally:
-            self._standing.forget(ti_id)
+        async with self._changing(ti_id) as session:
+            ti = await state_machine.queue(session, ti_id)
         return QueuedTI(ti, issuer.issue(ti.id, TokenType.WORKLOAD))
 
     async def start(
@@ -98,19 +106,16 @@ class Lifecycle:
         spent (single use) and exchanged for an execution token."""
         workload = token if isinstance(token, WorkloadToken) else None
         issuer = self._require_issuer(TokenType.EXECUTION) if workload is not None else None
-        try:
-            async with self._sessions() as session:
-                context = await state_machine.start(
-                    session,
-                    ti_id,
-                    hostname=hostname,
-                    unixname=unixname,
-                    pid=pid,
-                    start_date=start_date,
-                    workload=(workload.jti, workload.exp + self._leeway) if workload else None,
-                )
-        finally:
-            self._standing.forget(ti_id)
+        async with self._changing(ti_id) as session:
+            context = await state_machine.start(
+                session,
+                ti_id,
+                hostname=hostname,
+                unixname=unixname,
+                pid=pid,
+                start_date=start_date,
+                workload=(workload.jti, workload.exp + self._leeway) if workload else None,
+            )
         return Started(context, issuer.issue(ti_id) if issuer is not None else None)
 
     async def heartbeat(
@@ -124,11 +129,8 @@ class Lifecycle:
 
     async def report_state(self, ti_id: uuid.UUID, state: TIState, **details: Any) -> None:
         """running -> ``state`` (``details``: see ``state_machine.report_state``)."""
-        try:
-            async with self._sessions() as session:
-                await state_machine.report_state(session, ti_id, state, **details)
-        finally:
-            self._standing.forget(ti_id)
+        async with self._changing(ti_id) as session:
+            await state_machine.report_state(session, ti_id, state, **details)
 
     async def skip_downstream(
         self, ti_id: uuid.UUID, tasks: list[str | tuple[str, int]]
@@ -142,8 +144,5 @@ class Lifecycle:
 
     async def revoke_tokens(self, ti_id: uuid.UUID) -> float:
         """Invalidate every token issued for the TI up to now; the watermark."""
-        try:
-            async with self._sessions() as session:
-                return await state_machine.revoke_tokens(session, ti_id)
-        finally:
-            self._standing.forget(ti_id)
+        async with self._changing(ti_id) as session:
+            return await state_machine.revoke_tokens(session, ti_id)

@@ -40,22 +40,10 @@ from taskgate.services.task_instances import (
     get_task_instance,
     reschedule_count,
     ti_not_found,
+    update_ti,
 )
 from taskgate.services.token_standing import revoked, watermark
 from taskgate.tokens import Refusal
-
-
-async def _transition(
-    session: AsyncSession, ti_id: uuid.UUID, *conditions: Any, **values: Any
-) -> bool:
-    stmt = (
-        update(TaskInstance)
-        .where(TaskInstance.id == ti_id, *conditions)
-        .values(updated_at=utcnow(), **values)
-        .returning(TaskInstance.id)
-        .execution_options(synchronize_session=False)
-    )
-    return (await session.execute(stmt)).first() is not None
 
 
 async def queue(session: AsyncSession, ti_id: uuid.UUID) -> TaskInstance:
@@ -70,7 +58,7 @@ async def queue(session: AsyncSession, ti_id: uuid.UUID) -> TaskInstance:
             "invalid_state", f"TI is {previous} and cannot be queued", previous_state=previous
         )
     new_try = previous in NEW_TRY_FROM
-    queued = await _transition(
+    queued = await update_ti(
         session,
         ti_id,
         TaskInstance.state == previous,
@@ -98,7 +86,7 @@ async def revoke_tokens(session: AsyncSession, ti_id: uuid.UUID) -> float:
     issued after it returns are valid.
     """
     mark = watermark(time.time()) + 0.001
-    if not await _transition(session, ti_id, tokens_not_before=mark):
+    if not await update_ti(session, ti_id, tokens_not_before=mark):
         raise ti_not_found(ti_id)
     await session.commit()
     await asyncio.sleep(max(0.0, mark - time.time()))
@@ -151,7 +139,7 @@ async def start(
     ).scalar_one_or_none()
     if previous is None:
         raise ti_not_found(ti_id)
-    started = await _transition(
+    started = await update_ti(
         session,
         ti_id,
         TaskInstance.state.in_(STARTABLE),
@@ -310,7 +298,7 @@ async def report_state(
         # Only a deferral's resume point survives into the next /run; anything else that
         # leaves running ends it, so a later try starts from execute(), not a stale resume.
         values.update(next_method=None, next_kwargs=None)
-    changed = await _transition(
+    changed = await update_ti(
         session, ti_id, TaskInstance.state == TIState.RUNNING, state=state, **values
     )
     if changed:

@@ -55,15 +55,23 @@ async def get_rendered_fields(session: AsyncSession, ti_id: uuid.UUID) -> dict[s
     return row.rendered_fields if row else None
 
 
-async def set_rendered_map_index(session: AsyncSession, ti_id: uuid.UUID, value: str) -> None:
+async def update_ti(
+    session: AsyncSession, ti_id: uuid.UUID, *conditions: Any, **values: Any
+) -> bool:
+    """Set ``values`` on the TI if it meets ``conditions``: one conditional UPDATE, so the
+    database decides between concurrent requests. Whether it matched; not committed."""
     stmt = (
         update(TaskInstance)
-        .where(TaskInstance.id == ti_id)
-        .values(rendered_map_index=value, updated_at=utcnow())
+        .where(TaskInstance.id == ti_id, *conditions)
+        .values(updated_at=utcnow(), **values)
         .returning(TaskInstance.id)
         .execution_options(synchronize_session=False)
     )
-    if (await session.execute(stmt)).first() is None:
+    return (await session.execute(stmt)).first() is not None
+
+
+async def set_rendered_map_index(session: AsyncSession, ti_id: uuid.UUID, value: str) -> None:
+    if not await update_ti(session, ti_id, rendered_map_index=value):
         raise ti_not_found(ti_id)
     await session.commit()
 

@@ -50,18 +50,14 @@ async def _token_refused(request: Request, exc: Exception) -> Response:
     return await http_exception_handler(request, refuse(request, exc.refusal))
 
 
-async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    # Unavailable (lost, refused, timed out: db.availability) is 503; any other driver
+    # error is a bug of ours, raised on to the 500 handler.
+    if not unavailable(exc):
+        raise exc
     log.error("database unavailable", error=type(exc).__name__, path=request.url.path)
     detail = {"reason": "database_unavailable", "message": "The database is not reachable"}
     return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "1"})
-
-
-async def _database_error(request: Request, exc: Exception) -> JSONResponse:
-    # Any other driver error: unavailable (the server refused or went away: 503), else a
-    # bug of ours, raised on to the 500 handler.
-    if not unavailable(exc):
-        raise exc
-    return await _database_unavailable(request, exc)
 
 
 async def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
@@ -99,9 +95,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(TokenRefused, _token_refused)
-    for kind in UNAVAILABLE:
-        app.add_exception_handler(kind, _database_unavailable)
-    app.add_exception_handler(DBAPIError, _database_error)
+    for kind in (DBAPIError, *UNAVAILABLE):
+        app.add_exception_handler(kind, _database_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(SecretKeyError, _secrets_unreadable)
     app.add_exception_handler(DataError, _unstorable_value)

@@ -69,7 +69,7 @@ def refuse(
     audit.warning(
         "auth.denied",
         reason=refusal.code,
-        method=connection.scope["method"],
+        method=scope["method"],
         path=connection.url.path,
         **token,
         **(log or {}),

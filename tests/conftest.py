@@ -28,6 +28,7 @@ from taskgate.services import control
 from taskgate.settings import Settings
 from taskgate.tokens import TokenType
 from tests.support.api import RUN_BODY, bearer
+from tests.support.database import postgres_admin
 
 # Every test that touches the database runs on each backend: the embedded SQLite default
 # and PostgreSQL (a fresh database per test on the server below).
@@ -83,13 +84,6 @@ def database_url(request: pytest.FixtureRequest, postgres_unreachable: str | Non
     name = f"taskgate_test_{uuid.uuid4().hex[:12]}"
     url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
 
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(_admin_dsn())
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
     async def migrate_new() -> None:
         engine = create_engine(url)
         try:
@@ -97,10 +91,10 @@ def database_url(request: pytest.FixtureRequest, postgres_unreachable: str | Non
         finally:
             await engine.dispose()
 
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    asyncio.run(postgres_admin(_admin_dsn(), f'CREATE DATABASE "{name}"'))
     asyncio.run(migrate_new())
     yield url
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(postgres_admin(_admin_dsn(), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture

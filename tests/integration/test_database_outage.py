@@ -17,6 +17,7 @@ import pytest
 from taskgate.runtime import Runtime
 from taskgate.settings import Settings
 from tests.support.api import BEAT_BODY, RUN_BODY, bearer
+from tests.support.database import postgres_admin
 from tests.support.processes import free_port
 
 pytestmark = pytest.mark.integration
@@ -117,20 +118,13 @@ async def test_a_server_that_refuses_connections_is_503_and_recovers(live_server
     await factory.runtime.engine.dispose()
     admin = f"postgresql://postgres@127.0.0.1:{cluster.port}/template1"
 
-    async def as_admin(sql: str) -> None:
-        import asyncpg
-
-        conn = await asyncpg.connect(admin)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
     async with httpx.AsyncClient(base_url=f"{live_server.url}/execution", timeout=10) as http:
         run = await http.patch(f"/task-instances/{ti.id}/run", json=RUN_BODY, headers=bearer(ti.workload_token))
         token = bearer(run.headers["Refreshed-API-Token"])
-        await as_admin("ALTER DATABASE postgres ALLOW_CONNECTIONS false")
-        await as_admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'postgres'")
+        await postgres_admin(admin, "ALTER DATABASE postgres ALLOW_CONNECTIONS false")
+        await postgres_admin(
+            admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'postgres'"
+        )
         try:
             for _ in range(3):
                 started = time.monotonic()
@@ -142,7 +136,7 @@ async def test_a_server_that_refuses_connections_is_503_and_recovers(live_server
                 health = await http.get("/health")
                 assert (health.status_code, health.json()["database"]) == (503, "unreachable")
         finally:
-            await as_admin("ALTER DATABASE postgres ALLOW_CONNECTIONS true")
+            await postgres_admin(admin, "ALTER DATABASE postgres ALLOW_CONNECTIONS true")
         deadline = time.monotonic() + 5
         while True:  # the same keep-alive connection as before
             up = await http.put(f"/task-instances/{ti.id}/heartbeat", json=BEAT_BODY, headers=token)

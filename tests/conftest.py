@@ -29,6 +29,7 @@ from taskgate.settings import Settings
 from taskgate.tokens import TokenType
 from tests.support.api import RUN_BODY, bearer
 from tests.support.database import postgres_admin
+from tests.support.fault_table import FAULT_TABLE, HEADER
 
 # Every test that touches the database runs on each backend: the embedded SQLite default
 # and PostgreSQL (a fresh database per test on the server below).
@@ -50,6 +51,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("fast_paths"):
             item.add_marker(skip)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if FAULT_TABLE:
+        terminalreporter.section("fault matrix")
+        for line in (*HEADER, *(row() for row in FAULT_TABLE)):
+            terminalreporter.write_line(line)
 
 
 def _admin_dsn() -> str:

@@ -15,6 +15,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from taskgate.db import migrate
+from taskgate.db.availability import FaultMemory
 from taskgate.db.group_commit import GroupCommit
 from taskgate.db.session import EngineOptions, create_engine, create_sessionmaker
 from taskgate.services.lifecycle import Lifecycle
@@ -137,6 +138,8 @@ class Runtime:
     writes: GroupCommit = field(init=False, repr=False)
     # Every step that changes a TI (services/lifecycle.py).
     lifecycle: Lifecycle = field(init=False, repr=False)
+    # The last database fault requests met (for /execution/health).
+    faults: FaultMemory = field(init=False, repr=False, default_factory=FaultMemory)
 
     def __post_init__(self) -> None:
         self.writes = GroupCommit(self.engine)

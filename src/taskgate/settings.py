@@ -58,6 +58,21 @@ class Settings(BaseSettings):
     db_statement_timeout: float = Field(
         10.0, gt=0, description="Seconds a single SQL statement may run (PostgreSQL)."
     )
+    db_request_deadline: float = Field(
+        1.5,
+        gt=0,
+        description="Seconds one API request's database work may take in all (waiting for "
+        "a pooled connection, connecting, the liveness check, its statements). Past it the "
+        "request is answered 503 database_timeout at once.",
+    )
+    max_requests_in_flight: int | None = Field(
+        None,
+        ge=1,
+        description="Execution API requests one process serves at a time; more are answered "
+        "503 overloaded at once. Heartbeats, state reports and /run may use as many again "
+        "on top, so a task's liveness survives a storm of reads. Default: 4 per database "
+        "connection (pool size + overflow), at least 64.",
+    )
     db_fast_paths: bool = Field(
         True,
         description="Send the hot statements straight to the driver, SQLite on the event "
@@ -144,6 +159,14 @@ class Settings(BaseSettings):
     @cached_property
     def fernet_key_file(self) -> Path:
         return self.data_dir / "fernet.key"
+
+    @cached_property
+    def effective_max_requests_in_flight(self) -> int:
+        if self.max_requests_in_flight is not None:
+            return self.max_requests_in_flight
+        sqlite = self.effective_database_url.startswith("sqlite")  # one connection per process
+        connections = 1 if sqlite else self.db_pool_size + self.db_max_overflow
+        return max(64, 4 * connections)
 
     @property
     def uses_embedded_database(self) -> bool:

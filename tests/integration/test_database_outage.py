@@ -3,11 +3,6 @@ recovers by itself when it returns. The test runs its own throwaway cluster (own
 directory and port), so the machine's PostgreSQL is never touched."""
 
 import asyncio
-import glob
-import os
-import shutil
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 
@@ -18,53 +13,15 @@ from taskgate.runtime import Runtime
 from taskgate.settings import Settings
 from tests.support.api import BEAT_BODY, RUN_BODY, bearer
 from tests.support.database import postgres_admin
-from tests.support.processes import free_port
+from tests.support.postgres_cluster import Cluster, throwaway_cluster
 
 pytestmark = pytest.mark.integration
-
-PG_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-
-
-class Cluster:
-    def __init__(self, root: str, port: int) -> None:
-        self.bin = PG_BIN[-1]
-        self.data = os.path.join(root, "data")
-        self.port = port
-
-    def _run(self, *args: str) -> None:
-        command = [os.path.join(self.bin, args[0]), *args[1:]]
-        if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-            command = ["runuser", "-u", "postgres", "--", *command]
-        subprocess.run(command, check=True, capture_output=True, timeout=60)
-
-    def init(self) -> None:
-        self._run("initdb", "-D", self.data, "-A", "trust", "-U", "postgres")
-
-    def start(self) -> None:
-        self._run("pg_ctl", "-D", self.data, "-w", "-l", os.path.join(self.data, "log"),
-                  "-o", f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1", "start")
-
-    def stop(self) -> None:
-        self._run("pg_ctl", "-D", self.data, "-w", "-m", "fast", "stop")
 
 
 @pytest.fixture
 def cluster() -> Iterator[Cluster]:
-    if not PG_BIN:
-        pytest.skip("PostgreSQL server binaries not installed (/usr/lib/postgresql/*/bin)")
-    root = tempfile.mkdtemp(prefix="taskgate-pg-")
-    os.chmod(root, 0o777)
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres")
-    c = Cluster(root, free_port())
-    c.init()
-    c.start()
-    yield c
-    try:
-        c.stop()
-    except subprocess.CalledProcessError:
-        pass
-    shutil.rmtree(root, ignore_errors=True)
+    with throwaway_cluster() as c:
+        yield c
 
 
 @pytest.fixture

@@ -15,9 +15,11 @@ import taskgate
 from taskgate import tracing
 from taskgate.api import errors
 from taskgate.api.metrics import Metrics, MetricsMiddleware
+from taskgate.api.middleware.admission import AdmissionMiddleware
 from taskgate.api.middleware.api_version import ApiVersionMiddleware
 from taskgate.api.middleware.body_limit import BodyLimitMiddleware
 from taskgate.api.middleware.correlation import CorrelationIdMiddleware
+from taskgate.api.middleware.deadline import DeadlineMiddleware
 from taskgate.api.routes import (
     connections,
     dag_runs,
@@ -31,6 +33,7 @@ from taskgate.api.routes import (
     xcoms,
 )
 from taskgate.api.routes import metrics as metrics_route
+from taskgate.db.availability import Fault
 from taskgate.runtime import Runtime
 from taskgate.security import TokenReissueMiddleware
 from taskgate.security.route_policy import check_policies_are_local, served_routes
@@ -98,6 +101,13 @@ def create_app(runtime: Runtime | None = None, *, tracer_provider: Any = None) -
     if runtime is not None:
         metrics.watch_pool(lambda: runtime.engine.sync_engine.pool)
     route_templates = {id(declared): path for path, _m, declared, _e in served_routes(app.routes)}
+
+    def on_database_fault(fault: Fault) -> None:
+        metrics.database_faults.labels(fault.value).inc()
+        if runtime is not None:
+            runtime.faults.note(fault)
+
+    app.state.on_database_fault = on_database_fault
     errors.install(app)
     app.add_middleware(
         TokenReissueMiddleware,
@@ -105,15 +115,26 @@ def create_app(runtime: Runtime | None = None, *, tracer_provider: Any = None) -
         standing=lambda: runtime and runtime.standing,
     )
     app.add_middleware(ApiVersionMiddleware)
-    max_body = runtime.settings.max_request_body_bytes if runtime else Settings().max_request_body_bytes
-    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)
+    settings = runtime.settings if runtime else Settings()
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
+    app.add_middleware(
+        DeadlineMiddleware,
+        seconds=settings.db_request_deadline,
+        on_timeout=lambda _scope: on_database_fault(Fault.TIMEOUT),
+    )
     app.add_middleware(MetricsMiddleware, metrics=metrics, routes=lambda: route_templates)
     app.add_middleware(CorrelationIdMiddleware)
     if runtime is not None and runtime.settings.otel_enabled:
-        # Outermost: everything below, logging included, runs inside the server span.
+        # Everything below, logging included, runs inside the server span.
         middleware, options = tracing.server_span_middleware(tracer_provider)
         app.add_middleware(tracing.SpanRouteMiddleware, routes=lambda: route_templates)
         app.add_middleware(middleware, **options)
+    # Outermost: a request past capacity costs nothing more than its answer.
+    app.add_middleware(
+        AdmissionMiddleware,
+        limit=settings.effective_max_requests_in_flight,
+        on_shed=metrics.shed_request,
+    )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

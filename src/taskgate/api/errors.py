@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
-from taskgate.db.availability import UNAVAILABLE, unavailable
+from taskgate.db.availability import UNAVAILABLE, Fault, fault_of
 from taskgate.security import refuse
 from taskgate.services.errors import (
     AccessDenied,
@@ -50,14 +50,23 @@ async def _token_refused(request: Request, exc: Exception) -> Response:
     return await http_exception_handler(request, refuse(request, exc.refusal))
 
 
+def database_fault_answer(fault: Fault) -> JSONResponse:
+    detail = {"reason": fault.value, "message": fault.message}
+    return JSONResponse(
+        {"detail": detail}, status_code=503, headers={"Retry-After": str(fault.retry_after)}
+    )
+
+
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
-    # Unavailable (lost, refused, timed out: db.availability) is 503; any other driver
-    # error is a bug of ours, raised on to the 500 handler.
-    if not unavailable(exc):
+    # A database fault (lost, refused, timed out, read-only, full: db.availability) is
+    # 503 with its reason; any other driver error is a bug of ours, raised on to the 500
+    # handler.
+    fault = fault_of(exc)
+    if fault is None:
         raise exc
-    log.error("database unavailable", error=type(exc).__name__, path=request.url.path)
-    detail = {"reason": "database_unavailable", "message": "The database is not reachable"}
-    return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "1"})
+    log.error("database fault", reason=fault.value, error=type(exc).__name__, path=request.url.path)
+    request.app.state.on_database_fault(fault)
+    return database_fault_answer(fault)
 
 
 async def _integrity_error(request: Request, exc: Exception) -> JSONResponse:

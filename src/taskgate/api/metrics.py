@@ -3,7 +3,9 @@
 One pure ASGI middleware observes every request: the route template (never the concrete
 path, so label cardinality stays bounded), method, status and latency; security refusals
 by reason (the security layers note the reason on the ASGI scope); fresh tokens handed out
-in ``Refreshed-API-Token`` by kind. The database pool is read at scrape time.
+in ``Refreshed-API-Token`` by kind. Database faults by reason, the time each checkout of a
+database connection took, requests shed by admission control. The database pool is read
+at scrape time.
 """
 
 from __future__ import annotations
@@ -47,8 +49,33 @@ class Metrics:
             ["kind"], registry=self.registry,
         )
 
+        self.database_faults = Counter(
+            "taskgate_database_faults_total",
+            "Requests answered 503 for a database fault, by reason (database_unavailable, "
+            "database_timeout, database_read_only, database_full).",
+            ["reason"], registry=self.registry,
+        )
+        self.database_wait = Histogram(
+            "taskgate_db_checkout_seconds",
+            "Time to get a database connection: waiting for a free one, connecting, the "
+            "liveness check.",
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.shed = Counter(
+            "taskgate_requests_shed_total",
+            "Requests answered 503 overloaded by admission control; kind: liveness "
+            "(heartbeat, state, /run) or other.",
+            ["kind"], registry=self.registry,
+        )
+
     def watch_pool(self, pool: Callable[[], Any]) -> None:
         self.registry.register(_PoolCollector(pool))
+        current = pool()
+        if current is not None and hasattr(current, "on_checkout"):
+            current.on_checkout = self.database_wait.observe
+
+    def shed_request(self, liveness: bool) -> None:
+        self.shed.labels("liveness" if liveness else "other").inc()
 
 
 class _PoolCollector:

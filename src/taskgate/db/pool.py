@@ -1,4 +1,5 @@
-"""A connection pool that serves waiting requests first come, first served.
+"""Connection pools: one that serves waiting requests first come, first served, and
+both pools timed (how long each checkout took: waiting, connecting, the liveness check).
 
 SQLAlchemy's asyncio pool lets a newly arriving request take a connection that was just
 returned, ahead of requests already waiting for it; a waiter that loses the race goes back
@@ -12,7 +13,9 @@ when nobody is waiting.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.pool import AsyncAdaptedQueuePool
@@ -72,5 +75,20 @@ class FairQueue(AsyncAdaptedQueue):
             self._waiters.popleft()
 
 
-class FairAsyncQueuePool(AsyncAdaptedQueuePool):
+class TimedQueuePool(AsyncAdaptedQueuePool):
+    """SQLAlchemy's asyncio pool, reporting how long each checkout took to
+    ``on_checkout`` (the server's metrics)."""
+
+    on_checkout: Callable[[float], None] | None = None
+
+    def connect(self) -> Any:
+        started = time.perf_counter()
+        try:
+            return super().connect()
+        finally:
+            if self.on_checkout is not None:
+                self.on_checkout(time.perf_counter() - started)
+
+
+class FairAsyncQueuePool(TimedQueuePool):
     _queue_class = FairQueue

@@ -31,10 +31,9 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from taskgate.db import fast_paths
-from taskgate.db.pool import FairAsyncQueuePool
+from taskgate.db.pool import FairAsyncQueuePool, TimedQueuePool
 from taskgate.db.sqlite import inline_connector
 
 
@@ -95,7 +94,7 @@ def create_engine(url: str, pool: EngineOptions | None = None) -> AsyncEngine:
 
 def _create_engine(url: str, pool: EngineOptions) -> AsyncEngine:
     parsed = make_url(url)
-    pool_class = FairAsyncQueuePool if pool.fast_paths else AsyncAdaptedQueuePool
+    pool_class = FairAsyncQueuePool if pool.fast_paths else TimedQueuePool
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

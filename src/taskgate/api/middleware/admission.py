@@ -1,0 +1,72 @@
+"""Admission control: past a bound on Execution API requests in flight, answer 503
+``overloaded`` at once instead of queueing.
+
+Requests beyond what the database can serve only wait in line, and every task's latency
+grows together until heartbeats miss the server's deadline and healthy tasks are taken
+for dead. A bounded number in flight keeps the wait of those admitted short; the rest
+are told at once (``Retry-After``; taskgate's client and worker retry with jitter).
+
+A task's liveness comes first: heartbeats, state reports and ``/run`` are admitted up to
+twice the bound, everything else up to the bound, so a storm of reads is shed while the
+heartbeats that share the process go on. The count is per process; shedding costs one
+comparison and a prebuilt answer, before any other middleware runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from taskgate.wire.http import EXECUTION_PREFIX
+
+OVERLOADED = {"reason": "overloaded", "message": "The server is at capacity; retry shortly"}
+
+_LIVENESS = (("PUT", "/heartbeat"), ("PATCH", "/state"), ("PATCH", "/run"))
+_TASK_INSTANCES = f"{EXECUTION_PREFIX}/task-instances/"
+
+
+def is_liveness(method: str, path: str) -> bool:
+    """A heartbeat, state report or start of a task instance."""
+    return path.startswith(_TASK_INSTANCES) and any(
+        method == m and path.endswith(suffix) for m, suffix in _LIVENESS
+    )
+
+
+class AdmissionMiddleware:
+    def __init__(
+        self, app: ASGIApp, limit: int, on_shed: Callable[[bool], None]
+    ) -> None:
+        self.app = app
+        self.limit = limit
+        self.on_shed = on_shed  # called with whether the shed request was a liveness one
+        self.in_flight = 0
+        body = json.dumps({"detail": OVERLOADED}).encode()
+        self._start = {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", b"1"),
+            ],
+        }
+        self._body = {"type": "http.response.body", "body": body}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(EXECUTION_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            liveness = is_liveness(scope["method"], scope["path"])
+            if not liveness or self.in_flight >= 2 * self.limit:
+                self.on_shed(liveness)
+                await send(self._start)
+                await send(self._body)
+                return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1

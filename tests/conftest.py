@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -16,7 +13,6 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import update
 
 from taskgate.api.app import create_app
@@ -28,6 +24,7 @@ from taskgate.services import control
 from taskgate.settings import Settings
 from taskgate.tokens import TokenType
 from tests.support.api import RUN_BODY, bearer
+from tests.support.asgi_server import serving
 from tests.support.database import postgres_admin
 from tests.support.fault_table import FAULT_TABLE, HEADER
 
@@ -202,20 +199,5 @@ def live_server(settings: Settings, runtime: Runtime) -> Iterator[LiveServer]:
     """taskgate served by uvicorn on 127.0.0.1 in a background thread (its own loop and
     its own runtime on the test's database, prepared by the `runtime` fixture)."""
     server_runtime = Runtime.from_settings(settings)
-    app = create_app(server_runtime)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("live server did not start")
-        time.sleep(0.02)
-    yield LiveServer(f"http://127.0.0.1:{port}", server_runtime)
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with serving(create_app(server_runtime), lifespan="on") as url:
+        yield LiveServer(url, server_runtime)

@@ -12,7 +12,7 @@ import pytest
 
 from taskgate.settings import Settings
 from tests.support.processes import free_port, start_serve
-from tests.worker.conftest import finish, start_worker, worker_env
+from tests.support.workloads import finish, start_worker, worker_env
 
 pytestmark = [
     pytest.mark.integration,

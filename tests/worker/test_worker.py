@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from taskgate.db.models import XCom
-from tests.worker.conftest import finish, start_worker, worker_env
+from tests.support.workloads import finish, start_worker, worker_env
 
 pytestmark = pytest.mark.integration
 

@@ -1,10 +1,14 @@
-"""Admission control: past a bound on Execution API requests in flight, answer 503
-``overloaded`` at once instead of queueing.
+"""Admission control: past capacity, answer 503 ``overloaded`` at once instead of
+queueing.
 
-Requests beyond what the database can serve only wait in line, and every task's latency
+Requests beyond what the process can serve only wait in line, and every task's latency
 grows together until heartbeats miss the server's deadline and healthy tasks are taken
-for dead. A bounded number in flight keeps the wait of those admitted short; the rest
-are told at once (``Retry-After``; taskgate's client and worker retry with jitter).
+for dead. Keeping the line short keeps the wait of those admitted short; the rest are
+told at once (``Retry-After``; taskgate's client and worker retry with jitter).
+
+The line is the requests in flight: admitted and waiting for the database (a pooled
+connection, a statement; SQLite's one connection per process is where a storm queues).
+At most ``max_requests_in_flight`` are admitted at a time.
 
 A task's liveness comes first: heartbeats, state reports and ``/run`` are admitted up to
 twice the bound, everything else up to the bound, so a storm of reads is shed while the

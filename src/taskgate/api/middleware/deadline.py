@@ -62,8 +62,12 @@ class DeadlineMiddleware:
             # Answered at the deadline: the cancelled request's own end is dropped.
         finally:
             request.settle()
+        if request.answer is not None:
+            # Returning ends the request: the server would answer 500 for an app that
+            # returned without starting its answer.
+            await request.answer
 
-    def answer(self, send: Send) -> None:
+    def respond(self, send: Send) -> asyncio.Task[None]:
         """Send the 503 from a task of its own: the request's task is busy cleaning up."""
 
         async def respond() -> None:
@@ -73,6 +77,7 @@ class DeadlineMiddleware:
         task = asyncio.get_running_loop().create_task(respond())
         self._answers.add(task)
         task.add_done_callback(self._answers.discard)
+        return task
 
 
 class _Request:
@@ -88,6 +93,7 @@ class _Request:
         self._started = False  # the app began its answer
         self._fired = False
         self._uncancelled = False
+        self.answer: asyncio.Task[None] | None = None  # the 503, once the deadline passed
         self._timer: asyncio.TimerHandle | None = self._loop.call_later(
             middleware.seconds, self._expire
         )
@@ -101,7 +107,7 @@ class _Request:
             return  # the database work is done; the answer is on its way
         self._fired = True
         self._middleware.on_timeout(self._scope)
-        self._middleware.answer(self._send)
+        self.answer = self._middleware.respond(self._send)
         assert self._task is not None
         self._task.cancel()
 

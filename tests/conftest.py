@@ -26,7 +26,7 @@ from taskgate.tokens import TokenType
 from tests.support.api import RUN_BODY, bearer
 from tests.support.asgi_server import serving
 from tests.support.database import postgres_admin
-from tests.support.fault_table import FAULT_TABLE, HEADER
+from tests.support.reports import REPORTS
 
 # Every test that touches the database runs on each backend: the embedded SQLite default
 # and PostgreSQL (a fresh database per test on the server below).
@@ -51,10 +51,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if FAULT_TABLE:
-        terminalreporter.section("fault matrix")
-        for line in (*HEADER, *(row() for row in FAULT_TABLE)):
-            terminalreporter.write_line(line)
+    for section, lines in REPORTS.items():
+        terminalreporter.section(section)
+        for line in lines:
+            terminalreporter.write_line(line())
 
 
 def _admin_dsn() -> str:

@@ -93,11 +93,10 @@ class Load:
 
     def answered(self, connection: Connection, outcome: str) -> None:
         self.outcomes[outcome] += 1
-        if outcome == "200":
-            if self.windows is not None:
-                index = int((time.monotonic() - self.window_start) / WINDOW)
-                if index < len(self.windows):
-                    self.windows[index] += 1
+        if outcome == "200" and self.windows is not None:
+            index = int((time.monotonic() - self.window_start) / WINDOW)
+            if index < len(self.windows):
+                self.windows[index] += 1
         if self.closed_loop:
             connection.send()
         else:

@@ -1,6 +1,7 @@
 """A PostgreSQL outage: taskgate answers 503 within 2 s while the database is down and
 recovers by itself when it returns. The test runs its own throwaway cluster (own data
-directory and port), so the machine's PostgreSQL is never touched."""
+directory and port), so the machine's PostgreSQL is never touched. Shorter faults of
+every kind: test_fault_matrix.py."""
 
 import asyncio
 import time
@@ -12,7 +13,6 @@ import pytest
 from taskgate.runtime import Runtime
 from taskgate.settings import Settings
 from tests.support.api import BEAT_BODY, RUN_BODY, bearer
-from tests.support.database import postgres_admin
 from tests.support.postgres_cluster import Cluster, throwaway_cluster
 
 pytestmark = pytest.mark.integration
@@ -65,39 +65,3 @@ async def test_outage_answers_503_fast_and_recovers(live_server, factory, cluste
                 break
             assert up.status_code == 503 and time.monotonic() < deadline, up.text
             await asyncio.sleep(0.2)
-
-
-async def test_a_server_that_refuses_connections_is_503_and_recovers(live_server, factory, cluster):
-    """PostgreSQL up, but refusing to serve the database (as while it starts, stops or
-    has no connection slot left): 503 with Retry-After, on a keep-alive connection that
-    stays usable, and recovery by itself."""
-    ti = await factory.queued_ti()
-    await factory.runtime.engine.dispose()
-    admin = f"postgresql://postgres@127.0.0.1:{cluster.port}/template1"
-
-    async with httpx.AsyncClient(base_url=f"{live_server.url}/execution", timeout=10) as http:
-        run = await http.patch(f"/task-instances/{ti.id}/run", json=RUN_BODY, headers=bearer(ti.workload_token))
-        token = bearer(run.headers["Refreshed-API-Token"])
-        await postgres_admin(admin, "ALTER DATABASE postgres ALLOW_CONNECTIONS false")
-        await postgres_admin(
-            admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'postgres'"
-        )
-        try:
-            for _ in range(3):
-                started = time.monotonic()
-                down = await http.put(f"/task-instances/{ti.id}/heartbeat", json=BEAT_BODY, headers=token)
-                assert time.monotonic() - started < 2.0
-                assert down.status_code == 503, down.text
-                assert down.json()["detail"]["reason"] == "database_unavailable"
-                assert down.headers["Retry-After"] == "1"
-                health = await http.get("/health")
-                assert (health.status_code, health.json()["database"]) == (503, "unreachable")
-        finally:
-            await postgres_admin(admin, "ALTER DATABASE postgres ALLOW_CONNECTIONS true")
-        deadline = time.monotonic() + 5
-        while True:  # the same keep-alive connection as before
-            up = await http.put(f"/task-instances/{ti.id}/heartbeat", json=BEAT_BODY, headers=token)
-            if up.status_code == 204:
-                break
-            assert up.status_code == 503 and time.monotonic() < deadline, up.text
-            await asyncio.sleep(0.1)

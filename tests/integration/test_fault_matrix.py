@@ -47,13 +47,13 @@ from taskgate.runtime import Runtime
 from taskgate.services import control, variables
 from taskgate.settings import Settings
 from taskgate.wire.task_instances import TIRescheduleStatePayload
-from tests.support.api import BEAT_BODY, RUN_BODY, bearer
+from tests.support.api import BEAT_BODY, RUN_BODY, bearer, gauge
 from tests.support.database import fresh_ti, postgres_admin
 from tests.support.fault_proxy import FaultProxy
-from tests.support.fault_table import FAULT_TABLE
 from tests.support.keep_alive import Answer, ConnectionDropped, KeepAliveConnection
 from tests.support.postgres_cluster import Cluster, throwaway_cluster
 from tests.support.processes import free_port, serve_env, server_output, start_serve
+from tests.support.reports import report
 
 pytestmark = pytest.mark.integration
 
@@ -79,6 +79,12 @@ class Row:
         seen = ", ".join(f"{k} x{n}" for k, n in sorted(self.answers.items()))
         recovery = "-" if self.recovery is None else f"{self.recovery:.2f} s"
         return f"| {self.backend} | {self.fault} | {seen} | {self.slowest:.2f} s | {recovery} |"
+
+
+HEADER = (
+    "| backend | fault | answers seen | slowest answer | recovery |",
+    "|---|---|---|---|---|",
+)
 
 
 @dataclass
@@ -249,7 +255,7 @@ async def run_case(setup: Setup, fault: str,
                    inject: Callable[[Setup], AbstractAsyncContextManager[Awaitable[object]]],
                    *, xcom_bytes: int = 64) -> Row:
     row = Row(setup.backend, fault)
-    FAULT_TABLE.append(row.line)  # read when the run ends
+    report("fault matrix", row.line, header=HEADER)  # the row is read when the run ends
     async with httpx.AsyncClient(base_url=f"{setup.url}/execution", timeout=10) as http:
         beat = await running(setup, http)
         succeed, reschedule = await running(setup, http), await running(setup, http)
@@ -299,6 +305,16 @@ def held_for(seconds: float = HOLD) -> Awaitable[None]:
 
 def assert_no_problems(setup: Setup, rows: list[Row]) -> None:
     problems = [f"{row.fault}: {p}" for row in rows for p in row.problems]
+    # Every fault answered is counted by reason (the state changes add their own), and
+    # the checkouts were timed.
+    metrics = httpx.get(f"{setup.url}/metrics", timeout=10).text
+    for reason in REASONS:
+        seen = sum(n for row in rows for k, n in row.answers.items() if k == f"503 {reason}")
+        counted = gauge(metrics, "taskgate_database_faults_total", reason=reason)
+        if counted < seen:
+            problems.append(f"metrics: {counted:.0f} {reason} counted, probes saw {seen}")
+    if gauge(metrics, "taskgate_db_checkout_seconds_count") == 0:
+        problems.append("metrics: no checkout timed")
     assert not problems, "\n".join(problems) + "\n" + server_output(setup.process)[-3000:]  # type: ignore[arg-type]
 
 
@@ -482,12 +498,12 @@ def small_disk() -> Iterator[Path]:
     mount = Path(tempfile.mkdtemp(prefix="taskgate-disk-"))
     try:
         result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)],
-                                capture_output=True, text=True)
+                                capture_output=True, text=True, check=False)
         if result.returncode != 0:
             pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
         yield mount
     finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True, check=False)
         shutil.rmtree(mount, ignore_errors=True)
 
 

@@ -30,9 +30,15 @@ async def running_ti(http: httpx.AsyncClient, factory) -> tuple[object, dict[str
     return ti, bearer(run.headers["Refreshed-API-Token"])
 
 
+def waiting_env(settings) -> dict[str, str]:
+    # These requests wait for a lock for as long as the test holds it, past the request
+    # deadline that would otherwise answer them 503 database_timeout first.
+    return {**serve_env(settings), "TASKGATE_DB_REQUEST_DEADLINE": "30"}
+
+
 async def test_sigterm_lets_the_request_in_flight_finish_and_exits_0(settings, runtime, factory):
     port = free_port()
-    server = start_serve(serve_env(settings), port)
+    server = start_serve(waiting_env(settings), port)
     base = f"http://127.0.0.1:{port}/execution"
     try:
         async with httpx.AsyncClient(base_url=base, timeout=15) as http:
@@ -74,7 +80,7 @@ async def test_a_request_outliving_the_grace_period_is_cancelled_without_a_write
         # killed (InlineSQLiteConnection.stop is the fast path's fix; docs/operations.md).
         pytest.skip("SQLite on the public paths: see docs/operations.md")
     port = free_port()
-    server = start_serve(serve_env(settings), port, "--timeout-graceful-shutdown", "1")
+    server = start_serve(waiting_env(settings), port, "--timeout-graceful-shutdown", "1")
     base = f"http://127.0.0.1:{port}/execution"
     try:
         async with httpx.AsyncClient(base_url=base, timeout=15) as http:

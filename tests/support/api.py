@@ -32,8 +32,13 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def gauge(metrics: str, name: str) -> float:
-    """One unlabelled sample of the Prometheus text that ``/metrics`` answered."""
-    match = re.search(rf"^{name} (\S+)$", metrics, re.MULTILINE)
-    assert match, f"{name} not in /metrics"
-    return float(match.group(1))
+def gauge(metrics: str, name: str, **labels: str) -> float:
+    """One sample of the Prometheus text that ``/metrics`` answered: unlabelled, or the
+    one with exactly ``labels`` (0 when a labelled counter has no such sample yet)."""
+    if not labels:
+        match = re.search(rf"^{name} (\S+)$", metrics, re.MULTILINE)
+        assert match, f"{name} not in /metrics"
+        return float(match.group(1))
+    wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    match = re.search(rf"^{name}\{{{re.escape(wanted)}\}} (\S+)$", metrics, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0

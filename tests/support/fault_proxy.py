@@ -13,9 +13,7 @@ import socket
 import struct
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
-
-_T = TypeVar("_T")
+from typing import Any, Self
 
 
 class FaultProxy:
@@ -32,13 +30,13 @@ class FaultProxy:
 
     # -- life cycle -----------------------------------------------------------------------
 
-    def __enter__(self) -> FaultProxy:
+    def __enter__(self) -> Self:
         self._thread.start()
         self._call(self._setup)
         self._call(self._listen)
         return self
 
-    def __exit__(self, *_exc: Any) -> None:
+    def __exit__(self, *_exc: object) -> None:
         self._call(self._close_everything)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)

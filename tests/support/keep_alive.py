@@ -8,7 +8,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import h11
 
@@ -43,11 +43,11 @@ class KeepAliveConnection:
         self._writer: asyncio.StreamWriter | None = None
         self._h11 = h11.Connection(h11.CLIENT)
 
-    async def __aenter__(self) -> KeepAliveConnection:
+    async def __aenter__(self) -> Self:
         self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
         return self
 
-    async def __aexit__(self, *_exc: Any) -> None:
+    async def __aexit__(self, *_exc: object) -> None:
         assert self._writer is not None
         self._writer.close()
 

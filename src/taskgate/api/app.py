@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import structlog
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.telemetry import TelemetryConfig
@@ -40,6 +41,8 @@ from taskgate.security.route_policy import check_policies_are_local, served_rout
 from taskgate.security.routing import SECURITY_SCHEME_NAME
 from taskgate.settings import Settings
 from taskgate.wire.http import EXECUTION_PREFIX
+
+log = structlog.get_logger("taskgate.api")
 
 NO_FASTAPI_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
@@ -102,7 +105,8 @@ def create_app(runtime: Runtime | None = None, *, tracer_provider: Any = None) -
         metrics.watch_pool(lambda: runtime.engine.sync_engine.pool)
     route_templates = {id(declared): path for path, _m, declared, _e in served_routes(app.routes)}
 
-    def on_database_fault(fault: Fault) -> None:
+    def on_database_fault(fault: Fault, path: str, error: str) -> None:
+        log.error("database fault", reason=fault.value, error=error, path=path)
         metrics.database_faults.labels(fault.value).inc()
         if runtime is not None:
             runtime.faults.note(fault)
@@ -120,7 +124,7 @@ def create_app(runtime: Runtime | None = None, *, tracer_provider: Any = None) -
     app.add_middleware(
         DeadlineMiddleware,
         seconds=settings.db_request_deadline,
-        on_timeout=lambda _scope: on_database_fault(Fault.TIMEOUT),
+        on_timeout=lambda scope: on_database_fault(Fault.TIMEOUT, scope["path"], "deadline"),
     )
     app.add_middleware(MetricsMiddleware, metrics=metrics, routes=lambda: route_templates)
     app.add_middleware(CorrelationIdMiddleware)

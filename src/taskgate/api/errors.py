@@ -64,8 +64,7 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     fault = fault_of(exc)
     if fault is None:
         raise exc
-    log.error("database fault", reason=fault.value, error=type(exc).__name__, path=request.url.path)
-    request.app.state.on_database_fault(fault)
+    request.app.state.on_database_fault(fault, request.url.path, type(exc).__name__)
     return database_fault_answer(fault)
 
 

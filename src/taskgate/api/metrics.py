@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -22,6 +23,9 @@ from taskgate.security.reissue import REFRESH_HEADER
 from taskgate.security.request_auth import auth_of
 from taskgate.tokens import TokenType
 
+log = structlog.get_logger("taskgate.api")
+
+SHED_LOG_SECONDS = 5.0
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -67,6 +71,8 @@ class Metrics:
             "(heartbeat, state, /run) or other.",
             ["kind"], registry=self.registry,
         )
+        self._shed_logged = time.monotonic() - SHED_LOG_SECONDS
+        self._shed_since_log = 0
 
     def watch_pool(self, pool: Callable[[], Any]) -> None:
         self.registry.register(_PoolCollector(pool))
@@ -76,6 +82,13 @@ class Metrics:
 
     def shed_request(self, liveness: bool) -> None:
         self.shed.labels("liveness" if liveness else "other").inc()
+        self._shed_since_log += 1
+        now = time.monotonic()
+        if now - self._shed_logged >= SHED_LOG_SECONDS:
+            # One line per few seconds, not per request: shedding means thousands a second.
+            log.warning("overloaded: requests shed", shed=self._shed_since_log,
+                        seconds=round(now - self._shed_logged, 1))
+            self._shed_logged, self._shed_since_log = now, 0
 
 
 class _PoolCollector:

@@ -71,6 +71,8 @@ class Row:
     backend: str
     fault: str
     answers: Counter = field(default_factory=Counter)
+    # 503s of the routes (health's come from its own memory of faults: not counted again)
+    route_faults: Counter = field(default_factory=Counter)
     slowest: float = 0.0
     recovery: float | None = None
     problems: list[str] = field(default_factory=list)
@@ -247,6 +249,8 @@ class Prober:
         # Health names the fault itself; cut off by the deadline, it answers as any route.
         reason = answer.reason or answer.json().get("reason")
         self.row.answers[f"{answer.status} {reason}"] += 1
+        if name != "health":
+            self.row.route_faults[reason] += 1
         if answer.status != 503 or reason not in REASONS or "retry-after" not in answer.headers:
             self.row.problems.append(f"{name}: {answer.status} {answer.body[:200]!r}")
 
@@ -267,6 +271,7 @@ async def run_case(setup: Setup, fault: str,
             prober = Prober(setup, row, connection, beat, xcom_bytes)
             await prober.round()  # healthy first
             row.answers.clear()
+            row.route_faults.clear()
             try:
                 async with inject(setup) as held:
                     attempts = asyncio.create_task(
@@ -305,11 +310,11 @@ def held_for(seconds: float = HOLD) -> Awaitable[None]:
 
 def assert_no_problems(setup: Setup, rows: list[Row]) -> None:
     problems = [f"{row.fault}: {p}" for row in rows for p in row.problems]
-    # Every fault answered is counted by reason (the state changes add their own), and
-    # the checkouts were timed.
+    # Every fault a route answered is counted by reason (the state changes add their
+    # own), and the checkouts were timed.
     metrics = httpx.get(f"{setup.url}/metrics", timeout=10).text
     for reason in REASONS:
-        seen = sum(n for row in rows for k, n in row.answers.items() if k == f"503 {reason}")
+        seen = sum(row.route_faults[reason] for row in rows)
         counted = gauge(metrics, "taskgate_database_faults_total", reason=reason)
         if counted < seen:
             problems.append(f"metrics: {counted:.0f} {reason} counted, probes saw {seen}")
@@ -339,22 +344,33 @@ async def _terminate_sessions(setup: Setup) -> None:
     )
 
 
-@asynccontextmanager
-async def not_accepting(setup: Setup) -> AsyncIterator[Awaitable[object]]:
-    assert setup.cluster is not None
-    await postgres_admin(setup.cluster.admin_dsn, f"ALTER DATABASE {ROLE} ALLOW_CONNECTIONS false")
-    await _terminate_sessions(setup)
-    yield held_for()
-    await postgres_admin(setup.cluster.admin_dsn, f"ALTER DATABASE {ROLE} ALLOW_CONNECTIONS true")
+def reconfigured(on: str, off: str, *, end_sessions_after: bool = False
+                 ) -> Callable[[Setup], AbstractAsyncContextManager[Awaitable[object]]]:
+    """A fault made by PostgreSQL's own configuration: ``on`` (then the server's
+    sessions are ended, so that new ones meet it) for the hold, then ``off`` (and, with
+    ``end_sessions_after``, the sessions of the faulty configuration end too)."""
+
+    @asynccontextmanager
+    async def fault(setup: Setup) -> AsyncIterator[Awaitable[object]]:
+        assert setup.cluster is not None
+        await postgres_admin(setup.cluster.admin_dsn, on)
+        await _terminate_sessions(setup)
+        yield held_for()
+        await postgres_admin(setup.cluster.admin_dsn, off)
+        if end_sessions_after:
+            await _terminate_sessions(setup)
+
+    return fault
 
 
-@asynccontextmanager
-async def too_many_connections(setup: Setup) -> AsyncIterator[Awaitable[object]]:
-    assert setup.cluster is not None
-    await postgres_admin(setup.cluster.admin_dsn, f"ALTER ROLE {ROLE} CONNECTION LIMIT 0")
-    await _terminate_sessions(setup)
-    yield held_for()
-    await postgres_admin(setup.cluster.admin_dsn, f"ALTER ROLE {ROLE} CONNECTION LIMIT -1")
+not_accepting = reconfigured(f"ALTER DATABASE {ROLE} ALLOW_CONNECTIONS false",
+                             f"ALTER DATABASE {ROLE} ALLOW_CONNECTIONS true")
+too_many_connections = reconfigured(f"ALTER ROLE {ROLE} CONNECTION LIMIT 0",
+                                    f"ALTER ROLE {ROLE} CONNECTION LIMIT -1")
+# New sessions read-only, as on a standby; the failover back ends the old ones.
+read_only = reconfigured(f"ALTER DATABASE {ROLE} SET default_transaction_read_only = on",
+                         f"ALTER DATABASE {ROLE} RESET default_transaction_read_only",
+                         end_sessions_after=True)
 
 
 @asynccontextmanager
@@ -394,17 +410,6 @@ async def lock_held(setup: Setup) -> AsyncIterator[Awaitable[object]]:
     finally:
         await tx.rollback()
         await conn.close()
-
-
-@asynccontextmanager
-async def read_only(setup: Setup) -> AsyncIterator[Awaitable[object]]:
-    assert setup.cluster is not None
-    dsn = setup.cluster.admin_dsn
-    await postgres_admin(dsn, f"ALTER DATABASE {ROLE} SET default_transaction_read_only = on")
-    await _terminate_sessions(setup)  # new sessions are read-only, as on a standby
-    yield held_for()
-    await postgres_admin(dsn, f"ALTER DATABASE {ROLE} RESET default_transaction_read_only")
-    await _terminate_sessions(setup)  # the failover back: sessions of the old one end
 
 
 async def _prepare(runtime: Runtime) -> None:

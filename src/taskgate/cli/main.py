@@ -11,6 +11,7 @@ from taskgate.cli import (
     connections,
     dags,
     keys,
+    operators,
     runs,
     task_instances,
     tokens,
@@ -48,6 +49,7 @@ app.add_typer(connections.app, name="connections")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(xcoms.app, name="xcoms")
 app.add_typer(worker.app, name="worker")
+app.add_typer(operators.app, name="operators")
 
 
 @app.command()

@@ -215,3 +215,18 @@ class Connection(Base):
     extra: Mapped[str | None] = mapped_column(Text)
     team: Mapped[str | None] = mapped_column(String(ID_LENGTH))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Operator(Base):
+    """A person or program that drives taskgate over the control API, and the hash of
+    its key (the key itself is shown once, when it is made)."""
+
+    __tablename__ = "operators"
+
+    name: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    role: Mapped[str] = mapped_column(String(20))
+    teams: Mapped[list[str]] = mapped_column(JSON)  # empty: every team
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))  # SHA-256 of the key's secret, hex
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -8,10 +8,9 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from taskgate.cli import serialize
 from taskgate.db.models import TaskInstance
 from taskgate.runtime import Runtime
-from taskgate.services import control
+from taskgate.services import control, views
 from tests.support.database import fresh_ti
 from tests.support.processes import TASKGATE, serve_env
 
@@ -34,7 +33,7 @@ class Workloads:
         """`taskgate ti queue TI --json`, written to a file."""
         queued = await self.runtime.lifecycle.queue(ti_id)
         path = self.directory / f"workload-{ti_id}-{queued.ti.try_number}.json"
-        path.write_text(json.dumps({"token": queued.workload_token, "ti": serialize.task_instance(queued.ti)}))
+        path.write_text(json.dumps({"token": queued.workload_token, "ti": views.task_instance(queued.ti)}))
         return path
 
     async def ti(self, ti_id: uuid.UUID) -> TaskInstance:

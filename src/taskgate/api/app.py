@@ -15,6 +15,7 @@ from fastapi.telemetry import TelemetryConfig
 import taskgate
 from taskgate import tracing
 from taskgate.api import errors
+from taskgate.api.control.app import CONTROL_PREFIX, create_control_app
 from taskgate.api.metrics import Metrics, MetricsMiddleware
 from taskgate.api.middleware.admission import AdmissionMiddleware
 from taskgate.api.middleware.api_version import ApiVersionMiddleware
@@ -99,6 +100,7 @@ def create_app(runtime: Runtime | None = None, *, tracer_provider: Any = None) -
         app.include_router(router, prefix=EXECUTION_PREFIX)
     app.include_router(jwks.router)
     app.include_router(metrics_route.router)
+    app.mount(CONTROL_PREFIX, create_control_app(runtime))
     check_policies_are_local(app.routes)
     app.state.metrics = metrics = Metrics()
     if runtime is not None:

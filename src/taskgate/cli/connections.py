@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from taskgate.cli import serialize
 from taskgate.cli.common import JsonOption, console, fail, print_json, print_table, with_session
-from taskgate.services import connections
+from taskgate.services import connections, views
 
 app = typer.Typer(help="Connections.", no_args_is_help=True)
 
@@ -37,7 +36,7 @@ def get(
 ) -> None:
     """Show a connection."""
     connection = with_session(lambda session, rt: connections.get(session, rt.secrets, conn_id))
-    data = serialize.connection(connection, reveal=reveal)
+    data = views.connection(connection, reveal=reveal)
     if json_output:
         print_json(data)
         return
@@ -49,7 +48,7 @@ def list_(json_output: bool = JsonOption) -> None:
     """List connections (passwords masked)."""
     rows = with_session(lambda session, rt: connections.list_all(session, rt.secrets))
     if json_output:
-        print_json([serialize.connection(c) for c in rows])
+        print_json([views.connection(c) for c in rows])
         return
     print_table(
         "Connections",

@@ -5,21 +5,10 @@ from __future__ import annotations
 import typer
 
 from taskgate.cli.common import JsonOption, console, print_json, print_table, with_session
-from taskgate.db.models import Operator
-from taskgate.services import operators
+from taskgate.services import operators, views
 from taskgate.services.operators import Role
 
 app = typer.Typer(help="Operators of the control API and their keys.", no_args_is_help=True)
-
-
-def operator_json(operator: Operator) -> dict[str, object]:
-    return {
-        "name": operator.name,
-        "role": operator.role,
-        "teams": operator.teams,
-        "created_at": operator.created_at.isoformat(),
-        "revoked_at": operator.revoked_at.isoformat() if operator.revoked_at else None,
-    }
 
 
 @app.command()
@@ -49,7 +38,7 @@ def list_(json_output: bool = JsonOption) -> None:
     """List operators (never their keys)."""
     found = with_session(lambda session, _rt: operators.list_operators(session))
     if json_output:
-        print_json([operator_json(o) for o in found])
+        print_json([views.operator(o) for o in found])
         return
     print_table("Operators", ["name", "role", "teams", "created", "revoked"], [
         (o.name, o.role, ", ".join(o.teams) or "all", o.created_at.isoformat(timespec="seconds"),

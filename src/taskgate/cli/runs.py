@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from taskgate.cli.common import JsonOption, fail, print_json, print_table, with_session
-from taskgate.services import control
+from taskgate.services import control, views
 
 app = typer.Typer(help="DAG runs.", no_args_is_help=True)
 
@@ -33,12 +33,10 @@ def create(
             session, dag_id, run_id, task, max_tries=max_tries, mapped=map_lengths
         )
     )
-    tis = [
-        {"id": str(ti.id), "task_id": ti.task_id, "map_index": ti.map_index, "state": ti.state}
-        for ti in created.task_instances
-    ]
+    view = views.created_run(dag_id, run_id, created.task_instances)
+    tis = view["task_instances"]
     if json_output:
-        print_json({"dag_id": dag_id, "run_id": run_id, "task_instances": tis})
+        print_json(view)
         return
     rows = [(t["id"], t["task_id"], t["map_index"], t["state"]) for t in tis]
     print_table(f"Run {dag_id}/{run_id}", ["id", "task_id", "map_index", "state"], rows)

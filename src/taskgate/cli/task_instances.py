@@ -6,7 +6,6 @@ from enum import Enum
 
 import typer
 
-from taskgate.cli import serialize
 from taskgate.cli.common import (
     JsonOption,
     console,
@@ -17,7 +16,7 @@ from taskgate.cli.common import (
     with_runtime,
     with_session,
 )
-from taskgate.services import control, task_instances, workloads
+from taskgate.services import control, task_instances, views, workloads
 
 app = typer.Typer(help="Task instances.", no_args_is_help=True)
 
@@ -33,7 +32,7 @@ def list_(
         lambda session, _rt: control.list_task_instances(session, dag_id=dag_id, state=state)
     )
     if json_output:
-        print_json([serialize.task_instance(ti) for ti in tis])
+        print_json([views.task_instance(ti) for ti in tis])
         return
     rows = [(ti.id, ti.dag_id, ti.run_id, ti.task_id, ti.state, ti.try_number) for ti in tis]
     print_table("Task instances", ["id", "dag_id", "run_id", "task_id", "state", "try"], rows)
@@ -49,7 +48,7 @@ def show(ti_id: str, json_output: bool = JsonOption) -> None:
         return ti, await task_instances.get_rendered_fields(session, ident)
 
     ti, rendered = with_session(load)
-    data = {**serialize.task_instance(ti), "rendered_fields": rendered}
+    data = {**views.task_instance(ti), "rendered_fields": rendered}
     if json_output:
         print_json(data)
         return
@@ -100,7 +99,7 @@ def queue(
         )
         return
     if json_output:
-        print_json({"token": queued.workload_token, "ti": serialize.task_instance(queued.ti)})
+        print_json(views.queued(queued.workload_token, queued.ti))
         return
     console.print(
         f"queued {queued.ti.id} (try {queued.ti.try_number}); workload token:", highlight=False

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from taskgate.cli import serialize
 from taskgate.cli.common import JsonOption, console, fail, print_json, print_table, with_session
-from taskgate.services import variables
+from taskgate.services import variables, views
 
 app = typer.Typer(help="Variables.", no_args_is_help=True)
 
@@ -32,7 +31,7 @@ def get(key: str, json_output: bool = JsonOption) -> None:
     """Print a variable's value."""
     variable = with_session(lambda session, rt: variables.get(session, rt.secrets, key))
     if json_output:
-        print_json(serialize.variable(variable))
+        print_json(views.variable(variable))
     else:
         typer.echo(variable.value if variable.value is not None else "")
 
@@ -42,7 +41,7 @@ def list_(json_output: bool = JsonOption) -> None:
     """List variables (keys, teams and descriptions; values only with --json)."""
     rows = with_session(lambda session, rt: variables.list_all(session, rt.secrets))
     if json_output:
-        print_json([serialize.variable(v) for v in rows])
+        print_json([views.variable(v) for v in rows])
         return
     print_table(
         "Variables", ["key", "team", "description"], [(v.key, v.team or "-", v.description) for v in rows]

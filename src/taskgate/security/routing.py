@@ -44,7 +44,8 @@ GATE_IN_WRITE_SCOPE = "ti:gate-in-write"
 SECURITY_SCHEME_NAME = "TaskToken"
 
 
-def _scopes_of(dependant: Dependant) -> list[str]:
+def declared_scopes(dependant: Dependant) -> list[str]:
+    """The security scopes a dependency was declared with (its own and its parents')."""
     # FastAPI >= 0.12x keeps own/parent scopes; older releases one accumulated list.
     if hasattr(dependant, "own_oauth_scopes"):
         return [*(dependant.parent_oauth_scopes or []), *(dependant.own_oauth_scopes or [])]
@@ -54,7 +55,7 @@ def _scopes_of(dependant: Dependant) -> list[str]:
 def _require_auth_uses(dependant: Dependant) -> Iterator[list[str]]:
     for sub in dependant.dependencies:
         if sub.call is require_auth:
-            yield _scopes_of(sub)
+            yield declared_scopes(sub)
         yield from _require_auth_uses(sub)
 
 

@@ -8,15 +8,15 @@ steps of its lifecycle: ``services.lifecycle``.)
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from taskgate.db.models import Dag, DagRun, TaskInstance, utcnow
+from taskgate.db.models import Dag, DagRun, TaskInstance, UsedWorkloadToken, utcnow
 from taskgate.services.errors import Conflict, InvalidInput, NotFound
 from taskgate.services.states import TIState
 from taskgate.services.xcoms import MAX_MAP_LENGTH
@@ -113,13 +113,43 @@ async def create_run(
 
 
 async def list_task_instances(
-    session: AsyncSession, *, dag_id: str | None = None, state: str | None = None
+    session: AsyncSession,
+    *,
+    dag_id: str | None = None,
+    run_id: str | None = None,
+    state: str | None = None,
+    teams: Collection[str] = (),
+    limit: int | None = None,
+    offset: int = 0,
 ) -> Sequence[TaskInstance]:
+    """TIs in a stable order, filtered; with ``teams``, only of DAGs of those teams."""
     stmt = select(TaskInstance).order_by(
         TaskInstance.dag_id, TaskInstance.run_id, TaskInstance.task_id, TaskInstance.map_index
     )
     if dag_id is not None:
         stmt = stmt.where(TaskInstance.dag_id == dag_id)
+    if run_id is not None:
+        stmt = stmt.where(TaskInstance.run_id == run_id)
     if state is not None:
         stmt = stmt.where(TaskInstance.state == state)
+    if teams:
+        stmt = stmt.join(Dag, Dag.dag_id == TaskInstance.dag_id).where(Dag.team.in_(teams))
+    if limit is not None:
+        stmt = stmt.limit(limit).offset(offset)
     return (await session.execute(stmt)).scalars().all()
+
+
+async def dag_team(session: AsyncSession, dag_id: str) -> str | None:
+    """The team of a registered DAG (NotFound if it is not registered)."""
+    dag = await session.get(Dag, dag_id)
+    if dag is None:
+        raise NotFound("not_found", f"DAG '{dag_id}' is not registered")
+    return dag.team
+
+
+async def spent_workload_tokens(session: AsyncSession, ti_id: uuid.UUID) -> int:
+    """How many workload tokens have started this TI (one per try that started)."""
+    count = await session.scalar(
+        select(func.count()).where(UsedWorkloadToken.ti_id == ti_id)
+    )
+    return int(count or 0)

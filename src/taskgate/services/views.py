@@ -1,10 +1,11 @@
-"""Plain-dict views of stored rows for ``--json`` output (one shape per kind of row)."""
+"""Plain-dict views of stored rows, one shape per kind: the CLI's ``--json`` output and
+the control API's answers, so that both read the same."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from taskgate.db.models import TaskInstance
+from taskgate.db.models import Dag, Operator, TaskInstance
 from taskgate.services.connections import ConnectionValue
 from taskgate.services.variables import VariableValue
 
@@ -31,6 +32,35 @@ def task_instance(ti: TaskInstance) -> dict[str, Any]:
         "end_date": _iso(ti.end_date),
         "last_heartbeat_at": _iso(ti.last_heartbeat_at),
         "rendered_map_index": ti.rendered_map_index,
+    }
+
+
+def dag(row: Dag) -> dict[str, Any]:
+    return {"dag_id": row.dag_id, "team": row.team}
+
+
+def created_run(dag_id: str, run_id: str, tis: list[TaskInstance]) -> dict[str, Any]:
+    return {
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "task_instances": [
+            {"id": str(ti.id), "task_id": ti.task_id, "map_index": ti.map_index, "state": ti.state}
+            for ti in tis
+        ],
+    }
+
+
+def queued(workload_token: str, ti: TaskInstance) -> dict[str, Any]:
+    return {"token": workload_token, "ti": task_instance(ti)}
+
+
+def operator(row: Operator) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "role": row.role,
+        "teams": row.teams,
+        "created_at": _iso(row.created_at),
+        "revoked_at": _iso(row.revoked_at),
     }
 
 

@@ -1,0 +1,44 @@
+"""The control API application, mounted by ``taskgate.api.app`` at ``/control/v1``: its
+own routes, OpenAPI document and error answers, the same runtime as the Execution API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+import taskgate
+from taskgate.api import errors
+from taskgate.api.control import dags, task_instances
+from taskgate.runtime import Runtime
+from taskgate.security.operator_auth import SCHEME_NAME
+
+CONTROL_PREFIX = "/control/v1"
+CONTROL_ROUTERS = (dags.router, task_instances.router)
+
+
+def create_control_app(runtime: Runtime | None) -> FastAPI:
+    app = FastAPI(
+        title="taskgate control API",
+        version=taskgate.__version__,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.runtime = runtime
+    for router in CONTROL_ROUTERS:
+        app.include_router(router)
+    errors.install(app)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, routes=app.routes,
+                             servers=[{"url": CONTROL_PREFIX}])
+        schema.setdefault("components", {}).setdefault("securitySchemes", {})[SCHEME_NAME] = {
+            "type": "http", "scheme": "bearer", "description": "An operator key (tgk_...)",
+        }
+        app.openapi_schema = schema
+    return app.openapi_schema

@@ -1,0 +1,67 @@
+"""Control API: DAGs and their runs.
+
+Security policy: an operator key; reading DAGs needs ``reader``, registering one
+``admin``, creating a run ``operator``. Teams: an operator with teams sees and acts on
+DAGs of its teams only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Security
+from pydantic import BaseModel, Field
+
+from taskgate.api.deps import DbSession
+from taskgate.db.models import ID_LENGTH
+from taskgate.security.operator_auth import ControlRoute, CurrentOperator, require_operator
+from taskgate.services import control, views
+
+router = APIRouter(
+    prefix="/dags",
+    tags=["DAGs"],
+    route_class=ControlRoute,
+    dependencies=[Security(require_operator, scopes=["role:reader"])],
+)
+
+
+class DagBody(BaseModel):
+    team: str | None = Field(None, max_length=ID_LENGTH)
+
+
+class RunBody(BaseModel):
+    run_id: str = Field(min_length=1, max_length=ID_LENGTH)
+    tasks: list[str] = Field(min_length=1)
+    max_tries: int = Field(0, ge=0)
+    mapped: dict[str, int] = Field(default_factory=dict)
+
+
+@router.get("")
+async def list_dags(operator: CurrentOperator, session: DbSession) -> list[dict[str, Any]]:
+    """The DAGs this operator may see."""
+    return [views.dag(d) for d in await control.list_dags(session) if operator.sees(d.team)]
+
+
+@router.put("/{dag_id}", dependencies=[Security(require_operator, scopes=["role:admin"])])
+async def put_dag(
+    dag_id: str, body: DagBody, operator: CurrentOperator, session: DbSession
+) -> dict[str, Any]:
+    """Register a DAG with its team (repeating it is fine; changing the team is 409)."""
+    operator.check_team(body.team, f"DAG {dag_id}")
+    return views.dag(await control.add_dag(session, dag_id, team=body.team))
+
+
+@router.post(
+    "/{dag_id}/runs",
+    status_code=201,
+    dependencies=[Security(require_operator, scopes=["role:operator"])],
+)
+async def create_run(
+    dag_id: str, body: RunBody, operator: CurrentOperator, session: DbSession
+) -> dict[str, Any]:
+    """A run with its task instances, all ``scheduled`` (as ``taskgate runs create``)."""
+    operator.check_team(await control.dag_team(session, dag_id), f"DAG {dag_id}")
+    created = await control.create_run(
+        session, dag_id, body.run_id, body.tasks, max_tries=body.max_tries, mapped=body.mapped
+    )
+    return views.created_run(dag_id, body.run_id, created.task_instances)

@@ -122,8 +122,12 @@ def test_only_run_accepts_workload_tokens(runtime):
     policies = route_policies(create_app(runtime).routes)
     workload = [(p.method, p.path) for p in policies if "workload" in p.token_types]
     assert workload == [("PATCH", "/execution/task-instances/{task_instance_id}/run")]
-    open_routes = {p.path for p in policies if not p.token_types}
+    # Open: neither a task token nor an operator key.
+    open_routes = {p.path for p in policies if not p.token_types and not p.operator_role}
     assert open_routes == {
+        "/control/v1/docs",
+        "/control/v1/docs/oauth2-redirect",
+        "/control/v1/openapi.json",
         "/.well-known/jwks.json",
         "/docs",
         "/docs/oauth2-redirect",

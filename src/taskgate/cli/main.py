@@ -137,7 +137,8 @@ def db_upgrade() -> None:
 
 @app.command()
 def routes(json_output: bool = JsonOption) -> None:
-    """Every route with its allowed token types, subject binding and token gate."""
+    """Every route with its allowed token types, subject binding and token gate, or the
+    operator role it needs (control API)."""
     from taskgate.api.app import create_app
     from taskgate.security.route_policy import route_policies
 
@@ -147,7 +148,9 @@ def routes(json_output: bool = JsonOption) -> None:
         return
     rows = [
         (p.method, p.path, ", ".join(p.token_types) or "none", p.subject or "-",
-         p.token_gate or "-")
+         p.token_gate or "-", p.operator_role or "-")
         for p in policies
     ]
-    print_table("Routes", ["method", "path", "token types", "subject", "token gate"], rows)
+    print_table(
+        "Routes", ["method", "path", "token types", "subject", "token gate", "operator role"], rows
+    )

@@ -1,6 +1,7 @@
 """The route-policy table behind ``taskgate routes``: every served route with its allowed
-token types, subject binding and where its token gate runs, read from the routes the
-application actually serves."""
+token types, subject binding and where its token gate runs (Execution API), or the
+operator role it needs (control API, team-scoped), read from the routes the application
+actually serves, mounted applications included."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Mount
 
 from taskgate.security.routing import TaskRoute
 
@@ -22,6 +23,8 @@ class RoutePolicy:
     # Where revocation (and an ended TI) is checked: "request" (require_auth's token gate,
     # before the handler), "write" (the route's own write: ti:gate-in-write), None (open).
     token_gate: str | None
+    # Control API: the role an operator key needs (its teams scope what it reaches).
+    operator_role: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -30,6 +33,7 @@ class RoutePolicy:
             "token_types": list(self.token_types),
             "subject": self.subject,
             "token_gate": self.token_gate,
+            "operator_role": self.operator_role,
         }
 
 
@@ -62,9 +66,14 @@ def check_policies_are_local(routes: list[BaseRoute]) -> None:
             raise ValueError(f"{path}: dependencies added at include time; declare them on the router")
 
 
-def route_policies(routes: list[BaseRoute]) -> list[RoutePolicy]:
+def route_policies(routes: list[BaseRoute], prefix: str = "") -> list[RoutePolicy]:
     policies = []
+    for route in routes:
+        if isinstance(route, Mount) and route.routes:
+            policies += route_policies(route.routes, prefix + route.path)
     for path, methods, declared, _effective in served_routes(routes):
+        path = prefix + path
+        role = getattr(declared, "required_role", None)
         types = getattr(declared, "allowed_token_types", None) or frozenset()
         names = tuple(sorted(t.value for t in types))
         subject = getattr(declared, "subject_binding", None)
@@ -72,5 +81,5 @@ def route_policies(routes: list[BaseRoute]) -> list[RoutePolicy]:
         if names:
             gate = "write" if getattr(declared, "gate_in_write", False) else "request"
         for method in sorted(methods - {"HEAD"} if "GET" in methods else methods):
-            policies.append(RoutePolicy(method, path, names, subject, gate))
+            policies.append(RoutePolicy(method, path, names, subject, gate, role and str(role)))
     return sorted(policies, key=lambda p: (p.path, p.method))

@@ -9,6 +9,7 @@ entries (no team) are for operators without teams.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from fastapi import APIRouter, Response, Security
@@ -89,6 +90,24 @@ def _connection(operator: OperatorPrincipal, value: connections.ConnectionValue)
     return shown
 
 
+async def _visible(operator: OperatorPrincipal, lookup: Awaitable[Any], what: str) -> Any:
+    """The entry ``lookup`` finds, if it is this operator's to see (else 404)."""
+    found = await lookup
+    if not operator.sees(found.team):
+        raise _hidden(what)
+    return found
+
+
+async def _replaceable(operator: OperatorPrincipal, lookup: Awaitable[Any], what: str) -> None:
+    """Nothing there yet, or an entry this operator may see: it may write there."""
+    try:
+        found = await lookup
+    except NotFound:
+        return
+    if not operator.sees(found.team):
+        raise _hidden(what)
+
+
 @router.get("/variables")
 async def list_variables(
     operator: CurrentOperator, session: DbSession, runtime: RuntimeDep
@@ -102,10 +121,8 @@ async def list_variables(
 async def get_variable(
     key: str, operator: CurrentOperator, session: DbSession, runtime: RuntimeDep
 ) -> dict[str, Any]:
-    found = await variables.get(session, runtime.secrets, key)
-    if not operator.sees(found.team):
-        raise _hidden(f"Variable {key}")
-    return _variable(operator, found)
+    lookup = variables.get(session, runtime.secrets, key)
+    return _variable(operator, await _visible(operator, lookup, f"Variable {key}"))
 
 
 @router.put("/variables/{key}", dependencies=ADMIN)
@@ -115,7 +132,7 @@ async def put_variable(
 ) -> dict[str, Any]:
     """Create or replace a variable (as ``taskgate variables set``)."""
     operator.check_team(body.team, f"variable {key}")
-    await _check_existing(operator, variables.get(session, runtime.secrets, key), f"Variable {key}")
+    await _replaceable(operator, variables.get(session, runtime.secrets, key), f"Variable {key}")
     await variables.put(session, runtime.secrets, key, body.value, description=body.description,
                         team=body.team)
     return views.variable(await variables.get(session, runtime.secrets, key))
@@ -125,8 +142,7 @@ async def put_variable(
 async def delete_variable(
     key: str, operator: CurrentOperator, session: DbSession, runtime: RuntimeDep
 ) -> Response:
-    await _check_existing(operator, variables.get(session, runtime.secrets, key), f"Variable {key}",
-                          missing_is_fine=False)
+    await _visible(operator, variables.get(session, runtime.secrets, key), f"Variable {key}")
     await variables.delete_key(session, key)
     return Response(status_code=204)
 
@@ -144,10 +160,8 @@ async def list_connections(
 async def get_connection(
     conn_id: str, operator: CurrentOperator, session: DbSession, runtime: RuntimeDep
 ) -> dict[str, Any]:
-    found = await connections.get(session, runtime.secrets, conn_id)
-    if not operator.sees(found.team):
-        raise _hidden(f"Connection with ID {conn_id}")
-    return _connection(operator, found)
+    lookup = connections.get(session, runtime.secrets, conn_id)
+    return _connection(operator, await _visible(operator, lookup, f"Connection {conn_id}"))
 
 
 @router.put("/connections/{conn_id}", dependencies=ADMIN)
@@ -157,8 +171,8 @@ async def put_connection(
 ) -> dict[str, Any]:
     """Create or replace a connection (as ``taskgate connections add``)."""
     operator.check_team(body.team, f"connection {conn_id}")
-    await _check_existing(operator, connections.get(session, runtime.secrets, conn_id),
-                          f"Connection with ID {conn_id}")
+    lookup = connections.get(session, runtime.secrets, conn_id)
+    await _replaceable(operator, lookup, f"Connection {conn_id}")
     saved = await connections.put(session, runtime.secrets, conn_id, body.fields(), team=body.team)
     return views.connection(saved, reveal=True)
 
@@ -167,21 +181,7 @@ async def put_connection(
 async def delete_connection(
     conn_id: str, operator: CurrentOperator, session: DbSession, runtime: RuntimeDep
 ) -> Response:
-    await _check_existing(operator, connections.get(session, runtime.secrets, conn_id),
-                          f"Connection with ID {conn_id}", missing_is_fine=False)
+    lookup = connections.get(session, runtime.secrets, conn_id)
+    await _visible(operator, lookup, f"Connection {conn_id}")
     await connections.delete_id(session, conn_id)
     return Response(status_code=204)
-
-
-async def _check_existing(
-    operator: OperatorPrincipal, lookup: Any, what: str, *, missing_is_fine: bool = True
-) -> None:
-    """An entry of another team is not this operator's to replace or delete."""
-    try:
-        existing = await lookup
-    except NotFound:
-        if missing_is_fine:
-            return
-        raise
-    if not operator.sees(existing.team):
-        raise _hidden(what)

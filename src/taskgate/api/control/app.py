@@ -10,12 +10,12 @@ from fastapi.openapi.utils import get_openapi
 
 import taskgate
 from taskgate.api import errors
-from taskgate.api.control import dags, secrets, task_instances
+from taskgate.api.control import dags, operators, secrets, task_instances
 from taskgate.runtime import Runtime
 from taskgate.security.operator_auth import SCHEME_NAME
 
 CONTROL_PREFIX = "/control/v1"
-CONTROL_ROUTERS = (dags.router, task_instances.router, secrets.router)
+CONTROL_ROUTERS = (dags.router, task_instances.router, secrets.router, operators.router)
 
 
 def create_control_app(runtime: Runtime | None) -> FastAPI:

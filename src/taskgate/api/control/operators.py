@@ -1,0 +1,69 @@
+"""Control API: operators and their keys (as ``taskgate operators``).
+
+Security policy: an operator key with role ``admin`` and no teams. An admin of some
+teams cannot make or revoke operators: it could otherwise make a key for teams it does
+not have.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Security
+from pydantic import BaseModel, Field
+
+from taskgate.api.deps import DbSession
+from taskgate.db.models import ID_LENGTH
+from taskgate.security.operator_auth import ControlRoute, CurrentOperator, require_operator
+from taskgate.services import operators, views
+from taskgate.services.errors import AccessDenied, InvalidInput
+from taskgate.services.operators import Role
+
+router = APIRouter(
+    prefix="/operators",
+    tags=["Operators"],
+    route_class=ControlRoute,
+    dependencies=[Security(require_operator, scopes=["role:admin"])],
+)
+
+
+class OperatorBody(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    role: Role
+    teams: list[str] = Field(default_factory=list, max_length=100)
+
+
+def _all_teams(operator: CurrentOperator) -> None:
+    if operator.teams:
+        raise AccessDenied(
+            "team_required",
+            f"managing operators needs an admin of every team; {operator.name} acts for "
+            f"{', '.join(sorted(operator.teams))}",
+        )
+
+
+@router.get("")
+async def list_operators(operator: CurrentOperator, session: DbSession) -> list[dict[str, Any]]:
+    """Every operator (never a key)."""
+    _all_teams(operator)
+    return [views.operator(o) for o in await operators.list_operators(session)]
+
+
+@router.post("", status_code=201)
+async def add_operator(
+    body: OperatorBody, operator: CurrentOperator, session: DbSession
+) -> dict[str, Any]:
+    """A new operator; its key is in this answer and nowhere else, ever."""
+    _all_teams(operator)
+    for team in body.teams:
+        if not team or len(team) > ID_LENGTH:
+            raise InvalidInput("invalid_team", f"not a team name: {team!r}")
+    made = await operators.add_operator(session, body.name, body.role, body.teams)
+    return {**views.operator(made.operator), "key": made.key}
+
+
+@router.delete("/{name}")
+async def revoke_operator(name: str, operator: CurrentOperator, session: DbSession) -> dict[str, Any]:
+    """Refuse the operator's key from its next request on (every replica)."""
+    _all_teams(operator)
+    return views.operator(await operators.revoke_operator(session, name))

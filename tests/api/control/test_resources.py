@@ -88,3 +88,28 @@ async def test_bad_input_is_a_4xx_with_a_reason(client, operator_key) -> None:
         assert answer.status_code == 422, (path, answer.text)
     missing = await client.get(f"{CONTROL}/task-instances/{uuid.uuid4()}", headers=admin)
     assert missing.status_code == 404
+
+
+async def test_xcoms_a_task_pushed(client, operator_key, factory) -> None:
+    admin = await operator_key(Role.ADMIN)
+    await client.put(f"{CONTROL}/dags/etl", json={"team": "data"}, headers=admin)
+    run = await client.post(f"{CONTROL}/dags/etl/runs", json={"run_id": "r", "tasks": ["t"]}, headers=admin)
+    ti = run.json()["task_instances"][0]["id"]
+    queued = (await client.post(f"{CONTROL}/task-instances/{ti}/queue", headers=admin)).json()
+    started = await client.patch(f"/execution/task-instances/{ti}/run", json=RUN_BODY,
+                                 headers=bearer(queued["token"]))
+    token = bearer(started.headers["Refreshed-API-Token"])
+    pushed = await client.post("/execution/xcoms/etl/r/t/return_value", json={"rows": 3}, headers=token)
+    assert pushed.status_code == 201, pushed.text
+
+    listed = await client.get(f"{CONTROL}/xcoms?dag_id=etl", headers=admin)
+    assert listed.json() == [{"dag_id": "etl", "run_id": "r", "task_id": "t", "map_index": -1,
+                              "key": "return_value", "value": {"rows": 3}}]
+    one = await client.get(f"{CONTROL}/xcoms/etl/r/t/return_value", headers=admin)
+    assert one.json() == {"rows": 3}
+    other_team = await operator_key(Role.READER, "ml")
+    assert (await client.get(f"{CONTROL}/xcoms", headers=other_team)).json() == []
+    refused = await client.get(f"{CONTROL}/xcoms/etl/r/t/return_value", headers=other_team)
+    assert refused.status_code == 403
+    missing = await client.get(f"{CONTROL}/xcoms/etl/r/t/nope", headers=admin)
+    assert missing.status_code == 404

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Security
 from pydantic import BaseModel, Field
 
 from taskgate.api.deps import DbSession
+from taskgate.api.params import MAX_INT, Identifier
 from taskgate.db.models import ID_LENGTH
 from taskgate.security.operator_auth import ControlRoute, CurrentOperator, require_operator
 from taskgate.services import control, views
@@ -32,8 +33,8 @@ class DagBody(BaseModel):
 class RunBody(BaseModel):
     run_id: str = Field(min_length=1, max_length=ID_LENGTH)
     tasks: list[str] = Field(min_length=1)
-    max_tries: int = Field(0, ge=0)
-    mapped: dict[str, int] = Field(default_factory=dict)
+    max_tries: int = Field(0, ge=0, le=MAX_INT)
+    mapped: dict[str, int] = Field(default_factory=dict)  # lengths checked by the service
 
 
 @router.get("")
@@ -44,7 +45,7 @@ async def list_dags(operator: CurrentOperator, session: DbSession) -> list[dict[
 
 @router.put("/{dag_id}", dependencies=[Security(require_operator, scopes=["role:admin"])])
 async def put_dag(
-    dag_id: str, body: DagBody, operator: CurrentOperator, session: DbSession
+    dag_id: Identifier, body: DagBody, operator: CurrentOperator, session: DbSession
 ) -> dict[str, Any]:
     """Register a DAG with its team (repeating it is fine; changing the team is 409)."""
     operator.check_team(body.team, f"DAG {dag_id}")
@@ -57,7 +58,7 @@ async def put_dag(
     dependencies=[Security(require_operator, scopes=["role:operator"])],
 )
 async def create_run(
-    dag_id: str, body: RunBody, operator: CurrentOperator, session: DbSession
+    dag_id: Identifier, body: RunBody, operator: CurrentOperator, session: DbSession
 ) -> dict[str, Any]:
     """A run with its task instances, all ``scheduled`` (as ``taskgate runs create``)."""
     operator.check_team(await control.dag_team(session, dag_id), f"DAG {dag_id}")

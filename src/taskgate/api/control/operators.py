@@ -13,6 +13,7 @@ from fastapi import APIRouter, Security
 from pydantic import BaseModel, Field
 
 from taskgate.api.deps import DbSession
+from taskgate.api.params import Identifier
 from taskgate.db.models import ID_LENGTH
 from taskgate.security.operator_auth import ControlRoute, CurrentOperator, require_operator
 from taskgate.services import operators, views
@@ -63,7 +64,7 @@ async def add_operator(
 
 
 @router.delete("/{name}")
-async def revoke_operator(name: str, operator: CurrentOperator, session: DbSession) -> dict[str, Any]:
+async def revoke_operator(name: Identifier, operator: CurrentOperator, session: DbSession) -> dict[str, Any]:
     """Refuse the operator's key from its next request on (every replica)."""
     _all_teams(operator)
     return views.operator(await operators.revoke_operator(session, name))

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Response, Security
 from pydantic import BaseModel, Field, model_validator
 
 from taskgate.api.deps import DbSession, RuntimeDep
+from taskgate.api.params import Identifier
 from taskgate.db.models import ID_LENGTH
 from taskgate.security.operator_auth import (
     ControlRoute,
@@ -119,7 +120,7 @@ async def list_variables(
 
 @router.get("/variables/{key}")
 async def get_variable(
-    key: str, operator: CurrentOperator, session: DbSession, runtime: RuntimeDep
+    key: Identifier, operator: CurrentOperator, session: DbSession, runtime: RuntimeDep
 ) -> dict[str, Any]:
     lookup = variables.get(session, runtime.secrets, key)
     return _variable(operator, await _visible(operator, lookup, f"Variable {key}"))
@@ -127,7 +128,7 @@ async def get_variable(
 
 @router.put("/variables/{key}", dependencies=ADMIN)
 async def put_variable(
-    key: str, body: VariableBody, operator: CurrentOperator, session: DbSession,
+    key: Identifier, body: VariableBody, operator: CurrentOperator, session: DbSession,
     runtime: RuntimeDep,
 ) -> dict[str, Any]:
     """Create or replace a variable (as ``taskgate variables set``)."""
@@ -140,7 +141,7 @@ async def put_variable(
 
 @router.delete("/variables/{key}", status_code=204, dependencies=ADMIN)
 async def delete_variable(
-    key: str, operator: CurrentOperator, session: DbSession, runtime: RuntimeDep
+    key: Identifier, operator: CurrentOperator, session: DbSession, runtime: RuntimeDep
 ) -> Response:
     await _visible(operator, variables.get(session, runtime.secrets, key), f"Variable {key}")
     await variables.delete_key(session, key)
@@ -158,7 +159,7 @@ async def list_connections(
 
 @router.get("/connections/{conn_id}")
 async def get_connection(
-    conn_id: str, operator: CurrentOperator, session: DbSession, runtime: RuntimeDep
+    conn_id: Identifier, operator: CurrentOperator, session: DbSession, runtime: RuntimeDep
 ) -> dict[str, Any]:
     lookup = connections.get(session, runtime.secrets, conn_id)
     return _connection(operator, await _visible(operator, lookup, f"Connection {conn_id}"))
@@ -166,7 +167,7 @@ async def get_connection(
 
 @router.put("/connections/{conn_id}", dependencies=ADMIN)
 async def put_connection(
-    conn_id: str, body: ConnectionBody, operator: CurrentOperator, session: DbSession,
+    conn_id: Identifier, body: ConnectionBody, operator: CurrentOperator, session: DbSession,
     runtime: RuntimeDep,
 ) -> dict[str, Any]:
     """Create or replace a connection (as ``taskgate connections add``)."""
@@ -179,7 +180,7 @@ async def put_connection(
 
 @router.delete("/connections/{conn_id}", status_code=204, dependencies=ADMIN)
 async def delete_connection(
-    conn_id: str, operator: CurrentOperator, session: DbSession, runtime: RuntimeDep
+    conn_id: Identifier, operator: CurrentOperator, session: DbSession, runtime: RuntimeDep
 ) -> Response:
     lookup = connections.get(session, runtime.secrets, conn_id)
     await _visible(operator, lookup, f"Connection {conn_id}")

@@ -15,6 +15,7 @@ from pydantic import BaseModel, model_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskgate.api.deps import DbSession, RuntimeDep
+from taskgate.api.params import MAX_INT
 from taskgate.db.models import TaskInstance
 from taskgate.runtime import Runtime
 from taskgate.security.operator_auth import (
@@ -74,7 +75,7 @@ async def list_task_instances(
     run_id: str | None = None,
     state: str | None = None,
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_INT),
 ) -> list[dict[str, Any]]:
     """Task instances in a stable order (DAG, run, task, map index), a page at a time."""
     tis = await control.list_task_instances(

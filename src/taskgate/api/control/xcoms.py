@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Security
 
 from taskgate.api.deps import DbSession
+from taskgate.api.params import MAX_INT, Identifier
 from taskgate.security.operator_auth import ControlRoute, CurrentOperator, require_operator
 from taskgate.services import control, xcoms
 
@@ -42,13 +43,13 @@ async def list_xcoms(
 
 @router.get("/{dag_id}/{run_id}/{task_id}/{key}")
 async def get_xcom(
-    dag_id: str,
-    run_id: str,
-    task_id: str,
-    key: str,
+    dag_id: Identifier,
+    run_id: Identifier,
+    task_id: Identifier,
+    key: Identifier,
     operator: CurrentOperator,
     session: DbSession,
-    map_index: int = Query(-1, ge=-1),
+    map_index: int = Query(-1, ge=-1, le=MAX_INT),
 ) -> Any:
     """One XCom's value (JSON, as the task pushed it)."""
     operator.check_team(await control.dag_team(session, dag_id), f"DAG {dag_id}")

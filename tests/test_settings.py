@@ -49,3 +49,12 @@ def test_jwt_secret_selects_hs512(tmp_path):
     material = load_key_material(Settings(data_dir=tmp_path, jwt_secret=keylib.generate_secret()))
     assert material.signing.algorithm == "HS512"
     assert not (tmp_path / "signing-key.pem").exists()
+
+
+def test_requests_in_flight_default_from_the_pool(tmp_path) -> None:
+    assert Settings(data_dir=tmp_path).effective_max_requests_in_flight == 64  # SQLite
+    postgres = "postgresql+asyncpg://u@db/taskgate"
+    assert Settings(data_dir=tmp_path, database_url=postgres).effective_max_requests_in_flight == 160
+    bigger = Settings(data_dir=tmp_path, database_url=postgres, db_pool_size=20, db_max_overflow=20)
+    assert bigger.effective_max_requests_in_flight == 320
+    assert Settings(data_dir=tmp_path, max_requests_in_flight=7).effective_max_requests_in_flight == 7

@@ -70,7 +70,7 @@ class Settings(BaseSettings):
         ge=1,
         description="Execution API requests one process serves at a time; more are answered "
         "503 overloaded at once. Heartbeats, state reports and /run may use as many again "
-        "on top, so a task's liveness survives a storm of reads. Default: 4 per database "
+        "on top, so a task's liveness survives a storm of reads. Default: 8 per database "
         "connection (pool size + overflow), at least 64.",
     )
     db_fast_paths: bool = Field(
@@ -166,7 +166,7 @@ class Settings(BaseSettings):
             return self.max_requests_in_flight
         sqlite = self.effective_database_url.startswith("sqlite")  # one connection per process
         connections = 1 if sqlite else self.db_pool_size + self.db_max_overflow
-        return max(64, 4 * connections)
+        return max(64, 8 * connections)
 
     @property
     def uses_embedded_database(self) -> bool:

@@ -5,16 +5,13 @@ operation."""
 import asyncio
 
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import content_type_conformance
 
 from taskgate.services import operators
 from taskgate.services.operators import Role
+from tests.fuzz.schemathesis_run import fuzz_operations
 
 pytestmark = pytest.mark.integration
-
-MAX_EXAMPLES = 25
 
 
 @pytest.fixture
@@ -23,27 +20,15 @@ def database_url():  # SQLite only: the fuzz targets the API surface, not the ba
 
 
 def fuzz(base_url: str, key: str, known: dict[str, str]) -> dict[str, int]:
-    schema = schemathesis.openapi.from_url(f"{base_url}/control/v1/openapi.json")
-    calls: dict[str, int] = {}
-    for result in schema.get_all_operations():
-        operation = result.ok()
-        label = f"{operation.method.upper()} {operation.path}"
+    def some_at_known_rows(case, calls: int) -> None:
+        for name, value in known.items():
+            if name in (case.path_parameters or {}) and calls % 2:
+                case.path_parameters[name] = value
 
-        @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
-        @given(case=operation.as_strategy())
-        def check(case) -> None:
-            for name, value in known.items():  # some cases reach existing rows
-                if name in (case.path_parameters or {}) and len(calls) % 2:
-                    case.path_parameters[name] = value
-            response = case.call(base_url=f"{base_url}/control/v1",
-                                 headers={"Authorization": f"Bearer {key}"}, timeout=10)
-            calls[label] = calls.get(label, 0) + 1
-            assert response.status_code < 500, (label, response.status_code, response.text[:300])
-            case.validate_response(response, checks=[content_type_conformance])
-
-        check()
-    return calls
+    return fuzz_operations(
+        f"{base_url}/control/v1/openapi.json", f"{base_url}/control/v1",
+        {"Authorization": f"Bearer {key}"}, [content_type_conformance], some_at_known_rows,
+    )
 
 
 async def test_no_server_errors(live_server, factory, runtime):

@@ -5,18 +5,15 @@ schema. Bounded: a few dozen examples per operation."""
 import asyncio
 
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
 )
 
+from tests.fuzz.schemathesis_run import fuzz_operations
 from tests.support.api import bearer
 
 pytestmark = pytest.mark.integration
-
-MAX_EXAMPLES = 25
 
 
 @pytest.fixture
@@ -25,27 +22,14 @@ def database_url():  # SQLite only: the fuzz targets the API surface, not the ba
 
 
 def fuzz(base_url: str, ti_id: str, token: str) -> dict[str, int]:
-    schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
-    calls: dict[str, int] = {}
-    for result in schema.get_all_operations():
-        operation = result.ok()
-        label = f"{operation.method.upper()} {operation.path}"
+    def past_the_subject_binding(case, _calls: int) -> None:
+        if "task_instance_id" in (case.path_parameters or {}):
+            case.path_parameters["task_instance_id"] = ti_id
 
-        @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
-        @given(case=operation.as_strategy())
-        def check(case) -> None:
-            if "task_instance_id" in (case.path_parameters or {}):
-                case.path_parameters["task_instance_id"] = ti_id  # past the subject binding
-            response = case.call(base_url=base_url, headers=bearer(token), timeout=10)
-            calls[label] = calls.get(label, 0) + 1
-            assert response.status_code < 500, (label, response.status_code, response.text[:300])
-            case.validate_response(
-                response, checks=[response_schema_conformance, content_type_conformance]
-            )
-
-        check()
-    return calls
+    return fuzz_operations(
+        f"{base_url}/openapi.json", base_url, bearer(token),
+        [response_schema_conformance, content_type_conformance], past_the_subject_binding,
+    )
 
 
 async def test_no_server_errors_and_documented_shapes(live_server, factory, client):

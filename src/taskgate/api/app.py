@@ -100,12 +100,9 @@ def create_app(runtime: Runtime | None = None, *, tracer_provider: Any = None) -
         app.include_router(router, prefix=EXECUTION_PREFIX)
     app.include_router(jwks.router)
     app.include_router(metrics_route.router)
-    app.mount(CONTROL_PREFIX, create_control_app(runtime))
-    check_policies_are_local(app.routes)
     app.state.metrics = metrics = Metrics()
     if runtime is not None:
         metrics.watch_pool(lambda: runtime.engine.sync_engine.pool)
-    route_templates = {id(declared): path for path, _m, declared, _e in served_routes(app.routes)}
 
     def on_database_fault(fault: Fault, path: str, error: str) -> None:
         log.error("database fault", reason=fault.value, error=error, path=path)
@@ -113,8 +110,10 @@ def create_app(runtime: Runtime | None = None, *, tracer_provider: Any = None) -
         if runtime is not None:
             runtime.faults.note(fault)
 
-    app.state.on_database_fault = on_database_fault
-    errors.install(app)
+    app.mount(CONTROL_PREFIX, create_control_app(runtime, on_database_fault))
+    check_policies_are_local(app.routes)
+    route_templates = {id(declared): path for path, _m, declared, _e in served_routes(app.routes)}
+    errors.install(app, on_database_fault)
     app.add_middleware(
         TokenReissueMiddleware,
         issuer=lambda: runtime and runtime.issuer,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -57,15 +59,22 @@ def database_fault_answer(fault: Fault) -> JSONResponse:
     )
 
 
-async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+FaultReporter = Callable[[Fault, str, str], None]
+"""Told of every database fault answered: the fault, the path, what was raised."""
+
+
+def _database_error(report: FaultReporter) -> Callable[[Request, Exception], Awaitable[Response]]:
     # A database fault (lost, refused, timed out, read-only, full: db.availability) is
     # 503 with its reason; any other driver error is a bug of ours, raised on to the 500
     # handler.
-    fault = fault_of(exc)
-    if fault is None:
-        raise exc
-    request.app.state.on_database_fault(fault, request.url.path, type(exc).__name__)
-    return database_fault_answer(fault)
+    async def answer(request: Request, exc: Exception) -> Response:
+        fault = fault_of(exc)
+        if fault is None:
+            raise exc
+        report(fault, request.url.path, type(exc).__name__)
+        return database_fault_answer(fault)
+
+    return answer
 
 
 async def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
@@ -99,12 +108,12 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": errors}, status_code=422)
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, report_fault: FaultReporter) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(TokenRefused, _token_refused)
     for kind in (DBAPIError, *UNAVAILABLE):
-        app.add_exception_handler(kind, _database_error)
+        app.add_exception_handler(kind, _database_error(report_fault))
     app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(SecretKeyError, _secrets_unreadable)
     app.add_exception_handler(DataError, _unstorable_value)

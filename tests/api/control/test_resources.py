@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import uuid
 
+from sqlalchemy import event
+
 from taskgate.services.operators import Role
 from tests.support.api import BEAT_BODY, RUN_BODY, bearer
 
@@ -113,3 +115,18 @@ async def test_xcoms_a_task_pushed(client, operator_key, factory) -> None:
     assert refused.status_code == 403
     missing = await client.get(f"{CONTROL}/xcoms/etl/r/t/nope", headers=admin)
     assert missing.status_code == 404
+
+
+async def test_a_database_fault_is_503_on_the_control_api_too(client, operator_key, runtime) -> None:
+    admin = await operator_key(Role.ADMIN)
+
+    def fail(conn, cursor, statement, parameters, context, executemany) -> None:
+        raise conn.dialect.loaded_dbapi.OperationalError("injected fault")
+
+    event.listen(runtime.engine.sync_engine, "before_cursor_execute", fail)
+    try:
+        answer = await client.get(f"{CONTROL}/dags", headers=admin)
+    finally:
+        event.remove(runtime.engine.sync_engine, "before_cursor_execute", fail)
+    assert answer.status_code == 503, answer.text
+    assert (answer.json()["detail"]["reason"], answer.headers["Retry-After"]) == ("database_unavailable", "1")

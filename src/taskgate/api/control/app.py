@@ -20,7 +20,9 @@ CONTROL_ROUTERS = (
 )
 
 
-def create_control_app(runtime: Runtime | None) -> FastAPI:
+def create_control_app(runtime: Runtime | None, report_fault: errors.FaultReporter) -> FastAPI:
+    """The control API on ``runtime``; database faults are told to ``report_fault`` (the
+    serving application's metrics and health)."""
     app = FastAPI(
         title="taskgate control API",
         version=taskgate.__version__,
@@ -30,7 +32,7 @@ def create_control_app(runtime: Runtime | None) -> FastAPI:
     app.state.runtime = runtime
     for router in CONTROL_ROUTERS:
         app.include_router(router)
-    errors.install(app)
+    errors.install(app, report_fault)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

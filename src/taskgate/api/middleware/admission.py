@@ -18,9 +18,9 @@ comparison and a prebuilt answer, before any other middleware runs.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from taskgate.wire.http import EXECUTION_PREFIX
@@ -46,17 +46,10 @@ class AdmissionMiddleware:
         self.limit = limit
         self.on_shed = on_shed  # called with whether the shed request was a liveness one
         self.in_flight = 0
-        body = json.dumps({"detail": OVERLOADED}).encode()
-        self._start = {
-            "type": "http.response.start",
-            "status": 503,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", b"1"),
-            ],
-        }
-        self._body = {"type": "http.response.body", "body": body}
+        # Built once: shedding costs no more than sending it.
+        self._overloaded = JSONResponse(
+            {"detail": OVERLOADED}, status_code=503, headers={"Retry-After": "1"}
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(EXECUTION_PREFIX):
@@ -66,8 +59,7 @@ class AdmissionMiddleware:
             liveness = is_liveness(scope["method"], scope["path"])
             if not liveness or self.in_flight >= 2 * self.limit:
                 self.on_shed(liveness)
-                await send(self._start)
-                await send(self._body)
+                await self._overloaded(scope, receive, send)
                 return
         self.in_flight += 1
         try:

@@ -22,11 +22,11 @@ database.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from taskgate.api.errors import database_fault_answer
 from taskgate.db.availability import Fault
 
 
@@ -35,25 +35,13 @@ class DeadlineMiddleware:
         self.app = app
         self.seconds = seconds
         self.on_timeout = on_timeout
-        fault = Fault.TIMEOUT
-        body = json.dumps({"detail": {"reason": fault, "message": fault.message}}).encode()
-        self._start: Message = {
-            "type": "http.response.start",
-            "status": 503,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", str(fault.retry_after).encode()),
-            ],
-        }
-        self._body: Message = {"type": "http.response.body", "body": body}
-        self._answers: set[asyncio.Task[None]] = set()
+        self.timeout_answer = database_fault_answer(Fault.TIMEOUT)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request = _Request(self, scope, send)
+        request = _Request(self, scope, receive, send)
         try:
             await self.app(scope, request.receive(receive), request.send)
         except BaseException:
@@ -67,52 +55,45 @@ class DeadlineMiddleware:
             # returned without starting its answer.
             await request.answer
 
-    def respond(self, send: Send) -> asyncio.Task[None]:
-        """Send the 503 from a task of its own: the request's task is busy cleaning up."""
-
-        async def respond() -> None:
-            await send(self._start)
-            await send(self._body)
-
-        task = asyncio.get_running_loop().create_task(respond())
-        self._answers.add(task)
-        task.add_done_callback(self._answers.discard)
-        return task
 
 
 class _Request:
     """One request's deadline: a timer that answers and cancels, paused while the app
     waits for the client's body."""
 
-    def __init__(self, middleware: DeadlineMiddleware, scope: Scope, send: Send) -> None:
+    def __init__(
+        self, middleware: DeadlineMiddleware, scope: Scope, receive: Receive, send: Send
+    ) -> None:
         self._middleware = middleware
         self._scope = scope
+        self._receive = receive
         self._send = send
         self._task = asyncio.current_task()
         self._loop = asyncio.get_running_loop()
         self._started = False  # the app began its answer
-        self._fired = False
         self._uncancelled = False
-        self.answer: asyncio.Task[None] | None = None  # the 503, once the deadline passed
+        # The 503, sent once the deadline passed, from a task of its own: the request's
+        # task is busy cleaning up.
+        self.answer: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = self._loop.call_later(
             middleware.seconds, self._expire
         )
 
     def expired(self) -> bool:
-        return self._fired
+        return self.answer is not None
 
     def _expire(self) -> None:
         self._timer = None
         if self._started:
             return  # the database work is done; the answer is on its way
-        self._fired = True
         self._middleware.on_timeout(self._scope)
-        self.answer = self._middleware.respond(self._send)
+        respond = self._middleware.timeout_answer(self._scope, self._receive, self._send)
+        self.answer = self._loop.create_task(respond)
         assert self._task is not None
         self._task.cancel()
 
     async def send(self, message: Message) -> None:
-        if self._fired:
+        if self.expired():
             return  # already answered 503
         if message["type"] == "http.response.start":
             self._started = True
@@ -128,7 +109,7 @@ class _Request:
             try:
                 return await receive()
             finally:
-                if not self._fired and not self._started:
+                if not self.expired() and not self._started:
                     self._timer = self._loop.call_later(max(remaining, 0), self._expire)
 
         return receiving
@@ -143,5 +124,5 @@ class _Request:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._fired and not self._uncancelled:
+        if self.expired() and not self._uncancelled:
             self.cancelled_by_others()  # the app swallowed our cancel and ended normally

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from taskgate.db.availability import Fault, FaultMemory, fault_of, unavailable
+from taskgate.db.availability import Fault, FaultMemory, fault_of
 
 
 class DriverError(Exception):
@@ -54,7 +54,6 @@ def sqlite_error(code: int) -> sqlite3.OperationalError:
 )
 def test_fault_of(error: BaseException, expected: Fault | None) -> None:
     assert fault_of(error) is expected
-    assert unavailable(error) is (expected is not None)
 
 
 def test_an_operator_fault_asks_for_a_longer_wait() -> None:

@@ -22,10 +22,8 @@ def add(
 ) -> None:
     """Make an operator and print its key, once (only its hash is stored)."""
     made = with_session(lambda session, _rt: operators.add_operator(session, name, role, teams))
-    shown = {"name": made.operator.name, "role": made.operator.role,
-             "teams": made.operator.teams, "key": made.key}
     if json_output:
-        print_json(shown)
+        print_json(views.new_operator(made))
         return
     console.print(f"operator {name} ({made.operator.role}, teams: "
                   f"{', '.join(made.operator.teams) or 'all'})", highlight=False)

@@ -107,10 +107,6 @@ def fault_of(exc: BaseException) -> Fault | None:
     return None
 
 
-def unavailable(exc: BaseException) -> bool:
-    return fault_of(exc) is not None
-
-
 class FaultMemory:
     """The last database fault that requests of this process met, and when."""
 

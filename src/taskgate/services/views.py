@@ -7,6 +7,7 @@ from typing import Any
 
 from taskgate.db.models import Dag, Operator, TaskInstance
 from taskgate.services.connections import ConnectionValue
+from taskgate.services.operators import NewOperator
 from taskgate.services.variables import VariableValue
 
 
@@ -62,6 +63,11 @@ def operator(row: Operator) -> dict[str, Any]:
         "created_at": _iso(row.created_at),
         "revoked_at": _iso(row.revoked_at),
     }
+
+
+def new_operator(made: NewOperator) -> dict[str, Any]:
+    """A new operator with its key: the one answer that ever shows the key."""
+    return {**operator(made.operator), "key": made.key}
 
 
 def variable(var: VariableValue) -> dict[str, Any]:

@@ -60,7 +60,7 @@ async def add_operator(
         if not team or len(team) > ID_LENGTH:
             raise InvalidInput("invalid_team", f"not a team name: {team!r}")
     made = await operators.add_operator(session, body.name, body.role, body.teams)
-    return {**views.operator(made.operator), "key": made.key}
+    return views.new_operator(made)
 
 
 @router.delete("/{name}")

@@ -26,6 +26,7 @@ from taskgate.tokens import TokenType
 from tests.support.api import RUN_BODY, bearer
 from tests.support.asgi_server import serving
 from tests.support.database import postgres_admin
+from tests.support.postgres_cluster import cluster  # noqa: F401  (a fixture, for every test)
 from tests.support.reports import REPORTS
 
 # Every test that touches the database runs on each backend: the embedded SQLite default

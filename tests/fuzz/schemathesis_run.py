@@ -17,9 +17,10 @@ def fuzz_operations(
     base_url: str,
     headers: dict[str, str],
     checks: list[Any],
-    prepare: Callable[[Any, int], None] = lambda case, calls: None,
+    prepare: Callable[[Any, int], None],
 ) -> dict[str, int]:
-    """Calls per operation. ``prepare(case, calls so far)`` may point a case at known rows."""
+    """Calls per operation. ``prepare(case, operations called so far)`` may point a case
+    at known rows."""
     schema = schemathesis.openapi.from_url(schema_url)
     calls: dict[str, int] = {}
     for result in schema.get_all_operations():

@@ -10,6 +10,7 @@ from schemathesis.specs.openapi.checks import content_type_conformance
 from taskgate.services import operators
 from taskgate.services.operators import Role
 from tests.fuzz.schemathesis_run import fuzz_operations
+from tests.support.api import bearer
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +28,7 @@ def fuzz(base_url: str, key: str, known: dict[str, str]) -> dict[str, int]:
 
     return fuzz_operations(
         f"{base_url}/control/v1/openapi.json", f"{base_url}/control/v1",
-        {"Authorization": f"Bearer {key}"}, [content_type_conformance], some_at_known_rows,
+        bearer(key), [content_type_conformance], some_at_known_rows,
     )
 
 

@@ -5,7 +5,6 @@ every kind: test_fault_matrix.py."""
 
 import asyncio
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -13,21 +12,13 @@ import pytest
 from taskgate.runtime import Runtime
 from taskgate.settings import Settings
 from tests.support.api import BEAT_BODY, RUN_BODY, bearer
-from tests.support.postgres_cluster import Cluster, throwaway_cluster
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def cluster() -> Iterator[Cluster]:
-    with throwaway_cluster() as c:
-        yield c
-
-
-@pytest.fixture
 def settings(data_dir, cluster):
-    return Settings(data_dir=data_dir, database_url=f"postgresql+asyncpg://postgres@127.0.0.1:{cluster.port}/postgres",
-                    token_standing_cache_seconds=0)
+    return Settings(data_dir=data_dir, database_url=cluster.url(), token_standing_cache_seconds=0)
 
 
 @pytest.fixture

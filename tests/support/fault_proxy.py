@@ -17,8 +17,8 @@ from typing import Any, Self
 
 
 class FaultProxy:
-    def __init__(self, upstream_port: int, upstream_host: str = "127.0.0.1") -> None:
-        self.upstream = (upstream_host, upstream_port)
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream = ("127.0.0.1", upstream_port)
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -59,10 +59,6 @@ class FaultProxy:
     def heal(self) -> None:
         """Forward everything again (bytes held meanwhile go through), listen again."""
         self._call(self._heal)
-
-    @property
-    def open_connections(self) -> int:
-        return len(self._links)
 
     # -- in the proxy's loop --------------------------------------------------------------
 

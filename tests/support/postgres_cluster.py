@@ -77,3 +77,10 @@ def throwaway_cluster() -> Iterator[Cluster]:
         except subprocess.CalledProcessError:
             pass
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    """A throwaway cluster for the test (tests that restart or reconfigure PostgreSQL)."""
+    with throwaway_cluster() as c:
+        yield c

@@ -59,6 +59,8 @@ def serve_env(settings: Settings) -> dict[str, str]:
     env = {**os.environ, "TASKGATE_DATA_DIR": str(settings.data_dir)}
     if settings.database_url:
         env["TASKGATE_DATABASE_URL"] = settings.database_url
+    else:
+        env.pop("TASKGATE_DATABASE_URL", None)  # one the test run itself was given
     return env
 
 

@@ -9,6 +9,7 @@ import pytest
 from taskgate.runtime import Runtime
 from taskgate.services import operators
 from taskgate.services.operators import Role
+from tests.support.api import bearer
 
 MakeKey = Callable[..., Awaitable[dict[str, str]]]
 
@@ -23,6 +24,6 @@ def operator_key(runtime: Runtime) -> MakeKey:
         made += 1
         async with runtime.sessionmaker() as session:
             new = await operators.add_operator(session, f"op{made}", role, teams)
-        return {"Authorization": f"Bearer {new.key}"}
+        return bearer(new.key)
 
     return make

@@ -5,6 +5,7 @@ task reads what the control API wrote."""
 from __future__ import annotations
 
 from taskgate.services.operators import Role
+from tests.support.api import bearer
 
 CONTROL = "/control/v1"
 
@@ -67,5 +68,5 @@ async def test_a_task_reads_what_the_control_api_wrote(client, operator_key, fac
     await client.put(f"{CONTROL}/variables/greeting", headers=admin, json={"value": "hello"})
     ti = await factory.running_row()
     answer = await client.get("/execution/variables/greeting",
-                              headers={"Authorization": f"Bearer {factory.token(ti.id)}"})
+                              headers=bearer(factory.token(ti.id)))
     assert (answer.status_code, answer.json()["value"]) == (200, "hello")

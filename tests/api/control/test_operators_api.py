@@ -4,6 +4,7 @@ once, revoked from the next request on."""
 from __future__ import annotations
 
 from taskgate.services.operators import Role
+from tests.support.api import bearer
 
 OPERATORS = "/control/v1/operators"
 
@@ -13,7 +14,7 @@ async def test_an_admin_makes_lists_and_revokes_operators(client, operator_key) 
     made = await client.post(OPERATORS, headers=admin, json={"name": "ci", "role": "reader", "teams": ["etl"]})
     assert made.status_code == 201, made.text
     key = made.json()["key"]
-    ci = {"Authorization": f"Bearer {key}"}
+    ci = bearer(key)
     assert (await client.get("/control/v1/dags", headers=ci)).status_code == 200
 
     listed = await client.get(OPERATORS, headers=admin)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,8 @@ from taskgate.db import migrate
 from taskgate.db.availability import FaultMemory
 from taskgate.db.group_commit import GroupCommit
 from taskgate.db.session import EngineOptions, create_engine, create_sessionmaker
+from taskgate.services import events
+from taskgate.services.event_feed import EventFeed
 from taskgate.services.lifecycle import Lifecycle
 from taskgate.services.secrets import SecretBox, create_key_file, read_key_file
 from taskgate.services.token_standing import StandingLookup
@@ -140,6 +143,8 @@ class Runtime:
     lifecycle: Lifecycle = field(init=False, repr=False)
     # The last database fault requests met (for /execution/health).
     faults: FaultMemory = field(init=False, repr=False, default_factory=FaultMemory)
+    # The followers' side of the event feed (services/event_feed.py).
+    events: EventFeed = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.writes = GroupCommit(self.engine)
@@ -150,6 +155,7 @@ class Runtime:
             lambda: self.issuer,
             leeway=self.settings.leeway,
         )
+        self.events = EventFeed(self.sessionmaker, poll_interval=self.settings.event_poll_interval)
 
     @staticmethod
     def of(connection: HTTPConnection) -> Runtime:
@@ -194,6 +200,25 @@ class Runtime:
                 await asyncio.to_thread(self.reload_keys)
             except Exception as exc:  # noqa: BLE001 - keep serving with the keys we have
                 log.error("key reload failed; keeping the current keys", error=str(exc))
+
+    async def purge_events(self) -> int:
+        """Delete the events older than the retention; how many."""
+        async with self.sessionmaker() as session:
+            return await events.purge(
+                session, timedelta(days=self.settings.event_retention_days)
+            )
+
+    async def purge_events_periodically(self) -> None:
+        """``purge_events`` every ``event_purge_interval`` until cancelled."""
+        while True:
+            await asyncio.sleep(self.settings.event_purge_interval)
+            try:
+                purged = await self.purge_events()
+            except Exception as exc:  # noqa: BLE001 - try again next time
+                log.warning("purging old events failed", error=str(exc))
+                continue
+            if purged:
+                log.info("old events purged", count=purged)
 
     def require_issuer(self) -> TokenIssuer:
         if self.issuer is None:

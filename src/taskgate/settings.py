@@ -86,6 +86,24 @@ class Settings(BaseSettings):
         description="On SIGTERM/SIGINT, how long `taskgate serve` waits for requests in "
         "flight to finish before cancelling them (`--timeout-graceful-shutdown`).",
     )
+    event_retention_days: float = Field(
+        7.0,
+        gt=0,
+        description="How long the control API's event feed keeps events; a follower resuming "
+        "from an older one is answered 410 events_expired.",
+    )
+    event_poll_interval: float = Field(
+        0.2,
+        gt=0,
+        le=1.0,
+        description="How often a server looks for new events while anyone follows the feed: "
+        "the most a change written on another replica waits before its followers get it.",
+    )
+    event_purge_interval: float = Field(
+        600.0,
+        gt=0,
+        description="How often a server deletes events older than the retention (seconds).",
+    )
     otel_enabled: bool = Field(
         False,
         description="Continue callers' OpenTelemetry traces (W3C traceparent): a server span "

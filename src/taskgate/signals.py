@@ -7,6 +7,7 @@ run`` (the signals are forwarded to the task's command).
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -24,3 +25,35 @@ def handling_stop_signals(handler: Handler) -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def also_on_stop_signals(callback: Callable[[], object]) -> Callable[[], None]:
+    """Call ``callback`` on SIGTERM/SIGINT before whatever handles them now (the server's
+    own graceful stop); returns the undo. Outside the main thread, where no signal handler
+    can be set, it does nothing.
+
+    The server needs it for what would otherwise hold its stop: uvicorn lets requests in
+    flight finish before it stops, and an event stream never finishes by itself.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+
+    def chained(signum: int, frame: FrameType | None) -> None:
+        callback()
+        handler = previous[signal.Signals(signum)]
+        if callable(handler):
+            handler(signum, frame)
+        elif handler == signal.SIG_DFL:  # what the signal would have done without us
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
+
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, chained)
+
+    def undo() -> None:
+        for sig, handler in previous.items():
+            if signal.getsignal(sig) is chained:
+                signal.signal(sig, handler)
+
+    return undo

@@ -41,6 +41,7 @@ from taskgate.security import TokenReissueMiddleware
 from taskgate.security.route_policy import check_policies_are_local, served_routes
 from taskgate.security.routing import SECURITY_SCHEME_NAME
 from taskgate.settings import Settings
+from taskgate.signals import also_on_stop_signals
 from taskgate.wire.http import EXECUTION_PREFIX
 
 log = structlog.get_logger("taskgate.api")
@@ -76,11 +77,21 @@ def create_app(runtime: Runtime | None = None, *, tracer_provider: Any = None) -
         if runtime is None:
             raise RuntimeError("create_app() without a runtime cannot serve requests")
         await runtime.prepare_database()
-        watcher = asyncio.create_task(runtime.watch_keys())
+        loop = asyncio.get_running_loop()
+        end_event_streams = also_on_stop_signals(
+            lambda: loop.call_soon_threadsafe(runtime.events.stop)
+        )
+        chores = [
+            asyncio.create_task(runtime.watch_keys()),
+            asyncio.create_task(runtime.purge_events_periodically()),
+        ]
         try:
             yield
         finally:
-            watcher.cancel()
+            end_event_streams()
+            runtime.events.stop()
+            for chore in chores:
+                chore.cancel()
             await runtime.aclose()
 
     app = FastAPI(

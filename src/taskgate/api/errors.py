@@ -16,6 +16,7 @@ from taskgate.security import refuse
 from taskgate.services.errors import (
     AccessDenied,
     Conflict,
+    Gone,
     InvalidInput,
     InvalidRequest,
     NotFound,
@@ -28,6 +29,7 @@ from taskgate.services.secrets import SecretKeyError
 STATUS = {
     NotFound: 404,
     Conflict: 409,
+    Gone: 410,
     AccessDenied: 403,
     InvalidRequest: 400,
     InvalidInput: 422,

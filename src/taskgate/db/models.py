@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Float,
     ForeignKey,
@@ -230,3 +231,36 @@ class Operator(Base):
     key_hash: Mapped[str] = mapped_column(String(64))  # SHA-256 of the key's secret, hex
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# SQLite gives an autoincrementing id only to an INTEGER PRIMARY KEY.
+EventId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Event(Base):
+    """One change, written in the transaction that made it: a TI's state, a revocation of
+    its tokens, an operator's action. Ids rise in commit order (``services.events``)."""
+
+    __tablename__ = "events"
+    # AUTOINCREMENT on SQLite: an id is never handed out twice, even after a purge.
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(50))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    actor: Mapped[str] = mapped_column(String(ID_LENGTH))
+    dag_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    # The team of what changed (the DAG's, or the variable's or connection's), when it was
+    # written: what an operator with teams may see.
+    team: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    data: Mapped[str] = mapped_column(Text)  # the JSON object, verbatim
+
+
+class EventHorizon(Base):
+    """One row: the id up to which events were purged; a follower behind it has missed
+    some (410)."""
+
+    __tablename__ = "event_horizon"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    purged_through: Mapped[int] = mapped_column(EventId)

@@ -15,7 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskgate.db.models import Connection
-from taskgate.services import access
+from taskgate.services import access, events
 from taskgate.services.errors import InvalidInput, NotFound
 from taskgate.services.secrets import SecretBox
 
@@ -110,6 +110,7 @@ async def put(
     fields: ConnectionFields,
     *,
     team: str | None = None,
+    actor: str = events.LOCAL_ACTOR,
 ) -> ConnectionValue:
     row = await session.get(Connection, conn_id)
     if row is None:
@@ -119,7 +120,9 @@ async def put(
         setattr(row, name, value)
     row.password, row.extra = box.seal(fields.password), box.seal(fields.extra)
     row.team = team
-    await session.commit()
+    await events.commit(
+        session, actor, [events.operator_action("connection.put", conn_id, team=team)]
+    )
     return ConnectionValue(conn_id, team, fields)
 
 
@@ -135,10 +138,16 @@ async def list_all(session: AsyncSession, box: SecretBox) -> list[ConnectionValu
     return [_plain(box, row) for row in rows]
 
 
-async def delete_id(session: AsyncSession, conn_id: str) -> bool:
-    result = await session.execute(delete(Connection).where(Connection.conn_id == conn_id))
-    await session.commit()
-    return result.rowcount > 0
+async def delete_id(
+    session: AsyncSession, conn_id: str, *, actor: str = events.LOCAL_ACTOR
+) -> bool:
+    deleted = await session.execute(
+        delete(Connection).where(Connection.conn_id == conn_id).returning(Connection.team)
+    )
+    teams = list(deleted.scalars())
+    changes = [events.operator_action("connection.delete", conn_id, team=team) for team in teams]
+    await events.commit(session, actor, changes)
+    return bool(teams)
 
 
 async def reencrypt(session: AsyncSession, box: SecretBox) -> int:

@@ -1,8 +1,10 @@
-"""The control plane: what the orchestrator (the ``taskgate`` CLI) does to the state.
+"""The control plane: what the orchestrator (the control API, the ``taskgate`` CLI) does
+to the state.
 
 Registers DAGs, creates runs with their task instances and reads TIs back. These calls
-are trusted: they do not go through tokens. (Queueing a TI and revoking its tokens are
-steps of its lifecycle: ``services.lifecycle``.)
+are trusted: they do not go through tokens; ``actor`` names who made a change in its
+event. (Queueing a TI and revoking its tokens are steps of its lifecycle:
+``services.lifecycle``.)
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskgate.db.models import Dag, DagRun, TaskInstance, UsedWorkloadToken, utcnow
+from taskgate.services import events
 from taskgate.services.errors import Conflict, InvalidInput, NotFound
 from taskgate.services.states import TIState
 from taskgate.services.xcoms import MAX_MAP_LENGTH
 
 
-async def add_dag(session: AsyncSession, dag_id: str, *, team: str | None = None) -> Dag:
+async def add_dag(
+    session: AsyncSession, dag_id: str, *, team: str | None = None, actor: str = events.LOCAL_ACTOR
+) -> Dag:
     """Register a DAG. Repeating it is fine; changing its team is refused (it moves data
     access between teams, so it must be deliberate: delete and re-add)."""
     dag = await session.get(Dag, dag_id)
@@ -34,7 +39,9 @@ async def add_dag(session: AsyncSession, dag_id: str, *, team: str | None = None
         return dag
     dag = Dag(dag_id=dag_id, team=team)
     session.add(dag)
-    await session.commit()
+    await events.commit(
+        session, actor, [events.operator_action("dag.put", dag_id, dag_id=dag_id, team=team)]
+    )
     return dag
 
 
@@ -58,6 +65,7 @@ async def create_run(
     logical_date: datetime | None = None,
     conf: dict | None = None,
     mapped: Mapping[str, int] | None = None,
+    actor: str = events.LOCAL_ACTOR,
 ) -> CreatedRun:
     """A run with one TI per task; a task in ``mapped`` gets that many TIs instead, with
     map indexes 0..n-1 (what the scheduler would expand a mapped task to)."""
@@ -104,8 +112,11 @@ async def create_run(
     ]
     session.add(dag_run)
     session.add_all(tis)
+    created = [events.operator_action("run.create", f"{dag_id}/{run_id}", dag_id=dag_id,
+                                      run_id=run_id, task_instances=len(tis))]
+    created += [events.ti_state(ti, TIState.SCHEDULED, previous=None) for ti in tis]
     try:
-        await session.commit()
+        await events.commit(session, actor, created)
     except IntegrityError:
         await session.rollback()
         raise Conflict("run_exists", f"DAG run '{run_id}' of DAG '{dag_id}' already exists") from None

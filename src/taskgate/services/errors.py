@@ -27,6 +27,10 @@ class NotFound(ServiceError):
     """The thing asked for does not exist (404)."""
 
 
+class Gone(ServiceError):
+    """What was asked for is no longer kept (410)."""
+
+
 class Conflict(ServiceError):
     """The request does not fit the current state (409)."""
 

@@ -10,6 +10,9 @@ state machine (``services.state_machine``) and then does what that transition re
 - at ``/run`` with a workload token, the workload token is spent in the same transaction
   and an execution token is issued for the TI.
 
+Each transition writes its event in its own transaction (``services.events``); ``actor``
+names who asked (an operator, or ``LOCAL_ACTOR`` for the CLI on the database host).
+
 Routes are adapters: they turn the wire model into arguments and the result into the
 wire model, and cannot forget a step because no step is theirs.
 """
@@ -27,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from taskgate.db.group_commit import GroupCommit
 from taskgate.db.models import TaskInstance
-from taskgate.services import state_machine
+from taskgate.services import events, state_machine
 from taskgate.services.errors import Unavailable
 from taskgate.services.state_machine import RunContext
 from taskgate.services.states import TIState
@@ -84,12 +87,12 @@ class Lifecycle:
         finally:
             self._standing.forget(ti_id)
 
-    async def queue(self, ti_id: uuid.UUID) -> QueuedTI:
+    async def queue(self, ti_id: uuid.UUID, *, actor: str = events.LOCAL_ACTOR) -> QueuedTI:
         """Queue the TI for a worker and issue the workload token that starts it (every
         token issued for the TI before stops counting)."""
         issuer = self._require_issuer(TokenType.WORKLOAD)
         async with self._changing(ti_id) as session:
-            ti = await state_machine.queue(session, ti_id)
+            ti = await state_machine.queue(session, ti_id, actor=actor)
         return QueuedTI(ti, issuer.issue(ti.id, TokenType.WORKLOAD))
 
     async def start(
@@ -142,7 +145,7 @@ class Lifecycle:
             self._standing.forget(skipped_id)
         return len(skipped)
 
-    async def revoke_tokens(self, ti_id: uuid.UUID) -> float:
+    async def revoke_tokens(self, ti_id: uuid.UUID, *, actor: str = events.LOCAL_ACTOR) -> float:
         """Invalidate every token issued for the TI up to now; the watermark."""
         async with self._changing(ti_id) as session:
-            return await state_machine.revoke_tokens(session, ti_id)
+            return await state_machine.revoke_tokens(session, ti_id, actor=actor)

@@ -26,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskgate.db.models import Operator, utcnow
+from taskgate.services import events
 from taskgate.services.errors import Conflict, InvalidInput, NotFound
 
 KEY_PREFIX = "tgk_"
@@ -54,7 +55,12 @@ def _hash(secret: str) -> str:
 
 
 async def add_operator(
-    session: AsyncSession, name: str, role: Role, teams: Sequence[str] = ()
+    session: AsyncSession,
+    name: str,
+    role: Role,
+    teams: Sequence[str] = (),
+    *,
+    actor: str = events.LOCAL_ACTOR,
 ) -> NewOperator:
     """A new operator and its key. A name is used once (revoked ones included, so that
     the audit trail names one principal)."""
@@ -71,7 +77,8 @@ async def add_operator(
         key_hash=_hash(secret),
     )
     session.add(operator)
-    await session.commit()
+    added = events.operator_action("operator.add", name, role=operator.role, teams=operator.teams)
+    await events.commit(session, actor, [added])
     return NewOperator(operator, f"{KEY_PREFIX}{key_id}_{secret}")
 
 
@@ -79,14 +86,16 @@ async def list_operators(session: AsyncSession) -> Sequence[Operator]:
     return (await session.execute(select(Operator).order_by(Operator.name))).scalars().all()
 
 
-async def revoke_operator(session: AsyncSession, name: str) -> Operator:
+async def revoke_operator(
+    session: AsyncSession, name: str, *, actor: str = events.LOCAL_ACTOR
+) -> Operator:
     """Refuse the operator's key from now on (the row stays, for the record)."""
     operator = await session.get(Operator, name)
     if operator is None:
         raise NotFound("not_found", f"no operator {name!r}")
     if operator.revoked_at is None:
         operator.revoked_at = utcnow()
-        await session.commit()
+        await events.commit(session, actor, [events.operator_action("operator.revoke", name)])
     return operator
 
 

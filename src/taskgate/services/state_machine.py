@@ -4,7 +4,8 @@ on the group commit), committed before it returns.
 
 Every transition is one conditional ``UPDATE ... WHERE state IN (...)``: the database, not
 process memory, decides which of several concurrent requests wins. Only when the update
-matches no row do we read the row, to answer 404 or 409 with the reason.
+matches no row do we read the row, to answer 404 or 409 with the reason. Each one that
+changes a state or revokes tokens commits through ``events.commit``, with its event.
 
 Callers go through ``services.lifecycle.Lifecycle``, which adds what must follow a
 transition (the token gate's cache, token issue); nothing else calls these.
@@ -26,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from taskgate.db.direct import DirectStatement
 from taskgate.db.group_commit import GroupCommit
 from taskgate.db.models import DagRun, TaskInstance, TaskReschedule, UsedWorkloadToken, XCom, utcnow
+from taskgate.services import events
 from taskgate.services.errors import Conflict, TokenRefused
 from taskgate.services.states import (
     NEW_TRY_FROM,
@@ -36,6 +38,7 @@ from taskgate.services.states import (
     TIState,
 )
 from taskgate.services.task_instances import (
+    TI_IDENTITY,
     dag_run_of,
     get_task_instance,
     reschedule_count,
@@ -46,7 +49,9 @@ from taskgate.services.token_standing import revoked, watermark
 from taskgate.tokens import Refusal
 
 
-async def queue(session: AsyncSession, ti_id: uuid.UUID) -> TaskInstance:
+async def queue(
+    session: AsyncSession, ti_id: uuid.UUID, *, actor: str = events.LOCAL_ACTOR
+) -> TaskInstance:
     """Queue a TI for a worker. From scheduled or up_for_retry this begins a new try
     (``try_number`` + 1); a deferred or rescheduled TI resumes its try. Terminal and
     running TIs cannot be queued. Every token issued for the TI before now stops
@@ -73,12 +78,14 @@ async def queue(session: AsyncSession, ti_id: uuid.UUID) -> TaskInstance:
     if not queued:
         await session.rollback()
         raise Conflict("invalid_state", "TI changed state while being queued")
-    await session.commit()
+    await events.commit(session, actor, [events.ti_state(queued, TIState.QUEUED, previous=previous)])
     await session.refresh(ti)
     return ti
 
 
-async def revoke_tokens(session: AsyncSession, ti_id: uuid.UUID) -> float:
+async def revoke_tokens(
+    session: AsyncSession, ti_id: uuid.UUID, *, actor: str = events.LOCAL_ACTOR
+) -> float:
     """Invalidate every token issued for the TI up to now; returns the watermark.
 
     The watermark is the next millisecond: a token issued in the same millisecond as the
@@ -86,9 +93,10 @@ async def revoke_tokens(session: AsyncSession, ti_id: uuid.UUID) -> float:
     issued after it returns are valid.
     """
     mark = watermark(time.time()) + 0.001
-    if not await update_ti(session, ti_id, tokens_not_before=mark):
+    revoked_ti = await update_ti(session, ti_id, tokens_not_before=mark)
+    if revoked_ti is None:
         raise ti_not_found(ti_id)
-    await session.commit()
+    await events.commit(session, actor, [events.ti_revoked(revoked_ti, mark)])
     await asyncio.sleep(max(0.0, mark - time.time()))
     return mark
 
@@ -139,10 +147,11 @@ async def start(
     ).scalar_one_or_none()
     if previous is None:
         raise ti_not_found(ti_id)
-    started = await update_ti(
+    # Conditional on the state just read, so that the event names the state left.
+    started = previous in STARTABLE and await update_ti(
         session,
         ti_id,
-        TaskInstance.state.in_(STARTABLE),
+        TaskInstance.state == previous,
         state=TIState.RUNNING,
         hostname=hostname,
         unixname=unixname,
@@ -171,7 +180,8 @@ async def start(
         if keys and started:
             await session.execute(delete(XCom).where(mine))
     reschedules = await reschedule_count(session, ti)
-    await session.commit()
+    changes = [events.ti_state(ti, TIState.RUNNING, previous=previous)] if started else []
+    await events.commit(session, events.task_actor(ti_id), changes)
     return RunContext(ti, dag_run, keys, reschedules, restarted=previous == TIState.RESTARTING)
 
 
@@ -313,7 +323,8 @@ async def report_state(
                     reschedule_date=reschedule_date or values["end_date"],
                 )
             )
-        await session.commit()
+        change = events.ti_state(changed, state, previous=TIState.RUNNING)
+        await events.commit(session, events.task_actor(ti_id), [change])
         return
     ti = await get_task_instance(session, ti_id)
     if ti.state == state:
@@ -337,18 +348,24 @@ async def skip_downstream(
         matches.append(tuple_(TaskInstance.task_id, TaskInstance.map_index).in_(mapped))
     if not matches:
         return []
-    stmt = (
-        update(TaskInstance)
-        .where(
-            TaskInstance.dag_id == ti.dag_id,
-            TaskInstance.run_id == ti.run_id,
-            TaskInstance.state.in_(SKIPPABLE),
-            or_(*matches),
+    # One update per state left, so that each event names the state its TI left.
+    changes = []
+    for previous in sorted(SKIPPABLE):
+        stmt = (
+            update(TaskInstance)
+            .where(
+                TaskInstance.dag_id == ti.dag_id,
+                TaskInstance.run_id == ti.run_id,
+                TaskInstance.state == previous,
+                or_(*matches),
+            )
+            .values(state=TIState.SKIPPED, end_date=utcnow(), updated_at=utcnow())
+            .returning(*TI_IDENTITY)
+            .execution_options(synchronize_session=False)
         )
-        .values(state=TIState.SKIPPED, end_date=utcnow(), updated_at=utcnow())
-        .returning(TaskInstance.id)
-        .execution_options(synchronize_session=False)
-    )
-    skipped = list((await session.execute(stmt)).scalars())
-    await session.commit()
-    return skipped
+        changes += [
+            events.ti_state(row, TIState.SKIPPED, previous=previous)
+            for row in await session.execute(stmt)
+        ]
+    await events.commit(session, events.task_actor(ti_id), changes)
+    return [uuid.UUID(change.data["ti_id"]) for change in changes]

@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskgate.db.models import (
@@ -55,19 +55,31 @@ async def get_rendered_fields(session: AsyncSession, ti_id: uuid.UUID) -> dict[s
     return row.rendered_fields if row else None
 
 
+# What a change's event names the TI by (services.events), returned by the change itself.
+TI_IDENTITY = (
+    TaskInstance.id,
+    TaskInstance.dag_id,
+    TaskInstance.run_id,
+    TaskInstance.task_id,
+    TaskInstance.map_index,
+    TaskInstance.try_number,
+)
+
+
 async def update_ti(
     session: AsyncSession, ti_id: uuid.UUID, *conditions: Any, **values: Any
-) -> bool:
+) -> Row[Any] | None:
     """Set ``values`` on the TI if it meets ``conditions``: one conditional UPDATE, so the
-    database decides between concurrent requests. Whether it matched; not committed."""
+    database decides between concurrent requests. The TI's identity (``TI_IDENTITY``,
+    after the update) if it matched, else None; not committed."""
     stmt = (
         update(TaskInstance)
         .where(TaskInstance.id == ti_id, *conditions)
         .values(updated_at=utcnow(), **values)
-        .returning(TaskInstance.id)
+        .returning(*TI_IDENTITY)
         .execution_options(synchronize_session=False)
     )
-    return (await session.execute(stmt)).first() is not None
+    return (await session.execute(stmt)).first()
 
 
 async def set_rendered_map_index(session: AsyncSession, ti_id: uuid.UUID, value: str) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskgate.db.models import Variable, utcnow
 from taskgate.db.upsert import upsert
-from taskgate.services import access
+from taskgate.services import access, events
 from taskgate.services.errors import NotFound
 from taskgate.services.like import starts_with
 from taskgate.services.secrets import SecretBox
@@ -122,6 +122,7 @@ async def put(
     *,
     description: str | None = None,
     team: str | None = None,
+    actor: str = events.LOCAL_ACTOR,
 ) -> None:
     stmt = upsert(
         session,
@@ -131,7 +132,7 @@ async def put(
         update=["value", "description", "team", "updated_at"],
     )
     await session.execute(stmt)
-    await session.commit()
+    await events.commit(session, actor, [events.operator_action("variable.put", key, team=team)])
 
 
 async def get(session: AsyncSession, box: SecretBox, key: str) -> VariableValue:
@@ -146,10 +147,14 @@ async def list_all(session: AsyncSession, box: SecretBox) -> list[VariableValue]
     return [_plain(box, row) for row in rows]
 
 
-async def delete_key(session: AsyncSession, key: str) -> bool:
-    result = await session.execute(delete(Variable).where(Variable.key == key))
-    await session.commit()
-    return result.rowcount > 0
+async def delete_key(session: AsyncSession, key: str, *, actor: str = events.LOCAL_ACTOR) -> bool:
+    deleted = await session.execute(
+        delete(Variable).where(Variable.key == key).returning(Variable.team)
+    )
+    teams = list(deleted.scalars())
+    changes = [events.operator_action("variable.delete", key, team=team) for team in teams]
+    await events.commit(session, actor, changes)
+    return bool(teams)
 
 
 async def reencrypt(session: AsyncSession, box: SecretBox) -> int:

@@ -7,6 +7,7 @@ from typing import Any
 
 from taskgate.db.models import Dag, Operator, TaskInstance
 from taskgate.services.connections import ConnectionValue
+from taskgate.services.events import EventRecord
 from taskgate.services.operators import NewOperator
 from taskgate.services.variables import VariableValue
 
@@ -34,6 +35,10 @@ def task_instance(ti: TaskInstance) -> dict[str, Any]:
         "last_heartbeat_at": _iso(ti.last_heartbeat_at),
         "rendered_map_index": ti.rendered_map_index,
     }
+
+
+def event(record: EventRecord) -> dict[str, Any]:
+    return {"id": record.id, "event": record.kind, "data": record.data}
 
 
 def dag(row: Dag) -> dict[str, Any]:

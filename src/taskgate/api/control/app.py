@@ -10,13 +10,14 @@ from fastapi.openapi.utils import get_openapi
 
 import taskgate
 from taskgate.api import errors
-from taskgate.api.control import dags, operators, secrets, task_instances, xcoms
+from taskgate.api.control import dags, events, operators, secrets, task_instances, xcoms
 from taskgate.runtime import Runtime
 from taskgate.security.operator_auth import SCHEME_NAME
 
 CONTROL_PREFIX = "/control/v1"
 CONTROL_ROUTERS = (
-    dags.router, task_instances.router, secrets.router, xcoms.router, operators.router
+    dags.router, task_instances.router, secrets.router, xcoms.router, operators.router,
+    events.router,
 )
 
 

@@ -49,7 +49,9 @@ async def put_dag(
 ) -> dict[str, Any]:
     """Register a DAG with its team (repeating it is fine; changing the team is 409)."""
     operator.check_team(body.team, f"DAG {dag_id}")
-    return views.dag(await control.add_dag(session, dag_id, team=body.team))
+    return views.dag(
+        await control.add_dag(session, dag_id, team=body.team, actor=operator.name)
+    )
 
 
 @router.post(
@@ -63,6 +65,7 @@ async def create_run(
     """A run with its task instances, all ``scheduled`` (as ``taskgate runs create``)."""
     operator.check_team(await control.dag_team(session, dag_id), f"DAG {dag_id}")
     created = await control.create_run(
-        session, dag_id, body.run_id, body.tasks, max_tries=body.max_tries, mapped=body.mapped
+        session, dag_id, body.run_id, body.tasks, max_tries=body.max_tries, mapped=body.mapped,
+        actor=operator.name,
     )
     return views.created_run(dag_id, body.run_id, created.task_instances)

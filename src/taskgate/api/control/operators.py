@@ -59,7 +59,9 @@ async def add_operator(
     for team in body.teams:
         if not team or len(team) > ID_LENGTH:
             raise InvalidInput("invalid_team", f"not a team name: {team!r}")
-    made = await operators.add_operator(session, body.name, body.role, body.teams)
+    made = await operators.add_operator(
+        session, body.name, body.role, body.teams, actor=operator.name
+    )
     return views.new_operator(made)
 
 
@@ -67,4 +69,4 @@ async def add_operator(
 async def revoke_operator(name: Identifier, operator: CurrentOperator, session: DbSession) -> dict[str, Any]:
     """Refuse the operator's key from its next request on (every replica)."""
     _all_teams(operator)
-    return views.operator(await operators.revoke_operator(session, name))
+    return views.operator(await operators.revoke_operator(session, name, actor=operator.name))

@@ -135,7 +135,7 @@ async def put_variable(
     operator.check_team(body.team, f"variable {key}")
     await _replaceable(operator, variables.get(session, runtime.secrets, key), f"Variable {key}")
     await variables.put(session, runtime.secrets, key, body.value, description=body.description,
-                        team=body.team)
+                        team=body.team, actor=operator.name)
     return views.variable(await variables.get(session, runtime.secrets, key))
 
 
@@ -144,7 +144,7 @@ async def delete_variable(
     key: Identifier, operator: CurrentOperator, session: DbSession, runtime: RuntimeDep
 ) -> Response:
     await _visible(operator, variables.get(session, runtime.secrets, key), f"Variable {key}")
-    await variables.delete_key(session, key)
+    await variables.delete_key(session, key, actor=operator.name)
     return Response(status_code=204)
 
 
@@ -174,7 +174,9 @@ async def put_connection(
     operator.check_team(body.team, f"connection {conn_id}")
     lookup = connections.get(session, runtime.secrets, conn_id)
     await _replaceable(operator, lookup, f"Connection {conn_id}")
-    saved = await connections.put(session, runtime.secrets, conn_id, body.fields(), team=body.team)
+    saved = await connections.put(
+        session, runtime.secrets, conn_id, body.fields(), team=body.team, actor=operator.name
+    )
     return views.connection(saved, reveal=True)
 
 
@@ -184,5 +186,5 @@ async def delete_connection(
 ) -> Response:
     lookup = connections.get(session, runtime.secrets, conn_id)
     await _visible(operator, lookup, f"Connection {conn_id}")
-    await connections.delete_id(session, conn_id)
+    await connections.delete_id(session, conn_id, actor=operator.name)
     return Response(status_code=204)

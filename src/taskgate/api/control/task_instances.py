@@ -89,11 +89,13 @@ async def list_task_instances(
 async def get_task_instance(
     ti_id: uuid.UUID, operator: CurrentOperator, session: DbSession
 ) -> dict[str, Any]:
-    """One task instance and its token standing: the revocation watermark (tokens issued
-    before it are refused) and how many workload tokens have started it."""
+    """One task instance (as ``taskgate ti show``), its rendered template fields and its
+    token standing: the revocation watermark (tokens issued before it are refused) and how
+    many workload tokens have started it."""
     ti = await _visible_ti(session, ti_id, operator)
     return {
         **views.task_instance(ti),
+        "rendered_fields": await task_instances.get_rendered_fields(session, ti_id),
         "tokens_not_before": ti.tokens_not_before,
         "workload_tokens_spent": await control.spent_workload_tokens(session, ti_id),
     }
@@ -111,7 +113,7 @@ async def queue(
     workload. A TI that is running already: 409 with its state."""
     body = body or QueueBody()
     await _check_visible(runtime, ti_id, operator)
-    queued = await runtime.lifecycle.queue(ti_id)
+    queued = await runtime.lifecycle.queue(ti_id, actor=operator.name)
     if body.format is WorkloadFormat.AIRFLOW:
         return workloads.airflow_execute_task(
             queued.ti, queued.workload_token, dag_rel_path=body.dag_rel_path,
@@ -128,4 +130,5 @@ async def revoke_tokens(
 ) -> dict[str, Any]:
     """Refuse every token issued for the TI until now, on every replica within 1 s."""
     await _check_visible(runtime, ti_id, operator)
-    return {"ti_id": str(ti_id), "tokens_not_before": await runtime.lifecycle.revoke_tokens(ti_id)}
+    mark = await runtime.lifecycle.revoke_tokens(ti_id, actor=operator.name)
+    return {"ti_id": str(ti_id), "tokens_not_before": mark}

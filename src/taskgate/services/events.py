@@ -1,0 +1,290 @@
+"""Events: every TI state change, token revocation and operator action, as a row written
+in the transaction that made the change (``commit``), so that no change exists without
+its event and no event without its change.
+
+Order. A follower resumes "after id N", so ids must become visible in the order they
+rise. A database sequence does not give that by itself: on PostgreSQL two transactions
+may take ids 10 and 11 and commit 11 first; a follower reading then would resume after
+11 and never see 10. So ``commit`` takes a transaction-scoped advisory lock before it
+inserts, and inserting is the last step before the commit: the lock is released by the
+commit, so the next writer's ids are drawn after this commit is visible, on every
+replica. (SQLite has one writer at a time anyway.) No deadlock can come of it: a
+transaction holding the lock waits for nothing but its own commit.
+
+Retention. ``purge`` deletes what is older than the retention and records how far it
+went (``event_horizon``); a follower asking to resume from before that point is told so
+(``Gone``, 410 ``events_expired``) rather than given a gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+from collections.abc import AsyncIterator, Collection, Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import bindparam, delete, func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from taskgate.db.models import Dag, Event, EventHorizon, utcnow
+from taskgate.db.upsert import upsert
+from taskgate.services.errors import Gone, InvalidRequest
+
+# pg_advisory_xact_lock's key for "writing events": any constant, the same on every replica.
+_ORDER_LOCK = 0x7467_6576  # "tgev"
+
+READ_LIMIT = 1000
+
+
+class EventKind(StrEnum):
+    TI_STATE = "ti.state"
+    TI_REVOKED = "ti.revoked"
+    OPERATOR_ACTION = "operator.action"
+
+
+def _local_actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no name for this uid (containers)
+        return "cli"
+
+
+# Who acts when the CLI runs on the database host (no operator key there: it holds the
+# database credentials).
+LOCAL_ACTOR = _local_actor()
+
+
+def task_actor(ti_id: object) -> str:
+    """The actor of a change a task's own worker made."""
+    return f"task:{ti_id}"
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    kind: EventKind
+    data: dict[str, Any]
+    dag_id: str | None = None
+    # For what is not a DAG's (variables, connections, operators). A DAG's event takes
+    # the DAG's team, read in the insert itself.
+    team: str | None = None
+
+
+def ti_state(ti: Any, to: str, *, previous: str | None, try_number: int | None = None) -> NewEvent:
+    """``ti`` moved from ``previous`` (None: it was just created) to ``to``. ``ti`` is
+    anything with the TI's identity attributes (a row or a model)."""
+    return NewEvent(
+        EventKind.TI_STATE,
+        {**_identity(ti, try_number), "from": previous, "to": to},
+        dag_id=ti.dag_id,
+    )
+
+
+def ti_revoked(ti: Any, tokens_not_before: float) -> NewEvent:
+    return NewEvent(
+        EventKind.TI_REVOKED,
+        {**_identity(ti, None), "tokens_not_before": tokens_not_before},
+        dag_id=ti.dag_id,
+    )
+
+
+def operator_action(
+    action: str, target: str, *, dag_id: str | None = None, team: str | None = None,
+    **details: Any,
+) -> NewEvent:
+    """An operator did ``action`` (``dag.put``, ``run.create``, ``variable.put``, ...) to
+    ``target``; ``details`` never hold secret values."""
+    return NewEvent(
+        EventKind.OPERATOR_ACTION,
+        {"action": action, "target": target, "dag_id": dag_id, "team": team, **details},
+        dag_id=dag_id,
+        team=team,
+    )
+
+
+def _identity(ti: Any, try_number: int | None) -> dict[str, Any]:
+    return {
+        "ti_id": str(ti.id),
+        "dag_id": ti.dag_id,
+        "run_id": ti.run_id,
+        "task_id": ti.task_id,
+        "map_index": ti.map_index,
+        "try_number": ti.try_number if try_number is None else try_number,
+    }
+
+
+_team_of_dag = select(Dag.team).where(Dag.dag_id == bindparam("e_dag_id")).scalar_subquery()
+_INSERT = insert(Event).values(
+    kind=bindparam("e_kind"),
+    at=bindparam("e_at"),
+    actor=bindparam("e_actor"),
+    dag_id=bindparam("e_dag_id"),
+    team=func.coalesce(bindparam("e_team"), _team_of_dag),
+    data=bindparam("e_data"),
+)
+
+
+async def commit(session: AsyncSession, actor: str, events: Iterable[NewEvent]) -> None:
+    """Write ``events`` and commit the session's transaction: the last step of a change
+    (see the module docstring for why it must be the last)."""
+    now = utcnow()
+    at = now.isoformat()
+    rows = [
+        {
+            "e_kind": event.kind.value,
+            "e_at": now,
+            "e_actor": actor,
+            "e_dag_id": event.dag_id,
+            "e_team": event.team,
+            "e_data": json.dumps({**event.data, "at": at, "actor": actor}, default=str),
+        }
+        for event in events
+    ]
+    if rows:
+        if session.get_bind().dialect.name == "postgresql":
+            await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ORDER_LOCK})
+        await session.execute(_INSERT, rows)
+    await session.commit()
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    id: int
+    kind: str
+    dag_id: str | None
+    team: str | None
+    data_json: str  # the event's data, as stored and sent
+    data: dict[str, Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data", json.loads(self.data_json))
+
+    def visible_to(self, teams: Collection[str], dag_id: str | None) -> bool:
+        """Whether a follower of ``teams`` (empty: all) filtering on ``dag_id`` gets it."""
+        return (not teams or self.team in teams) and (dag_id is None or self.dag_id == dag_id)
+
+
+_COLUMNS = (Event.id, Event.kind, Event.dag_id, Event.team, Event.data)
+
+
+def _records(rows: Iterable[Any]) -> list[EventRecord]:
+    return [EventRecord(*row) for row in rows]
+
+
+async def horizon(session: AsyncSession) -> int:
+    """The id up to which events were purged (0: none were)."""
+    return int(await session.scalar(select(EventHorizon.purged_through)) or 0)
+
+
+async def latest_id(session: AsyncSession) -> int:
+    """The highest id ever written that this session sees (purged ones included)."""
+    newest = await session.scalar(select(func.max(Event.id)))
+    return max(int(newest or 0), await horizon(session))
+
+
+async def check_resume_point(session: AsyncSession, after: int | None) -> None:
+    """Refuse a resume point the feed cannot continue from without a gap or a guess."""
+    if after is None:
+        return
+    purged = await horizon(session)
+    if after < purged:
+        raise Gone(
+            "events_expired",
+            f"events up to id {purged} were purged (older than the retention); resuming "
+            f"after {after} would miss some. Start again from after={purged} or without "
+            "a resume point, and re-read the state you need.",
+            horizon=purged,
+        )
+    if after > (latest := await latest_id(session)):
+        raise InvalidRequest(
+            "unknown_event_id",
+            f"no event {after} was ever written here (the latest is {latest}): is this the "
+            "same database?",
+            latest=latest,
+        )
+
+
+async def read(
+    session: AsyncSession,
+    *,
+    after: int | None,
+    dag_id: str | None = None,
+    teams: Collection[str] = (),
+    limit: int = READ_LIMIT,
+    through: int | None = None,
+) -> list[EventRecord]:
+    """Up to ``limit`` events after ``after`` (None: the oldest kept), oldest first, those
+    a follower of ``teams`` filtering on ``dag_id`` may see; ``through`` bounds the ids."""
+    await check_resume_point(session, after)
+    return await newer_than(session, after, dag_id=dag_id, teams=teams, limit=limit,
+                            through=through)
+
+
+async def newer_than(
+    session: AsyncSession,
+    after: int | None,
+    *,
+    dag_id: str | None = None,
+    teams: Collection[str] = (),
+    limit: int = READ_LIMIT,
+    through: int | None = None,
+) -> list[EventRecord]:
+    """``read`` without checking the resume point."""
+    stmt = select(*_COLUMNS).order_by(Event.id).limit(limit)
+    if after is not None:
+        stmt = stmt.where(Event.id > after)
+    if through is not None:
+        stmt = stmt.where(Event.id <= through)
+    if dag_id is not None:
+        stmt = stmt.where(Event.dag_id == dag_id)
+    if teams:
+        stmt = stmt.where(Event.team.in_(teams))
+    return _records(await session.execute(stmt))
+
+
+async def follow(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    after: int | None,
+    dag_id: str | None = None,
+    teams: Collection[str] = (),
+    poll_interval: float = 0.25,
+) -> AsyncIterator[EventRecord]:
+    """Every event after ``after`` and then each new one as it is committed, by polling
+    the database (the CLI's ``events --follow`` on the database host; the server shares
+    one poll among its followers: ``services.event_feed``)."""
+    cursor = after
+    while True:
+        async with sessions() as session:
+            batch = await read(session, after=cursor, dag_id=dag_id, teams=teams)
+            if not batch and cursor is None:
+                # Nothing kept yet: follow from whatever comes next.
+                cursor = await latest_id(session)
+        for record in batch:
+            yield record
+        if batch:
+            cursor = batch[-1].id
+        if len(batch) < READ_LIMIT:
+            await asyncio.sleep(poll_interval)
+
+
+async def purge(session: AsyncSession, retention: timedelta) -> int:
+    """Delete events older than ``retention``; how many. The horizon moves with them."""
+    cutoff = utcnow() - retention
+    newest_old = await session.scalar(select(func.max(Event.id)).where(Event.at < cutoff))
+    if newest_old is None:
+        return 0
+    deleted = await session.execute(delete(Event).where(Event.id <= newest_old))
+    current = await horizon(session)
+    await session.execute(
+        upsert(
+            session, EventHorizon, {"id": 1, "purged_through": max(current, newest_old)},
+            conflict=["id"], update=["purged_through"],
+        )
+    )
+    await session.commit()
+    return int(deleted.rowcount or 0)
+

@@ -15,7 +15,12 @@ from fastapi.telemetry import TelemetryConfig
 import taskgate
 from taskgate import tracing
 from taskgate.api import errors
-from taskgate.api.control.app import CONTROL_PREFIX, create_control_app
+from taskgate.api.control.app import (
+    CONTROL_DOCS,
+    CONTROL_PREFIX,
+    control_docs_page,
+    create_control_app,
+)
 from taskgate.api.metrics import Metrics, MetricsMiddleware
 from taskgate.api.middleware.admission import AdmissionMiddleware
 from taskgate.api.middleware.api_version import ApiVersionMiddleware
@@ -122,6 +127,7 @@ def create_app(runtime: Runtime | None = None, *, tracer_provider: Any = None) -
             runtime.faults.note(fault)
 
     app.mount(CONTROL_PREFIX, create_control_app(runtime, on_database_fault))
+    app.add_api_route(CONTROL_DOCS, control_docs_page, include_in_schema=False)
     check_policies_are_local(app.routes)
     route_templates = {id(declared): path for path, _m, declared, _e in served_routes(app.routes)}
     errors.install(app, on_database_fault)

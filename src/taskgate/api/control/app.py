@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
 
 import taskgate
 from taskgate.api import errors
@@ -15,6 +17,8 @@ from taskgate.runtime import Runtime
 from taskgate.security.operator_auth import SCHEME_NAME
 
 CONTROL_PREFIX = "/control/v1"
+# The control API's own OpenAPI page, beside (not inside) the versioned API.
+CONTROL_DOCS = "/control/docs"
 CONTROL_ROUTERS = (
     dags.router, task_instances.router, secrets.router, xcoms.router, operators.router,
     events.router,
@@ -27,7 +31,7 @@ def create_control_app(runtime: Runtime | None, report_fault: errors.FaultReport
     app = FastAPI(
         title="taskgate control API",
         version=taskgate.__version__,
-        docs_url="/docs",
+        docs_url=None,
         redoc_url=None,
     )
     app.state.runtime = runtime
@@ -36,6 +40,13 @@ def create_control_app(runtime: Runtime | None, report_fault: errors.FaultReport
     errors.install(app, report_fault)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+async def control_docs_page() -> HTMLResponse:
+    """``/control/docs``: the interactive page of the control API's OpenAPI document."""
+    return get_swagger_ui_html(
+        openapi_url=f"{CONTROL_PREFIX}/openapi.json", title="taskgate control API"
+    )
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -16,7 +16,8 @@ import httpx
 import pytest
 from sqlalchemy import event
 
-from taskgate.services import connections, variables
+from taskgate.services import connections, operators, variables
+from taskgate.services.operators import Role
 from taskgate.settings import Settings
 from tests.support.api import BEAT_BODY, RUN_BODY, SUCCESS_BODY, bearer
 
@@ -82,3 +83,53 @@ async def test_one_connection_per_request_at_a_time(live_server, factory, runtim
     assert refreshed >= 10  # /run's exchange and a re-issue on (nearly) every later answer
     assert counter.most == 1, f"a request held {counter.most} connections at once"
     assert counter.now == 0
+
+
+async def test_control_routes_hold_one_connection_at_a_time(live_server, runtime):
+    """The operator check reads the operator with a session of its own, closed before the
+    route's; queueing checks visibility before the lifecycle takes its connection."""
+    async with runtime.sessionmaker() as session:
+        admin = bearer((await operators.add_operator(session, "pool", Role.ADMIN)).key)
+    pool = live_server.runtime.engine.sync_engine.pool
+    counter = Checkouts()
+    event.listen(pool, "checkout", counter.checkout)
+    event.listen(pool, "checkin", counter.checkin)
+    async with httpx.AsyncClient(base_url=f"{live_server.url}/control/v1", headers=admin,
+                                 timeout=5) as http:
+
+        async def call(method: str, path: str, **kwargs: object) -> httpx.Response:
+            response = await http.request(method, path, **kwargs)
+            assert response.status_code < 300, (method, path, response.status_code, response.text)
+            assert response.elapsed.total_seconds() < 1.5, (method, path, response.elapsed)
+            return response
+
+        await call("PUT", "/dags/d", json={})
+        await call("GET", "/dags")
+        ti = (await call("POST", "/dags/d/runs", json={"run_id": "r", "tasks": ["t"]})).json()[
+            "task_instances"][0]["id"]
+        await call("GET", "/task-instances", params={"dag_id": "d"})
+        await call("GET", f"/task-instances/{ti}")
+        await call("POST", f"/task-instances/{ti}/queue")
+        await call("POST", f"/task-instances/{ti}/revoke-tokens")
+        await call("PUT", "/variables/v", json={"value": "x"})
+        await call("GET", "/variables")
+        await call("GET", "/variables/v")
+        await call("DELETE", "/variables/v")
+        await call("PUT", "/connections/c", json={"uri": "postgres://u:p@h:5432/d"})
+        await call("GET", "/connections")
+        await call("GET", "/connections/c")
+        await call("DELETE", "/connections/c")
+        await call("GET", "/xcoms", params={"dag_id": "d"})
+        await call("GET", "/operators")
+        await call("POST", "/operators", json={"name": "other", "role": "reader", "teams": []})
+        await call("DELETE", "/operators/other")
+        backlog = (await call("GET", "/events", params={"follow": "false"})).json()
+        async with http.stream("GET", "/events", params={"after": backlog[-5]["id"]}) as stream:
+            seen = 0
+            async for line in stream.aiter_lines():
+                seen += line.startswith("id: ")
+                if seen == 4:
+                    break
+    event.remove(pool, "checkout", counter.checkout)
+    event.remove(pool, "checkin", counter.checkin)
+    assert counter.most == 1, f"a request held {counter.most} connections at once"

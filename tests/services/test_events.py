@@ -222,3 +222,17 @@ async def test_ti_rows_and_events_agree(runtime: Runtime, factory: Factory, clie
             last[record.data["ti_id"]] = record.data["to"]
     assert last == rows
     assert all(uuid.UUID(k) for k in last)
+
+
+async def test_the_horizon_only_rises(runtime: Runtime, factory: Factory):
+    await factory.queued_ti()
+    async with runtime.sessionmaker() as session:
+        await session.execute(update(Event).values(at=utcnow() - timedelta(days=1)))
+        await session.commit()
+        await events.purge(session, timedelta(hours=1))
+        high = await events.horizon(session)
+        # A purge that saw less (another replica's, a moment late) leaves it where it is.
+        session.add(Event(id=1, kind="x", at=utcnow() - timedelta(days=1), actor="a", data="{}"))
+        await session.commit()
+        assert await events.purge(session, timedelta(hours=1)) == 1
+        assert await events.horizon(session) == high

@@ -278,11 +278,12 @@ async def purge(session: AsyncSession, retention: timedelta) -> int:
     if newest_old is None:
         return 0
     deleted = await session.execute(delete(Event).where(Event.id <= newest_old))
-    current = await horizon(session)
+    # Only ever raised: replicas purging at once must not lower it.
     await session.execute(
         upsert(
-            session, EventHorizon, {"id": 1, "purged_through": max(current, newest_old)},
+            session, EventHorizon, {"id": 1, "purged_through": newest_old},
             conflict=["id"], update=["purged_through"],
+            where=EventHorizon.purged_through < newest_old,
         )
     )
     await session.commit()

@@ -27,32 +27,21 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from datetime import datetime
-from pathlib import Path
 
 import httpx
 from common import write_result
 from server_process import free_port, stop, wait_healthy
-from targets import postgres_database, postgres_reachable
+from targets import migrated_runtime, postgres_database, postgres_reachable
 
 EVENTS = "/control/v1/events"
 
 
 async def _admin_key(env: dict[str, str]) -> str:
-    from taskgate.db import migrate
-    from taskgate.runtime import Runtime
     from taskgate.services import operators
     from taskgate.services.operators import Role
-    from taskgate.settings import Settings
 
-    settings = Settings(data_dir=Path(env["TASKGATE_DATA_DIR"]),
-                        database_url=env.get("TASKGATE_DATABASE_URL"))
-    runtime = Runtime.from_settings(settings)
-    try:
-        await migrate.upgrade(runtime.engine)
-        async with runtime.sessionmaker() as session:
-            return (await operators.add_operator(session, "bench", Role.ADMIN)).key
-    finally:
-        await runtime.aclose()
+    async with migrated_runtime(env) as runtime, runtime.sessionmaker() as session:
+        return (await operators.add_operator(session, "bench", Role.ADMIN)).key
 
 
 def _serve(env: dict[str, str], stack: ExitStack) -> str:

@@ -15,10 +15,11 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 from common import PING_PATH, RUN_BODY, TI, TOKEN_LIFETIME_SECONDS, VARIABLE_KEY
@@ -68,12 +69,12 @@ async def _postgres_admin(sql: str) -> None:
         await conn.close()
 
 
-async def _prepare_taskgate(env: dict[str, str], n_running: int, n_queued: int):
-    """Schema, DAG, runs and queued TIs, written through taskgate's own control-plane
-    services, on the same data directory and database the server gets in ``env``."""
+@asynccontextmanager
+async def migrated_runtime(env: dict[str, str]) -> AsyncIterator[Any]:
+    """taskgate's runtime on the data directory and database a server gets in ``env``,
+    its schema migrated."""
     from taskgate.db import migrate
     from taskgate.runtime import Runtime
-    from taskgate.services import control, variables
     from taskgate.settings import Settings
 
     settings = Settings(data_dir=Path(env["TASKGATE_DATA_DIR"]),
@@ -81,6 +82,17 @@ async def _prepare_taskgate(env: dict[str, str], n_running: int, n_queued: int):
     runtime = Runtime.from_settings(settings)
     try:
         await migrate.upgrade(runtime.engine)
+        yield runtime
+    finally:
+        await runtime.aclose()
+
+
+async def _prepare_taskgate(env: dict[str, str], n_running: int, n_queued: int):
+    """Schema, DAG, runs and queued TIs, written through taskgate's own control-plane
+    services, on the same data directory and database the server gets in ``env``."""
+    from taskgate.services import control, variables
+
+    async with migrated_runtime(env) as runtime:
         async with runtime.sessionmaker() as session:
             await control.add_dag(session, "bench")
             await variables.put(session, runtime.secrets, VARIABLE_KEY, "a value")
@@ -94,8 +106,6 @@ async def _prepare_taskgate(env: dict[str, str], n_running: int, n_queued: int):
                 prepared[run_id] = [(ti, (await runtime.lifecycle.queue(ti.id)).workload_token)
                                     for ti in created.task_instances]
         return prepared
-    finally:
-        await runtime.aclose()
 
 
 @contextmanager

@@ -192,7 +192,7 @@ async def test_ids_become_visible_in_the_order_they_rise(runtime: Runtime):
         while True:
             finished = done.is_set()
             async with runtime.sessionmaker() as session:
-                batch = await events.newer_than(session, cursor)
+                batch = await events.read(session, after=cursor, check_resume=False)
             seen.extend(r.id for r in batch)
             cursor = seen[-1] if seen else cursor
             if finished and not batch:

@@ -139,7 +139,7 @@ class EventFeed:
                 self._wake()
                 return 0
             newest = self._ids[-1] if self._ids else self._floor
-            fresh = await events.newer_than(session, newest)
+            fresh = await events.read(session, after=newest, check_resume=False)
         if fresh:
             self._buffer += fresh
             self._ids += [record.id for record in fresh]

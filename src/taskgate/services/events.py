@@ -215,24 +215,13 @@ async def read(
     teams: Collection[str] = (),
     limit: int = READ_LIMIT,
     through: int | None = None,
+    check_resume: bool = True,
 ) -> list[EventRecord]:
     """Up to ``limit`` events after ``after`` (None: the oldest kept), oldest first, those
-    a follower of ``teams`` filtering on ``dag_id`` may see; ``through`` bounds the ids."""
-    await check_resume_point(session, after)
-    return await newer_than(session, after, dag_id=dag_id, teams=teams, limit=limit,
-                            through=through)
-
-
-async def newer_than(
-    session: AsyncSession,
-    after: int | None,
-    *,
-    dag_id: str | None = None,
-    teams: Collection[str] = (),
-    limit: int = READ_LIMIT,
-    through: int | None = None,
-) -> list[EventRecord]:
-    """``read`` without checking the resume point."""
+    a follower of ``teams`` filtering on ``dag_id`` may see; ``through`` bounds the ids.
+    ``check_resume=False``: ``after`` is known good (the feed's own poll)."""
+    if check_resume:
+        await check_resume_point(session, after)
     stmt = select(*_COLUMNS).order_by(Event.id).limit(limit)
     if after is not None:
         stmt = stmt.where(Event.id > after)

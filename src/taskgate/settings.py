@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,6 +21,10 @@ from pydantic_settings import (
 )
 
 CONFIG_FILE_ENV = "TASKGATE_CONFIG_FILE"
+# Asymmetric JWS algorithms an OIDC token on the control API may use.
+OIDC_ALGORITHMS = (
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"
+)
 
 
 class Settings(BaseSettings):
@@ -145,6 +149,75 @@ class Settings(BaseSettings):
         "cached per process; at most 1 s, 0 disables the cache.",
     )
 
+    # The control API's OIDC sign-in (security/oidc.py, docs/control.md "OIDC"): all
+    # three of issuer, audience and JWKS URL, or none of them.
+    control_oidc_issuer: str | None = Field(
+        None,
+        description="Identity provider whose JWTs the control API accepts besides operator "
+        "keys; its `iss` claim must equal this exactly. Unset: operator keys only.",
+    )
+    control_oidc_audience: str | None = Field(
+        None, description="Required `aud` claim of OIDC tokens on the control API."
+    )
+    control_oidc_jwks_url: str | None = Field(
+        None,
+        description="http(s) URL of the identity provider's JWKS: the keys OIDC tokens are "
+        "checked with (cached 5 min, fetched again early for an unknown `kid`).",
+    )
+    control_oidc_role_claim: str = Field(
+        "taskgate_role",
+        min_length=1,
+        description="Claim holding the operator role (reader, operator or admin; a list "
+        "counts for its highest role).",
+    )
+    control_oidc_teams_claim: str = Field(
+        "taskgate_teams",
+        min_length=1,
+        description="Claim holding the operator's teams: a list of strings or one string "
+        "separated by spaces or commas. Absent or empty: every team, as a key without teams.",
+    )
+    control_oidc_name_claim: str = Field(
+        "sub",
+        min_length=1,
+        description="Claim naming the operator; the principal is `oidc:<value>`.",
+    )
+    control_oidc_algorithms: str = Field(
+        "RS256,ES256",
+        description="Comma-separated JWS algorithms accepted on OIDC tokens; `none` and "
+        "HS* are refused.",
+    )
+
+    @field_validator("control_oidc_algorithms")
+    @classmethod
+    def _oidc_algorithms(cls, value: str) -> str:
+        names = [name.strip() for name in value.split(",") if name.strip()]
+        refused = [name for name in names if name not in OIDC_ALGORITHMS]
+        if refused or not names:
+            raise ValueError(
+                f"control_oidc_algorithms: {', '.join(refused) or 'none given'} not accepted; "
+                f"choose from {', '.join(OIDC_ALGORITHMS)} (never none or HS*: a shared "
+                "secret cannot come from a public JWKS)"
+            )
+        return ",".join(names)
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> Settings:
+        parts = {
+            "TASKGATE_CONTROL_OIDC_ISSUER": self.control_oidc_issuer,
+            "TASKGATE_CONTROL_OIDC_AUDIENCE": self.control_oidc_audience,
+            "TASKGATE_CONTROL_OIDC_JWKS_URL": self.control_oidc_jwks_url,
+        }
+        missing = [name for name, value in parts.items() if not value]
+        if missing and len(missing) < len(parts):
+            raise ValueError(
+                f"control API OIDC is half configured: {', '.join(missing)} not set "
+                "(set the issuer, the audience and the JWKS URL together, or none of them)"
+            )
+        url = self.control_oidc_jwks_url
+        if url and not url.startswith(("https://", "http://")):
+            raise ValueError(f"TASKGATE_CONTROL_OIDC_JWKS_URL must be an http(s) URL, not {url!r}")
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -185,6 +258,10 @@ class Settings(BaseSettings):
         sqlite = self.effective_database_url.startswith("sqlite")  # one connection per process
         connections = 1 if sqlite else self.db_pool_size + self.db_max_overflow
         return max(64, 8 * connections)
+
+    @property
+    def control_oidc_enabled(self) -> bool:
+        return bool(self.control_oidc_issuer)
 
     @property
     def uses_embedded_database(self) -> bool:

@@ -125,8 +125,7 @@ def test_only_run_accepts_workload_tokens(runtime):
     # Open: neither a task token nor an operator key.
     open_routes = {p.path for p in policies if not p.token_types and not p.operator_role}
     assert open_routes == {
-        "/control/v1/docs",
-        "/control/v1/docs/oauth2-redirect",
+        "/control/docs",
         "/control/v1/openapi.json",
         "/.well-known/jwks.json",
         "/docs",

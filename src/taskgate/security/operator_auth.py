@@ -1,19 +1,29 @@
-"""The control API's security: operator keys, roles and teams.
+"""The control API's security: operator keys or OIDC tokens, roles and teams.
 
 The control API (``/control/v1``) and the Execution API never accept each other's
-credentials: a task token is not an operator key (``tgk_...``), and an operator key is
-not a JWT. For one control request:
+credentials: a task token is not an operator key (``tgk_...``) nor an OIDC token, and an
+operator key is not a JWT. For one control request:
 
 1. ``require_operator``, attached with ``Security(require_operator, scopes=["role:<r>"])``
    to each control router (and to a route that needs more than its router), reads
-   ``Authorization: Bearer <key>``. None -> 401 ``missing_key`` with ``WWW-Authenticate``.
-   The key is looked up by its id and its secret compared in constant time
-   (``services.operators``); unknown or revoked -> 401 ``invalid_key``. The row is read on
-   every request, so a revocation holds from the next request on, on every replica.
-2. The role the matched route needs (``ControlRoute.required_role``: the highest
+   ``Authorization: Bearer <credential>``. None -> 401 ``missing_key`` with
+   ``WWW-Authenticate``.
+2. Who it is. A credential starting ``tgk_`` is an operator key: looked up by its id and
+   its secret compared in constant time (``services.operators``); unknown or revoked ->
+   401 ``invalid_key``. The row is read on every request, so a revocation holds from the
+   next request on, on every replica. Any other credential, when
+   ``TASKGATE_CONTROL_OIDC_ISSUER`` is set, is an access token of that identity provider
+   (``security.oidc``): signature by a key of its JWKS, ``iss``, ``aud``, ``exp`` and
+   ``nbf``; refused -> 401 with a reason saying which (``oidc_expired``,
+   ``oidc_wrong_audience``, ...), its JWKS unreachable -> 503 ``oidc_unavailable``; the
+   name, role and teams come from its claims (no usable role -> 403 ``role_required``).
+   Without OIDC configured such a credential is 401 ``invalid_key``, as any unknown key.
+   Either way the result is one ``OperatorPrincipal``: everything below treats keys and
+   tokens alike.
+3. The role the matched route needs (``ControlRoute.required_role``: the highest
    ``role:`` scope on it) against the operator's: short -> 403 ``role_required``, naming
    both.
-3. Teams: an operator with teams acts only on DAGs of those teams. Handlers ask
+4. Teams: an operator with teams acts only on DAGs of those teams. Handlers ask
    ``OperatorPrincipal.check_team`` for the DAG they touch (403 ``team_required``, naming
    the team) and filter what they list with ``OperatorPrincipal.sees``.
 
@@ -23,6 +33,7 @@ not a JWT. For one control request:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -33,10 +44,12 @@ from fastapi.routing import APIRoute
 from fastapi.security import SecurityScopes
 
 from taskgate.runtime import Runtime
+from taskgate.security.oidc import OidcRefusal, OidcVerifier
 from taskgate.security.routing import declared_scopes
 from taskgate.services import operators
 from taskgate.services.errors import AccessDenied
-from taskgate.services.operators import Role
+from taskgate.services.operators import KEY_PREFIX, Role
+from taskgate.settings import Settings
 
 ROLE_SCOPE_PREFIX = "role:"
 OPERATOR_SCOPE_KEY = "taskgate.operator"
@@ -70,25 +83,67 @@ def _refused(status: int, reason: str, message: str, challenge: str) -> HTTPExce
 
 
 async def require_operator(security_scopes: SecurityScopes, request: Request) -> OperatorPrincipal:
+    runtime = Runtime.of(request)
+    verifier = _oidc_verifier(request, runtime.settings)
     header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        raise _refused(401, "missing_key", "An operator key is required", REALM)
-    async with Runtime.of(request).sessionmaker() as session:
-        operator = await operators.authenticate(session, key.strip())
+    scheme, _, credential = header.partition(" ")
+    credential = credential.strip()
+    if scheme.lower() != "bearer" or not credential:
+        wanted = "An operator key or an OIDC access token" if verifier else "An operator key"
+        raise _refused(401, "missing_key", f"{wanted} is required", REALM)
+    # A route that needs more than its router runs this twice: the second time, the
+    # request's credential is already checked.
+    principal: OperatorPrincipal | None = request.scope.get(OPERATOR_SCOPE_KEY)
+    if principal is None:
+        principal = await _authenticate(runtime, verifier, credential)
+    needed = getattr(request.scope.get("route"), "required_role", None) or Role.ADMIN
+    if not principal.role.allows(needed):
+        raise HTTPException(403, {
+            "reason": "role_required",
+            "message": f"this needs role {needed}; operator {principal.name} has {principal.role}",
+        })
+    request.scope[OPERATOR_SCOPE_KEY] = principal
+    return principal
+
+
+async def _authenticate(
+    runtime: Runtime, verifier: OidcVerifier | None, credential: str
+) -> OperatorPrincipal:
+    if verifier is not None and not credential.startswith(KEY_PREFIX):
+        return await _oidc_principal(verifier, credential)
+    async with runtime.sessionmaker() as session:
+        operator = await operators.authenticate(session, credential)
     if operator is None:
         raise _refused(401, "invalid_key", "Unknown or revoked operator key",
                        f'{REALM}, error="invalid_token"')
-    needed = getattr(request.scope.get("route"), "required_role", None) or Role.ADMIN
-    role = Role(operator.role)
-    if not role.allows(needed):
-        raise HTTPException(403, {
-            "reason": "role_required",
-            "message": f"this needs role {needed}; operator {operator.name} has {role}",
-        })
-    principal = OperatorPrincipal(operator.name, role, frozenset(operator.teams))
-    request.scope[OPERATOR_SCOPE_KEY] = principal
-    return principal
+    return OperatorPrincipal(operator.name, Role(operator.role), frozenset(operator.teams))
+
+
+def _oidc_verifier(request: Request, settings: Settings) -> OidcVerifier | None:
+    """The control app's verifier (made on first use: it keeps the JWKS for every request),
+    or None without OIDC configured."""
+    if not settings.control_oidc_enabled:
+        return None
+    state = request.app.state
+    verifier: OidcVerifier | None = getattr(state, "control_oidc_verifier", None)
+    if verifier is None:
+        verifier = state.control_oidc_verifier = OidcVerifier.from_settings(settings)
+    return verifier
+
+
+async def _oidc_principal(verifier: OidcVerifier, token: str) -> OperatorPrincipal:
+    try:
+        identity = await verifier.verify(token)
+    except OidcRefusal as refusal:
+        if refusal.status == 401:
+            raise _refused(401, refusal.reason, refusal.message,
+                           f'{REALM}, error="invalid_token"') from None
+        detail = {"reason": refusal.reason, "message": refusal.message}
+        retry = None
+        if refusal.retry_after is not None:
+            retry = {"Retry-After": str(math.ceil(refusal.retry_after))}
+        raise HTTPException(refusal.status, detail, headers=retry) from None
+    return OperatorPrincipal(identity.name, identity.role, identity.teams)
 
 
 def current_operator(request: Request) -> OperatorPrincipal:
@@ -121,7 +176,8 @@ class ControlRoute(APIRoute):
         self.required_role = max(roles, key=list(Role).index)
         self.openapi_extra = {**(self.openapi_extra or {}), "security": [{SCHEME_NAME: []}]}
         self.responses = {
-            401: {"description": "Missing, unknown or revoked operator key"},
+            401: {"description": "Missing, unknown or revoked operator key, or a refused "
+                  "OIDC token"},
             403: {"description": "The operator's role or teams do not allow it"},
             **self.responses,
         }

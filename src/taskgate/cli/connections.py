@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from taskgate.cli.common import JsonOption, console, fail, print_json, print_table, with_session
-from taskgate.services import connections, views
+from taskgate.cli.backend import backend
+from taskgate.cli.common import JsonOption, console, fail, print_json, print_table
 
 app = typer.Typer(help="Connections.", no_args_is_help=True)
 
@@ -17,14 +17,9 @@ def add(
     team: str | None = typer.Option(None, help="Owning team; none: global."),
 ) -> None:
     """Create or replace a connection from a URI."""
-
-    async def work(session, rt):  # type: ignore[no-untyped-def]
-        fields = connections.parse_uri(uri)
-        return await connections.put(session, rt.secrets, conn_id, fields, team=team)
-
-    connection = with_session(work)
+    connection = backend().put_connection(conn_id, uri, team)
     console.print(
-        f"connection {connection.conn_id} ({connection.fields.conn_type}) saved", highlight=False
+        f"connection {connection['conn_id']} ({connection['conn_type']}) saved", highlight=False
     )
 
 
@@ -35,8 +30,7 @@ def get(
     reveal: bool = typer.Option(False, help="Show the password instead of ***."),
 ) -> None:
     """Show a connection."""
-    connection = with_session(lambda session, rt: connections.get(session, rt.secrets, conn_id))
-    data = views.connection(connection, reveal=reveal)
+    data = backend().get_connection(conn_id, reveal)
     if json_output:
         print_json(data)
         return
@@ -46,20 +40,20 @@ def get(
 @app.command("list")
 def list_(json_output: bool = JsonOption) -> None:
     """List connections (passwords masked)."""
-    rows = with_session(lambda session, rt: connections.list_all(session, rt.secrets))
+    rows = backend().list_connections()
     if json_output:
-        print_json([views.connection(c) for c in rows])
+        print_json(rows)
         return
     print_table(
         "Connections",
         ["conn_id", "type", "host", "team"],
-        [(c.conn_id, c.fields.conn_type, c.fields.host, c.team or "-") for c in rows],
+        [(c["conn_id"], c["conn_type"], c["host"], c["team"] or "-") for c in rows],
     )
 
 
 @app.command()
 def delete(conn_id: str) -> None:
     """Delete a connection."""
-    if not with_session(lambda session, _rt: connections.delete_id(session, conn_id)):
+    if not backend().delete_connection(conn_id):
         raise fail(f"connection {conn_id!r} not found")
     console.print(f"connection {conn_id} deleted", highlight=False)

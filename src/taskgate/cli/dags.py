@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from taskgate.cli.common import JsonOption, console, print_json, print_table, with_session
-from taskgate.services import control
+from taskgate.cli.backend import backend
+from taskgate.cli.common import JsonOption, console, print_json, print_table
 
 app = typer.Typer(help="DAGs.", no_args_is_help=True)
 
@@ -16,15 +16,15 @@ def add(
     team: str | None = typer.Option(None, help="Team owning the DAG (access to data)."),
 ) -> None:
     """Register a DAG."""
-    dag = with_session(lambda session, _rt: control.add_dag(session, dag_id, team=team))
-    console.print(f"DAG {dag.dag_id} (team: {dag.team or '-'})", highlight=False)
+    dag = backend().add_dag(dag_id, team)
+    console.print(f"DAG {dag['dag_id']} (team: {dag['team'] or '-'})", highlight=False)
 
 
 @app.command("list")
 def list_(json_output: bool = JsonOption) -> None:
     """List DAGs."""
-    dags = with_session(lambda session, _rt: control.list_dags(session))
+    dags = backend().list_dags()
     if json_output:
-        print_json([{"dag_id": d.dag_id, "team": d.team} for d in dags])
+        print_json(dags)
         return
-    print_table("DAGs", ["dag_id", "team"], [(d.dag_id, d.team or "-") for d in dags])
+    print_table("DAGs", ["dag_id", "team"], [(d["dag_id"], d["team"] or "-") for d in dags])

@@ -1,15 +1,18 @@
-"""``taskgate``: the control plane and the server, on the same settings and database."""
+"""``taskgate``: the control plane and the server, on the same settings and database.
+
+Operator commands act on the local database, or with ``--server``/``$TASKGATE_SERVER``
+through that server's control API (``taskgate.cli.backend``). Every module here imports
+only typer at the top (``taskgate.cli.common`` says why).
+"""
 
 from __future__ import annotations
 
-import asyncio
-
 import typer
-from rich.markup import escape
 
 from taskgate.cli import (
     connections,
     dags,
+    events,
     keys,
     operators,
     runs,
@@ -19,6 +22,7 @@ from taskgate.cli import (
     worker,
     xcoms,
 )
+from taskgate.cli.backend import KEY_ENV, SERVER_ENV, Target, require_local, select
 from taskgate.cli.common import (
     JsonOption,
     console,
@@ -28,17 +32,39 @@ from taskgate.cli.common import (
     runtime_from_env,
     settings_from_env,
 )
-from taskgate.cli.signals import clean_exit_on_stop_signals
-from taskgate.tracing import TracingUnavailable, require_opentelemetry
-from taskgate.wire.http import EXECUTION_PREFIX
 
 app = typer.Typer(
     name="taskgate",
-    help="taskgate: a secure Task Execution API for task workers.",
+    help="taskgate: a secure Task Execution API for task workers.\n\n"
+    "Operator commands (dags, runs, ti, variables, connections, xcoms, tokens revoke, "
+    "operators, events) act on the local database, or with --server (or $TASKGATE_SERVER) "
+    "on that server through its control API, with an operator key.",
     no_args_is_help=True,
     add_completion=False,
 )
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    server: str | None = typer.Option(
+        None, "--server", envvar=SERVER_ENV, metavar="URL", show_default=False,
+        help="Call this taskgate server's control API (https://host/) instead of using the "
+        "local database.",
+    ),
+    key: str | None = typer.Option(
+        None, "--key", envvar=KEY_ENV, metavar="KEY", show_default=False,
+        help="Operator key for --server (tgk_...); prefer the environment variable, which "
+        "other users cannot see in the process list.",
+    ),
+) -> None:
+    source = ctx.get_parameter_source("key")
+    if key and not server and source is not None and source.name == "COMMANDLINE":
+        raise fail(f"--key is for a server: add --server URL or set ${SERVER_ENV}", 2)
+    select(Target(server or None, key or None))
+
+
+db_app = typer.Typer(help="Database schema (on the server's host).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys.app, name="keys")
 app.add_typer(dags.app, name="dags")
@@ -69,7 +95,14 @@ def serve(
     ),
 ) -> None:
     """Run the Execution API server (creates data dir, database and signing key if missing)."""
+    import asyncio
+
     import uvicorn
+    from rich.markup import escape
+
+    from taskgate.cli.signals import clean_exit_on_stop_signals
+    from taskgate.tracing import TracingUnavailable, require_opentelemetry
+    from taskgate.wire.http import EXECUTION_PREFIX
 
     runtime = runtime_from_env()
     if runtime.settings.otel_enabled:
@@ -119,6 +152,9 @@ def serve(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the schema migrations to the configured database."""
+    import asyncio
+
+    require_local("db upgrade")
     from taskgate.db import migrate
     from taskgate.runtime import engine_from_settings
 
@@ -154,3 +190,6 @@ def routes(json_output: bool = JsonOption) -> None:
     print_table(
         "Routes", ["method", "path", "token types", "subject", "token gate", "operator role"], rows
     )
+
+
+app.command("events", help=events.HELP)(events.events)

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from enum import Enum
+
 import typer
 
-from taskgate.cli.common import JsonOption, console, print_json, print_table, with_session
-from taskgate.services import operators, views
-from taskgate.services.operators import Role
+from taskgate.cli.backend import backend
+from taskgate.cli.common import JsonOption, console, print_json, print_table
 
 app = typer.Typer(help="Operators of the control API and their keys.", no_args_is_help=True)
+
+
+class Role(str, Enum):
+    """``taskgate.services.operators.Role``'s values, without importing the services."""
+
+    READER = "reader"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+
+
+def _when(value: str | None) -> str:
+    return datetime.fromisoformat(value).isoformat(timespec="seconds") if value else "-"
 
 
 @app.command()
@@ -21,26 +35,26 @@ def add(
     json_output: bool = JsonOption,
 ) -> None:
     """Make an operator and print its key, once (only its hash is stored)."""
-    made = with_session(lambda session, _rt: operators.add_operator(session, name, role, teams))
+    made = backend().add_operator(name, role.value, teams)
     if json_output:
-        print_json(views.new_operator(made))
+        print_json(made)
         return
-    console.print(f"operator {name} ({made.operator.role}, teams: "
-                  f"{', '.join(made.operator.teams) or 'all'})", highlight=False)
+    console.print(f"operator {name} ({made['role']}, teams: "
+                  f"{', '.join(made['teams']) or 'all'})", highlight=False)
     console.print("key (shown once, keep it secret):", highlight=False)
-    typer.echo(made.key)
+    typer.echo(made["key"])
 
 
 @app.command("list")
 def list_(json_output: bool = JsonOption) -> None:
     """List operators (never their keys)."""
-    found = with_session(lambda session, _rt: operators.list_operators(session))
+    found = backend().list_operators()
     if json_output:
-        print_json([views.operator(o) for o in found])
+        print_json(found)
         return
     print_table("Operators", ["name", "role", "teams", "created", "revoked"], [
-        (o.name, o.role, ", ".join(o.teams) or "all", o.created_at.isoformat(timespec="seconds"),
-         o.revoked_at.isoformat(timespec="seconds") if o.revoked_at else "-")
+        (o["name"], o["role"], ", ".join(o["teams"]) or "all", _when(o["created_at"]),
+         _when(o["revoked_at"]))
         for o in found
     ])
 
@@ -48,5 +62,5 @@ def list_(json_output: bool = JsonOption) -> None:
 @app.command()
 def revoke(name: str) -> None:
     """Refuse the operator's key from its next request on (every replica)."""
-    revoked = with_session(lambda session, _rt: operators.revoke_operator(session, name))
-    console.print(f"operator {revoked.name} revoked", highlight=False)
+    revoked = backend().revoke_operator(name)
+    console.print(f"operator {revoked['name']} revoked", highlight=False)

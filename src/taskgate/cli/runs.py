@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from taskgate.cli.common import JsonOption, fail, print_json, print_table, with_session
-from taskgate.services import control, views
+from taskgate.cli.backend import backend
+from taskgate.cli.common import JsonOption, fail, print_json, print_table
 
 app = typer.Typer(help="DAG runs.", no_args_is_help=True)
 
@@ -28,15 +28,9 @@ def create(
         if not name or not length.isdigit():
             raise fail(f"--mapped takes TASK=N, not {item!r}", 2)
         map_lengths[name] = int(length)
-    created = with_session(
-        lambda session, _rt: control.create_run(
-            session, dag_id, run_id, task, max_tries=max_tries, mapped=map_lengths
-        )
-    )
-    view = views.created_run(dag_id, run_id, created.task_instances)
-    tis = view["task_instances"]
+    view = backend().create_run(dag_id, run_id, task, max_tries, map_lengths)
     if json_output:
         print_json(view)
         return
-    rows = [(t["id"], t["task_id"], t["map_index"], t["state"]) for t in tis]
+    rows = [(t["id"], t["task_id"], t["map_index"], t["state"]) for t in view["task_instances"]]
     print_table(f"Run {dag_id}/{run_id}", ["id", "task_id", "map_index", "state"], rows)

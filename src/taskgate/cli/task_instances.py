@@ -6,17 +6,8 @@ from enum import Enum
 
 import typer
 
-from taskgate.cli.common import (
-    JsonOption,
-    console,
-    fail,
-    parse_ti_id,
-    print_json,
-    print_table,
-    with_runtime,
-    with_session,
-)
-from taskgate.services import control, task_instances, views, workloads
+from taskgate.cli.backend import backend
+from taskgate.cli.common import JsonOption, console, fail, parse_ti_id, print_json, print_table
 
 app = typer.Typer(help="Task instances.", no_args_is_help=True)
 
@@ -28,31 +19,25 @@ def list_(
     json_output: bool = JsonOption,
 ) -> None:
     """List task instances, optionally of one DAG or in one state."""
-    tis = with_session(
-        lambda session, _rt: control.list_task_instances(session, dag_id=dag_id, state=state)
-    )
+    tis = backend().list_task_instances(dag_id, state)
     if json_output:
-        print_json([views.task_instance(ti) for ti in tis])
+        print_json(tis)
         return
-    rows = [(ti.id, ti.dag_id, ti.run_id, ti.task_id, ti.state, ti.try_number) for ti in tis]
+    rows = [
+        (ti["id"], ti["dag_id"], ti["run_id"], ti["task_id"], ti["state"], ti["try_number"])
+        for ti in tis
+    ]
     print_table("Task instances", ["id", "dag_id", "run_id", "task_id", "state", "try"], rows)
 
 
 @app.command()
 def show(ti_id: str, json_output: bool = JsonOption) -> None:
-    """Show one task instance, with its rendered template fields."""
-    ident = parse_ti_id(ti_id)
-
-    async def load(session, _rt):  # type: ignore[no-untyped-def]
-        ti = await task_instances.get_task_instance(session, ident)
-        return ti, await task_instances.get_rendered_fields(session, ident)
-
-    ti, rendered = with_session(load)
-    data = {**views.task_instance(ti), "rendered_fields": rendered}
+    """Show one task instance, with its rendered template fields and token standing."""
+    data = backend().show_task_instance(str(parse_ti_id(ti_id)))
     if json_output:
         print_json(data)
         return
-    print_table(f"Task instance {ti.id}", ["field", "value"], list(data.items()))
+    print_table(f"Task instance {data['id']}", ["field", "value"], list(data.items()))
 
 
 class WorkloadFormat(str, Enum):
@@ -81,27 +66,17 @@ def queue(
     ),
 ) -> None:
     """Queue a task instance and print the workload token that starts it."""
-    ident = parse_ti_id(ti_id)
-    airflow = output_format is WorkloadFormat.AIRFLOW
-    if airflow and not (dag_rel_path and bundle_name):
-        raise fail("--format airflow needs --dag-rel-path and --bundle-name", 2)
-
-    queued = with_runtime(lambda runtime: runtime.lifecycle.queue(ident))
-    if airflow:
-        print_json(
-            workloads.airflow_execute_task(
-                queued.ti,
-                queued.workload_token,
-                dag_rel_path=dag_rel_path,
-                bundle_name=bundle_name,
-                bundle_version=bundle_version,
-            )
-        )
+    ident = str(parse_ti_id(ti_id))
+    airflow = None
+    if output_format is WorkloadFormat.AIRFLOW:
+        if not (dag_rel_path and bundle_name):
+            raise fail("--format airflow needs --dag-rel-path and --bundle-name", 2)
+        airflow = {"dag_rel_path": dag_rel_path, "bundle_name": bundle_name,
+                   "bundle_version": bundle_version}
+    queued = backend().queue(ident, airflow)
+    if airflow is not None or json_output:
+        print_json(queued)
         return
-    if json_output:
-        print_json(views.queued(queued.workload_token, queued.ti))
-        return
-    console.print(
-        f"queued {queued.ti.id} (try {queued.ti.try_number}); workload token:", highlight=False
-    )
-    typer.echo(queued.workload_token)
+    ti = queued["ti"]
+    console.print(f"queued {ti['id']} (try {ti['try_number']}); workload token:", highlight=False)
+    typer.echo(queued["token"])

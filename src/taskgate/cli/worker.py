@@ -5,20 +5,21 @@ from __future__ import annotations
 import logging
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from taskgate.cli.common import fail, runtime_from_env, settings_from_env
-from taskgate.client import Client
-from taskgate.client.in_process import InProcessServer
-from taskgate.client.options import DEFAULT_API_URL
 from taskgate.client.retry import RetryPolicy
-from taskgate.worker.console import WorkerConsole
-from taskgate.worker.logfile import default_log_file
-from taskgate.worker.runner import TaskRun, WorkerError, WorkerOptions
-from taskgate.worker.workload import WorkloadError, read_workload
+
+if TYPE_CHECKING:
+    from taskgate.worker.console import WorkerConsole
 
 app = typer.Typer(help="Run commands as task instances.", no_args_is_help=True)
+
+# taskgate.client.options.DEFAULT_API_URL, spelled out here: importing it loads httpx,
+# which --help does not need (tests/cli/test_cli_imports.py checks that they agree).
+DEFAULT_API_URL = "http://127.0.0.1:8080/execution"
 
 # A worker must get its heartbeats and, above all, its final state through: it keeps
 # retrying idempotent calls for up to five minutes of outage.
@@ -74,6 +75,13 @@ def run(
         show_default=False,
     ),
 ) -> None:
+    from taskgate.client import Client
+    from taskgate.client.in_process import InProcessServer
+    from taskgate.worker.console import WorkerConsole
+    from taskgate.worker.logfile import default_log_file
+    from taskgate.worker.runner import TaskRun, WorkerError, WorkerOptions
+    from taskgate.worker.workload import WorkloadError, read_workload
+
     if in_process and api_url_option:
         raise fail("--api-url and --in-process exclude each other", 2)
     try:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 
 import typer
 
-from taskgate.cli.common import JsonOption, print_json, print_table, with_session
-from taskgate.services import xcoms
+from taskgate.cli.backend import backend
+from taskgate.cli.common import JsonOption, print_json, print_table
 
 app = typer.Typer(help="XComs (values passed between tasks).", no_args_is_help=True)
 
@@ -22,18 +21,15 @@ def list_(
     json_output: bool = JsonOption,
 ) -> None:
     """List stored XComs with their values, optionally filtered."""
-    rows = with_session(
-        lambda session, _rt: xcoms.list_stored(
-            session, dag_id=dag_id, run_id=run_id, task_id=task_id, key=key
-        )
-    )
+    rows = backend().list_xcoms(dag_id, run_id, task_id, key)
     if json_output:
-        print_json([asdict(x) for x in rows])
+        print_json(rows)
         return
     print_table(
         "XComs",
         ["dag_id", "run_id", "task_id", "map_index", "key", "value"],
-        [(x.dag_id, x.run_id, x.task_id, x.map_index, x.key, json.dumps(x.value)) for x in rows],
+        [(x["dag_id"], x["run_id"], x["task_id"], x["map_index"], x["key"], json.dumps(x["value"]))
+         for x in rows],
     )
 
 
@@ -46,6 +42,4 @@ def get(
     map_index: int = typer.Option(-1, "--map-index"),
 ) -> None:
     """Print one XCom's value as JSON (the task's return value unless KEY is given)."""
-    ref = xcoms.XComRef(dag_id, run_id, task_id, key)
-    value = with_session(lambda session, _rt: xcoms.get_stored(session, ref, map_index=map_index))
-    print_json(value)
+    print_json(backend().get_xcom(dag_id, run_id, task_id, key, map_index))

@@ -11,21 +11,46 @@ Answers are the server's pydantic wire models; failures are typed (``errors``); 
 the server refreshes is picked up for every later call; idempotent calls are retried with
 backoff (``RetryPolicy``). ``taskgate.client.in_process`` serves the real app without a
 network, authentication included. docs/client.md has the details.
+
+The names below are loaded on first use: ``taskgate.control`` (the control API's client)
+and the CLI import ``taskgate.client.errors`` and ``exchange`` without the wire models
+(pydantic) that ``Client`` needs.
 """
 
-from taskgate.client.asynchronous import AsyncClient
-from taskgate.client.errors import (
-    AccessDenied,
-    ApiError,
-    Conflict,
-    InvalidRequest,
-    NotFound,
-    ServerUnavailable,
-    TokenRejected,
-)
-from taskgate.client.options import DEFAULT_API_URL
-from taskgate.client.retry import NO_RETRIES, RetryPolicy
-from taskgate.client.sync import Client
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from taskgate.client.asynchronous import AsyncClient
+    from taskgate.client.errors import (
+        AccessDenied,
+        ApiError,
+        Conflict,
+        InvalidRequest,
+        NotFound,
+        ServerUnavailable,
+        TokenRejected,
+    )
+    from taskgate.client.options import DEFAULT_API_URL
+    from taskgate.client.retry import NO_RETRIES, RetryPolicy
+    from taskgate.client.sync import Client
+
+_HOMES = {
+    "AsyncClient": "asynchronous",
+    "AccessDenied": "errors",
+    "ApiError": "errors",
+    "Conflict": "errors",
+    "InvalidRequest": "errors",
+    "NotFound": "errors",
+    "ServerUnavailable": "errors",
+    "TokenRejected": "errors",
+    "DEFAULT_API_URL": "options",
+    "NO_RETRIES": "retry",
+    "RetryPolicy": "retry",
+    "Client": "sync",
+}
 
 __all__ = [
     "DEFAULT_API_URL",
@@ -41,3 +66,16 @@ __all__ = [
     "ServerUnavailable",
     "TokenRejected",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value  # once loaded, a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))

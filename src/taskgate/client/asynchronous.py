@@ -2,36 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 from types import TracebackType
 from typing import Any
 
 import httpx
 
 from taskgate.client.base import BaseClient
-from taskgate.client.exchange import Call, Outcome, Step
+from taskgate.client.exchange import Call, run_async
 
 
 class AsyncClient(BaseClient):
     http_class = httpx.AsyncClient
 
     async def _call(self, call: Call[Any]) -> Any:
-        steps = self._exchange(call)
-        try:
-            step = next(steps)
-            while True:
-                step = steps.send(await self._perform(step))
-        except StopIteration as done:
-            return done.value
-
-    async def _perform(self, step: Step) -> Outcome:
-        if isinstance(step, httpx.Request):
-            try:
-                return await self._http.send(step)
-            except httpx.TransportError as exc:
-                return exc
-        await asyncio.sleep(step)
-        return None
+        return await run_async(self._http, self._exchange(call))
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -9,6 +9,7 @@ and error mapping live here only.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -84,6 +85,42 @@ def exchange(
         )
         yield wait
         retry_number += 1
+
+
+def run_blocking(http: httpx.Client, steps: Generator[Step, Outcome, T]) -> T:
+    """Drive a call's ``steps`` with blocking I/O: send each request, sleep each wait."""
+    try:
+        step = next(steps)
+        while True:
+            outcome: Outcome = None
+            if isinstance(step, httpx.Request):
+                try:
+                    outcome = http.send(step)
+                except httpx.TransportError as exc:
+                    outcome = exc
+            else:
+                time.sleep(step)
+            step = steps.send(outcome)
+    except StopIteration as done:
+        return done.value
+
+
+async def run_async(http: httpx.AsyncClient, steps: Generator[Step, Outcome, T]) -> T:
+    """``run_blocking`` on the event loop."""
+    try:
+        step = next(steps)
+        while True:
+            outcome: Outcome = None
+            if isinstance(step, httpx.Request):
+                try:
+                    outcome = await http.send(step)
+                except httpx.TransportError as exc:
+                    outcome = exc
+            else:
+                await asyncio.sleep(step)
+            step = steps.send(outcome)
+    except StopIteration as done:
+        return done.value
 
 
 def _origin(url: httpx.URL) -> str:

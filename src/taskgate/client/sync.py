@@ -2,36 +2,20 @@
 
 from __future__ import annotations
 
-import time
 from types import TracebackType
 from typing import Any
 
 import httpx
 
 from taskgate.client.base import BaseClient
-from taskgate.client.exchange import Call, Outcome, Step
+from taskgate.client.exchange import Call, run_blocking
 
 
 class Client(BaseClient):
     http_class = httpx.Client
 
     def _call(self, call: Call[Any]) -> Any:
-        steps = self._exchange(call)
-        try:
-            step = next(steps)
-            while True:
-                step = steps.send(self._perform(step))
-        except StopIteration as done:
-            return done.value
-
-    def _perform(self, step: Step) -> Outcome:
-        if isinstance(step, httpx.Request):
-            try:
-                return self._http.send(step)
-            except httpx.TransportError as exc:
-                return exc
-        time.sleep(step)
-        return None
+        return run_blocking(self._http, self._exchange(call))
 
     def close(self) -> None:
         self._http.close()

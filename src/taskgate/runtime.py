@@ -230,7 +230,7 @@ class Runtime:
         if self.settings.uses_embedded_database:
             await migrate.upgrade(self.engine)
             return
-        if await migrate.current_revision(self.engine) != migrate.head_revision():
+        if await migrate.current_revision(self.engine) != migrate.HEAD:
             raise RuntimeError(
                 "the database schema is not up to date: run `taskgate db upgrade` first"
             )

@@ -12,7 +12,7 @@ from taskgate.db.session import create_engine
 async def test_migrated_schema_matches_models(tmp_path):
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
     await migrate.upgrade(engine)
-    assert await migrate.current_revision(engine) == migrate.head_revision()
+    assert await migrate.current_revision(engine) == migrate.head_revision() == migrate.HEAD
 
     def diff(connection):
         return compare_metadata(MigrationContext.configure(connection), Base.metadata)
@@ -36,3 +36,17 @@ async def test_unmigrated_external_database_is_refused(tmp_path):
         await runtime.prepare_database()
     finally:
         await runtime.aclose()
+
+
+async def test_a_database_never_migrated_has_no_revision(database_url, tmp_path):
+    url = database_url or f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+    engine = create_engine(url)
+    try:
+        if database_url is None:
+            assert await migrate.current_revision(engine) is None
+        else:  # the fixture's database is migrated: take the version table away
+            async with engine.begin() as connection:
+                await connection.exec_driver_sql("DROP TABLE alembic_version")
+            assert await migrate.current_revision(engine) is None
+    finally:
+        await engine.dispose()

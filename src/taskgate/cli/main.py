@@ -41,6 +41,7 @@ app = typer.Typer(
     "on that server through its control API, with an operator key.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,
 )
 
 

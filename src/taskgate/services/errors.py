@@ -6,9 +6,10 @@ Each carries a machine-readable ``reason`` and a human ``message``; extra fields
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from taskgate.tokens import Refusal
+if TYPE_CHECKING:
+    from taskgate.tokens import Refusal
 
 
 class ServiceError(Exception):

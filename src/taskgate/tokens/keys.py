@@ -16,7 +16,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from jwt.algorithms import OKPAlgorithm, RSAAlgorithm
@@ -170,6 +169,8 @@ def parse_jwks(document: dict[str, Any]) -> list[VerificationKey]:
 def load_jwks(location: str, *, timeout: float = 10.0) -> list[VerificationKey]:
     """Read a JWKS document from a file path or an http(s) URL."""
     if location.startswith(("http://", "https://")):
+        import httpx  # only a node given a JWKS URL pays for its import
+
         response = httpx.get(location, timeout=timeout)
         response.raise_for_status()
         document = response.json()

@@ -20,6 +20,11 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
+def database_url():  # SQLite only: the server's backend is not what the remote CLI tests
+    return None
+
+
+@pytest.fixture
 def local(settings) -> dict[str, str]:
     return serve_env(settings)
 

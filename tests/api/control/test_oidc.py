@@ -37,6 +37,11 @@ TIS = "/control/v1/task-instances"
 
 
 @pytest.fixture
+def database_url():  # SQLite only: who the caller is does not depend on the backend
+    return None
+
+
+@pytest.fixture
 def idp() -> Iterator[IdentityProvider]:
     provider = IdentityProvider()
     provider.add_key("rsa")

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal
-
-import structlog
+from typing import Any, Literal
 
 LogFormat = Literal["json", "console"]
 
@@ -16,6 +14,8 @@ LogFormat = Literal["json", "console"]
 def configure(log_format: LogFormat, level: str = "info", *, trace_ids: bool = False) -> None:
     """Configure structlog. With ``trace_ids`` (OpenTelemetry enabled) every event logged
     inside a span carries its ``trace_id`` and ``span_id``."""
+    import structlog
+
     renderer = (
         structlog.processors.JSONRenderer()
         if log_format == "json"
@@ -39,3 +39,24 @@ def configure(log_format: LogFormat, level: str = "info", *, trace_ids: bool = F
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
+
+
+class _LoggerOnFirstUse:
+    """structlog's logger ``name``, imported when first used: structlog (and the Rich it
+    loads for tracebacks) costs a CLI command ~0.1 s it may never log with."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._logger: Any = None
+
+    def __getattr__(self, method: str) -> Any:
+        if self._logger is None:
+            import structlog
+
+            self._logger = structlog.get_logger(self._name)
+        return getattr(self._logger, method)
+
+
+def get_logger(name: str) -> Any:
+    """A logger for modules the CLI loads (the runtime, the services)."""
+    return _LoggerOnFirstUse(name)

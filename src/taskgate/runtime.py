@@ -12,9 +12,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from taskgate import logs
 from taskgate.db import migrate
 from taskgate.db.availability import FaultMemory
 from taskgate.db.group_commit import GroupCommit
@@ -31,7 +31,7 @@ from taskgate.tokens import keys as keylib
 if TYPE_CHECKING:
     from starlette.requests import HTTPConnection
 
-log = structlog.get_logger("taskgate.runtime")
+log = logs.get_logger("taskgate.runtime")
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
@@ -45,16 +44,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-# What a dropped, reset or unresponsive connection raises (not a bug of ours: that raises).
-_UNUSABLE = (
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    OSError,
-    TimeoutError,
-)
-
-
 def _mark_fresh(_dbapi_connection: Any, record: Any) -> None:
     # The pool's own ``record.fresh`` is already cleared when checkout listeners run.
     record.info["taskgate.fresh"] = True
@@ -66,10 +55,15 @@ def _ping_asyncpg(timeout: float, dbapi_connection: Any, record: Any, _proxy: An
     if it cannot connect."""
     if record.info.pop("taskgate.fresh", False):
         return
+    import asyncpg  # the engine's driver, loaded already; not imported for SQLite
+
+    # What a dropped, reset or unresponsive connection raises (not a bug of ours: that raises).
+    unusable = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
+                OSError, TimeoutError)
     try:
         # No arguments: asyncpg sends it in the simple query protocol.
         dbapi_connection.run_async(lambda conn: conn.execute("SELECT 1", timeout=timeout))
-    except _UNUSABLE as exc:
+    except unusable as exc:
         raise DisconnectionError(f"pooled connection failed its ping: {exc!r}") from exc
 
 

@@ -3,13 +3,15 @@ row both succeed, last write wins, in one statement."""
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert
 
-_INSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+# The dialect's module is imported on first use: a CLI command on SQLite does not load
+# PostgreSQL's.
+_DIALECTS = {"postgresql": "sqlalchemy.dialects.postgresql", "sqlite": "sqlalchemy.dialects.sqlite"}
 
 
 def upsert(
@@ -25,7 +27,7 @@ def upsert(
     clash (only where ``where`` holds, if given)."""
     dialect = session.get_bind().dialect.name
     try:
-        insert = _INSERT[dialect]
+        insert = import_module(_DIALECTS[dialect]).insert
     except KeyError:
         raise ValueError(f"taskgate supports SQLite and PostgreSQL, not {dialect}") from None
     stmt = insert(model).values(**values)

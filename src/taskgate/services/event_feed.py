@@ -21,13 +21,13 @@ import bisect
 import time
 from collections.abc import AsyncIterator, Collection
 
-import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from taskgate import logs
 from taskgate.services import events
 from taskgate.services.events import EventRecord
 
-log = structlog.get_logger("taskgate.events")
+log = logs.get_logger("taskgate.events")
 
 # How long a poller that keeps failing stays quiet in the log.
 _LOG_EVERY = 5.0

@@ -175,7 +175,8 @@ def db_upgrade() -> None:
 @app.command()
 def routes(json_output: bool = JsonOption) -> None:
     """Every route with its allowed token types, subject binding and token gate, or the
-    operator role it needs (control API)."""
+    operator role it needs and whose DAGs it reaches (control API: "own" teams' or "all",
+    for operators without teams only)."""
     from taskgate.api.app import create_app
     from taskgate.security.route_policy import route_policies
 
@@ -185,11 +186,14 @@ def routes(json_output: bool = JsonOption) -> None:
         return
     rows = [
         (p.method, p.path, ", ".join(p.token_types) or "none", p.subject or "-",
-         p.token_gate or "-", p.operator_role or "-")
+         p.token_gate or "-", p.operator_role or "-", p.operator_teams or "-")
         for p in policies
     ]
     print_table(
-        "Routes", ["method", "path", "token types", "subject", "token gate", "operator role"], rows
+        "Routes",
+        ["method", "path", "token types", "subject", "token gate", "operator role",
+         "operator teams"],
+        rows,
     )
 
 

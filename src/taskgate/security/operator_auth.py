@@ -25,7 +25,9 @@ operator key is not a JWT. For one control request:
    both.
 4. Teams: an operator with teams acts only on DAGs of those teams. Handlers ask
    ``OperatorPrincipal.check_team`` for the DAG they touch (403 ``team_required``, naming
-   the team) and filter what they list with ``OperatorPrincipal.sees``.
+   the team) and filter what they list with ``OperatorPrincipal.sees``. A router that acts
+   across teams declares the scope ``teams:all`` (``ControlRoute.team_scope`` "all"):
+   an operator with teams is refused there, 403 ``team_required``.
 
 ``ControlRoute`` is the route class of every control router: a route without
 ``require_operator`` fails at import time.
@@ -52,6 +54,8 @@ from taskgate.services.operators import KEY_PREFIX, Role
 from taskgate.settings import Settings
 
 ROLE_SCOPE_PREFIX = "role:"
+# On a router whose routes act across teams (operators): only an operator without teams.
+ALL_TEAMS_SCOPE = "teams:all"
 OPERATOR_SCOPE_KEY = "taskgate.operator"
 SCHEME_NAME = "OperatorKey"
 REALM = 'Bearer realm="taskgate-control"'
@@ -101,6 +105,12 @@ async def require_operator(security_scopes: SecurityScopes, request: Request) ->
         raise HTTPException(403, {
             "reason": "role_required",
             "message": f"this needs role {needed}; operator {principal.name} has {principal.role}",
+        })
+    if getattr(request.scope.get("route"), "team_scope", "all") == "all" and principal.teams:
+        raise HTTPException(403, {
+            "reason": "team_required",
+            "message": f"this needs an operator of every team; {principal.name} acts for "
+            f"{', '.join(sorted(principal.teams))}",
         })
     request.scope[OPERATOR_SCOPE_KEY] = principal
     return principal
@@ -166,6 +176,7 @@ class ControlRoute(APIRoute):
     docstring); refuses, at import, a route that checks no operator."""
 
     required_role: Role
+    team_scope: str  # "own": the operator's teams; "all": an operator without teams only
 
     def __init__(self, path: str, endpoint: Any, **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
@@ -174,6 +185,7 @@ class ControlRoute(APIRoute):
         if not roles:
             raise ValueError(f"{self.path}: a control route needs require_operator with a role: scope")
         self.required_role = max(roles, key=list(Role).index)
+        self.team_scope = "all" if ALL_TEAMS_SCOPE in scopes else "own"
         self.openapi_extra = {**(self.openapi_extra or {}), "security": [{SCHEME_NAME: []}]}
         self.responses = {
             401: {"description": "Missing, unknown or revoked operator key, or a refused "

@@ -23,8 +23,10 @@ class RoutePolicy:
     # Where revocation (and an ended TI) is checked: "request" (require_auth's token gate,
     # before the handler), "write" (the route's own write: ti:gate-in-write), None (open).
     token_gate: str | None
-    # Control API: the role an operator key needs (its teams scope what it reaches).
+    # Control API: the role an operator needs, and whose DAGs it reaches: "own" (its
+    # teams') or "all" (only an operator without teams may call it).
     operator_role: str | None = None
+    operator_teams: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -34,6 +36,7 @@ class RoutePolicy:
             "subject": self.subject,
             "token_gate": self.token_gate,
             "operator_role": self.operator_role,
+            "operator_teams": self.operator_teams,
         }
 
 
@@ -81,5 +84,6 @@ def route_policies(routes: list[BaseRoute], prefix: str = "") -> list[RoutePolic
         if names:
             gate = "write" if getattr(declared, "gate_in_write", False) else "request"
         for method in sorted(methods - {"HEAD"} if "GET" in methods else methods):
-            policies.append(RoutePolicy(method, path, names, subject, gate, role and str(role)))
+            policies.append(RoutePolicy(method, path, names, subject, gate, role and str(role),
+                                        getattr(declared, "team_scope", None)))
     return sorted(policies, key=lambda p: (p.path, p.method))

@@ -37,18 +37,25 @@ def also_on_stop_signals(callback: Callable[[], object]) -> Callable[[], None]:
     """
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
-    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    # A signal ignored (SIG_IGN), or handled outside Python (None), stops nothing: it is
+    # left as it is, or the callback would end streams of a server that goes on.
+    previous = {
+        sig: handler for sig in STOP_SIGNALS
+        if (handler := signal.getsignal(sig)) not in (signal.SIG_IGN, None)
+    }
 
     def chained(signum: int, frame: FrameType | None) -> None:
-        callback()
         handler = previous[signal.Signals(signum)]
-        if callable(handler):
-            handler(signum, frame)
-        elif handler == signal.SIG_DFL:  # what the signal would have done without us
-            signal.signal(signum, signal.SIG_DFL)
-            signal.raise_signal(signum)
+        try:
+            callback()
+        finally:  # whatever the callback does, the stop goes on
+            if callable(handler):
+                handler(signum, frame)
+            else:  # SIG_DFL: what the signal would have done without us
+                signal.signal(signum, signal.SIG_DFL)
+                signal.raise_signal(signum)
 
-    for sig in STOP_SIGNALS:
+    for sig in previous:
         signal.signal(sig, chained)
 
     def undo() -> None:

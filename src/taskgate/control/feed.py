@@ -90,7 +90,6 @@ class EventFeed:
         ``events_expired``, 401, 403, ...). The body of an answer that is not 200 must have
         been read."""
         if response.status_code == 200:
-            self._delay = 0.0
             return True
         if response.status_code >= 500:
             return False
@@ -108,6 +107,9 @@ class EventFeed:
             return None  # every event of this feed has an id; anything else is not one
         event = Event.from_json({"id": int(ident), "event": kind, "data": json.loads(data)})
         self.last_id = event.id
+        # Only an event proves the stream works: a server that answers 200 and ends the
+        # stream at once (stopping, or its database down) is reconnected to with backoff.
+        self._delay = 0.0
         return event
 
     def backoff(self) -> float:

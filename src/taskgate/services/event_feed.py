@@ -76,8 +76,9 @@ class EventFeed:
                     self._poller = asyncio.create_task(self._poll())
                 changed = self._changed
                 floor = self._floor
-                if floor is None:
-                    await self._wait(changed, idle)
+                if floor is None:  # the poller has not reached the database yet
+                    if not await self._wait(changed, idle):
+                        yield None
                     continue
                 if cursor is None or cursor < floor:
                     async with self._sessions() as session:

@@ -144,6 +144,9 @@ async def commit(session: AsyncSession, actor: str, events: Iterable[NewEvent]) 
         for event in events
     ]
     if rows:
+        # The change's own rows first: the lock is then held for the insert and the
+        # commit only, never while waiting on another transaction's row locks.
+        await session.flush()
         if session.get_bind().dialect.name == "postgresql":
             await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ORDER_LOCK})
         await session.execute(_INSERT, rows)
@@ -220,8 +223,22 @@ async def read(
     """Up to ``limit`` events after ``after`` (None: the oldest kept), oldest first, those
     a follower of ``teams`` filtering on ``dag_id`` may see; ``through`` bounds the ids.
     ``check_resume=False``: ``after`` is known good (the feed's own poll)."""
+    records = await _select(session, after, dag_id, teams, limit, through)
     if check_resume:
+        # After the rows, not before: a purge that committed in between (each statement
+        # sees the latest commits) is then seen here, instead of leaving a silent gap.
         await check_resume_point(session, after)
+    return records
+
+
+async def _select(
+    session: AsyncSession,
+    after: int | None,
+    dag_id: str | None,
+    teams: Collection[str],
+    limit: int,
+    through: int | None,
+) -> list[EventRecord]:
     stmt = select(*_COLUMNS).order_by(Event.id).limit(limit)
     if after is not None:
         stmt = stmt.where(Event.id > after)
@@ -248,15 +265,15 @@ async def follow(
     cursor = after
     while True:
         async with sessions() as session:
-            batch = await read(session, after=cursor, dag_id=dag_id, teams=teams)
-            if not batch and cursor is None:
-                # Nothing kept yet: follow from whatever comes next.
-                cursor = await latest_id(session)
+            # Every id up to the latest is committed (ids become visible in order), so a
+            # read bounded by it leaves nothing behind the cursor, filtered or not.
+            latest = await latest_id(session)
+            batch = await read(session, after=cursor, dag_id=dag_id, teams=teams, through=latest)
         for record in batch:
             yield record
-        if batch:
-            cursor = batch[-1].id
-        if len(batch) < READ_LIMIT:
+        full = len(batch) == READ_LIMIT
+        cursor = batch[-1].id if full else latest
+        if not full:
             await asyncio.sleep(poll_interval)
 
 

@@ -44,10 +44,8 @@ def _resume_point(after: int | None, last_event_id: str | None) -> int | None:
     """``Last-Event-ID`` (what a reconnecting EventSource sends) wins over ``after``."""
     if last_event_id is None or not last_event_id.strip():
         return after
-    try:
-        value = int(last_event_id)
-    except ValueError:
-        value = -1
+    digits = last_event_id.strip()
+    value = int(digits) if digits.isascii() and digits.isdigit() else -1
     if not 0 <= value <= MAX_EVENT_ID:
         raise InvalidRequest(
             "invalid_last_event_id", f"Last-Event-ID must be an event id, not {last_event_id!r}"

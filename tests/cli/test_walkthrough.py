@@ -100,12 +100,13 @@ def test_serve_reports_what_it_created(env, server):
 
 def test_routes_json_lists_run_as_only_workload_route(env):
     routes = json.loads(cli(env, "routes", "--json").stdout)
-    assert {"method", "path", "token_types", "subject", "token_gate", "operator_role"} <= set(routes[0])
+    assert {"method", "path", "token_types", "subject", "token_gate", "operator_role",
+            "operator_teams"} <= set(routes[0])
     workload = [r for r in routes if "workload" in r["token_types"]]
     assert workload == [{
         "method": "PATCH", "path": "/execution/task-instances/{task_instance_id}/run",
         "token_types": ["execution", "workload"], "subject": "ti:self", "token_gate": "request",
-        "operator_role": None,
+        "operator_role": None, "operator_teams": None,
     }]
     control = {r["path"]: r["operator_role"] for r in routes if r["method"] == "PUT"
                and r["path"].startswith("/control/")}

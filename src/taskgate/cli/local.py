@@ -56,13 +56,7 @@ class LocalBackend:
 
         async def load(session, _rt):  # type: ignore[no-untyped-def]
             ti = await task_instances.get_task_instance(session, ident)
-            # The same fields as GET /control/v1/task-instances/{id}.
-            return {
-                **views.task_instance(ti),
-                "rendered_fields": await task_instances.get_rendered_fields(session, ident),
-                "tokens_not_before": ti.tokens_not_before,
-                "workload_tokens_spent": await control.spent_workload_tokens(session, ident),
-            }
+            return await control.describe_task_instance(session, ti)
 
         return with_session(load)
 

@@ -37,6 +37,16 @@ def _answered() -> Iterator[None]:
         raise fail(exc.message, 2 if exc.status == 422 else 1) from None
 
 
+def _deleted(delete: Callable[[], object]) -> bool:
+    """Whether there was something to delete (the local mode's answer)."""
+    with _answered():
+        try:
+            delete()
+        except NotFound:
+            return False
+        return True
+
+
 def _masked(row: Row) -> Row:
     # What the local mode prints unless asked to reveal: admins get the password from the
     # API, the CLI shows that one is set.
@@ -106,12 +116,7 @@ class RemoteBackend:
             return [v.raw for v in self.api.list_variables()]
 
     def delete_variable(self, key: str) -> bool:
-        with _answered():
-            try:
-                self.api.delete_variable(key)
-            except NotFound:
-                return False
-            return True
+        return _deleted(lambda: self.api.delete_variable(key))
 
     def put_connection(self, conn_id: str, uri: str, team: str | None) -> Row:
         with _answered():
@@ -127,12 +132,7 @@ class RemoteBackend:
             return [_masked(c.raw) for c in self.api.list_connections()]
 
     def delete_connection(self, conn_id: str) -> bool:
-        with _answered():
-            try:
-                self.api.delete_connection(conn_id)
-            except NotFound:
-                return False
-            return True
+        return _deleted(lambda: self.api.delete_connection(conn_id))
 
     def list_xcoms(
         self, dag_id: str | None, run_id: str | None, task_id: str | None, key: str | None

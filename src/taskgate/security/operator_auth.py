@@ -51,7 +51,6 @@ from taskgate.security.routing import declared_scopes
 from taskgate.services import operators
 from taskgate.services.errors import AccessDenied
 from taskgate.services.operators import KEY_PREFIX, Role
-from taskgate.settings import Settings
 
 ROLE_SCOPE_PREFIX = "role:"
 # On a router whose routes act across teams (operators): only an operator without teams.
@@ -88,7 +87,7 @@ def _refused(status: int, reason: str, message: str, challenge: str) -> HTTPExce
 
 async def require_operator(security_scopes: SecurityScopes, request: Request) -> OperatorPrincipal:
     runtime = Runtime.of(request)
-    verifier = _oidc_verifier(request, runtime.settings)
+    verifier: OidcVerifier | None = request.app.state.oidc_verifier
     header = request.headers.get("authorization", "")
     scheme, _, credential = header.partition(" ")
     credential = credential.strip()
@@ -127,18 +126,6 @@ async def _authenticate(
         raise _refused(401, "invalid_key", "Unknown or revoked operator key",
                        f'{REALM}, error="invalid_token"')
     return OperatorPrincipal(operator.name, Role(operator.role), frozenset(operator.teams))
-
-
-def _oidc_verifier(request: Request, settings: Settings) -> OidcVerifier | None:
-    """The control app's verifier (made on first use: it keeps the JWKS for every request),
-    or None without OIDC configured."""
-    if not settings.control_oidc_enabled:
-        return None
-    state = request.app.state
-    verifier: OidcVerifier | None = getattr(state, "control_oidc_verifier", None)
-    if verifier is None:
-        verifier = state.control_oidc_verifier = OidcVerifier.from_settings(settings)
-    return verifier
 
 
 async def _oidc_principal(verifier: OidcVerifier, token: str) -> OperatorPrincipal:

@@ -13,13 +13,14 @@ import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskgate.db.models import Dag, DagRun, TaskInstance, UsedWorkloadToken, utcnow
-from taskgate.services import events
+from taskgate.services import events, task_instances, views
 from taskgate.services.errors import Conflict, InvalidInput, NotFound
 from taskgate.services.states import TIState
 from taskgate.services.xcoms import MAX_MAP_LENGTH
@@ -156,6 +157,18 @@ async def dag_team(session: AsyncSession, dag_id: str) -> str | None:
     if dag is None:
         raise NotFound("not_found", f"DAG '{dag_id}' is not registered")
     return dag.team
+
+
+async def describe_task_instance(session: AsyncSession, ti: TaskInstance) -> dict[str, Any]:
+    """A TI as ``taskgate ti show`` and ``GET /control/v1/task-instances/{id}`` show it:
+    its row, its rendered template fields and its token standing (the revocation
+    watermark, how many workload tokens have started it)."""
+    return {
+        **views.task_instance(ti),
+        "rendered_fields": await task_instances.get_rendered_fields(session, ti.id),
+        "tokens_not_before": ti.tokens_not_before,
+        "workload_tokens_spent": await spent_workload_tokens(session, ti.id),
+    }
 
 
 async def spent_workload_tokens(session: AsyncSession, ti_id: uuid.UUID) -> int:

@@ -22,9 +22,10 @@ import asyncio
 import getpass
 import json
 from collections.abc import AsyncIterator, Collection, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, text
@@ -73,12 +74,12 @@ class NewEvent:
     team: str | None = None
 
 
-def ti_state(ti: Any, to: str, *, previous: str | None, try_number: int | None = None) -> NewEvent:
+def ti_state(ti: Any, to: str, *, previous: str | None) -> NewEvent:
     """``ti`` moved from ``previous`` (None: it was just created) to ``to``. ``ti`` is
     anything with the TI's identity attributes (a row or a model)."""
     return NewEvent(
         EventKind.TI_STATE,
-        {**_identity(ti, try_number), "from": previous, "to": to},
+        {**_identity(ti), "from": previous, "to": to},
         dag_id=ti.dag_id,
     )
 
@@ -86,7 +87,7 @@ def ti_state(ti: Any, to: str, *, previous: str | None, try_number: int | None =
 def ti_revoked(ti: Any, tokens_not_before: float) -> NewEvent:
     return NewEvent(
         EventKind.TI_REVOKED,
-        {**_identity(ti, None), "tokens_not_before": tokens_not_before},
+        {**_identity(ti), "tokens_not_before": tokens_not_before},
         dag_id=ti.dag_id,
     )
 
@@ -105,14 +106,14 @@ def operator_action(
     )
 
 
-def _identity(ti: Any, try_number: int | None) -> dict[str, Any]:
+def _identity(ti: Any) -> dict[str, Any]:
     return {
         "ti_id": str(ti.id),
         "dag_id": ti.dag_id,
         "run_id": ti.run_id,
         "task_id": ti.task_id,
         "map_index": ti.map_index,
-        "try_number": ti.try_number if try_number is None else try_number,
+        "try_number": ti.try_number,
     }
 
 
@@ -160,10 +161,11 @@ class EventRecord:
     dag_id: str | None
     team: str | None
     data_json: str  # the event's data, as stored and sent
-    data: dict[str, Any] = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "data", json.loads(self.data_json))
+    @cached_property
+    def data(self) -> dict[str, Any]:
+        # Parsed on demand: the stream sends data_json as it is.
+        return json.loads(self.data_json)  # type: ignore[no-any-return]
 
     def visible_to(self, teams: Collection[str], dag_id: str | None) -> bool:
         """Whether a follower of ``teams`` (empty: all) filtering on ``dag_id`` gets it."""
@@ -182,10 +184,11 @@ async def horizon(session: AsyncSession) -> int:
     return int(await session.scalar(select(EventHorizon.purged_through)) or 0)
 
 
-async def latest_id(session: AsyncSession) -> int:
-    """The highest id ever written that this session sees (purged ones included)."""
+async def latest_id(session: AsyncSession, purged: int | None = None) -> int:
+    """The highest id ever written that this session sees (purged ones included);
+    ``purged``: the horizon, if the caller has read it already."""
     newest = await session.scalar(select(func.max(Event.id)))
-    return max(int(newest or 0), await horizon(session))
+    return max(int(newest or 0), await horizon(session) if purged is None else purged)
 
 
 async def check_resume_point(session: AsyncSession, after: int | None) -> None:
@@ -201,7 +204,7 @@ async def check_resume_point(session: AsyncSession, after: int | None) -> None:
             "a resume point, and re-read the state you need.",
             horizon=purged,
         )
-    if after > (latest := await latest_id(session)):
+    if after > (latest := await latest_id(session, purged)):
         raise InvalidRequest(
             "unknown_event_id",
             f"no event {after} was ever written here (the latest is {latest}): is this the "

@@ -349,7 +349,7 @@ async def skip_downstream(
     if not matches:
         return []
     # One update per state left, so that each event names the state its TI left.
-    changes = []
+    changes, skipped = [], []
     for previous in sorted(SKIPPABLE):
         stmt = (
             update(TaskInstance)
@@ -363,9 +363,8 @@ async def skip_downstream(
             .returning(*TI_IDENTITY)
             .execution_options(synchronize_session=False)
         )
-        changes += [
-            events.ti_state(row, TIState.SKIPPED, previous=previous)
-            for row in await session.execute(stmt)
-        ]
+        for row in await session.execute(stmt):
+            changes.append(events.ti_state(row, TIState.SKIPPED, previous=previous))
+            skipped.append(row.id)
     await events.commit(session, events.task_actor(ti_id), changes)
-    return [uuid.UUID(change.data["ti_id"]) for change in changes]
+    return skipped

@@ -14,6 +14,7 @@ import taskgate
 from taskgate.api import errors
 from taskgate.api.control import dags, events, operators, secrets, task_instances, xcoms
 from taskgate.runtime import Runtime
+from taskgate.security.oidc import OidcVerifier
 from taskgate.security.operator_auth import SCHEME_NAME
 
 CONTROL_PREFIX = "/control/v1"
@@ -35,6 +36,12 @@ def create_control_app(runtime: Runtime | None, report_fault: errors.FaultReport
         redoc_url=None,
     )
     app.state.runtime = runtime
+    # One per application: it keeps the identity provider's keys for every request.
+    settings = runtime.settings if runtime else None
+    app.state.oidc_verifier = (
+        OidcVerifier.from_settings(settings) if settings and settings.control_oidc_enabled
+        else None
+    )
     for router in CONTROL_ROUTERS:
         app.include_router(router)
     errors.install(app, report_fault)

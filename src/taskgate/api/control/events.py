@@ -19,7 +19,7 @@ from taskgate.db.models import ID_LENGTH
 from taskgate.runtime import Runtime
 from taskgate.security.operator_auth import ControlRoute, CurrentOperator, require_operator
 from taskgate.services import control, events, views
-from taskgate.services.errors import InvalidRequest, NotFound, ServiceError
+from taskgate.services.errors import InvalidRequest, NotFound
 
 router = APIRouter(
     prefix="/events",
@@ -108,9 +108,7 @@ async def _stream(
                 yield ": keep-alive\n\n"
             else:
                 yield f"id: {record.id}\nevent: {record.kind}\ndata: {record.data_json}\n\n"
-    except (ServiceError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a refusal or a database fault mid-stream
         # The stream ends; the follower reconnects with Last-Event-ID and is answered
         # with the reason (410 when it fell behind the retention meanwhile).
         log.warning("event stream ended", error=str(exc))
-    except Exception as exc:  # noqa: BLE001 - a database fault mid-stream: same as above
-        log.warning("event stream ended by a database error", error=str(exc))

@@ -92,13 +92,7 @@ async def get_task_instance(
     """One task instance (as ``taskgate ti show``), its rendered template fields and its
     token standing: the revocation watermark (tokens issued before it are refused) and how
     many workload tokens have started it."""
-    ti = await _visible_ti(session, ti_id, operator)
-    return {
-        **views.task_instance(ti),
-        "rendered_fields": await task_instances.get_rendered_fields(session, ti_id),
-        "tokens_not_before": ti.tokens_not_before,
-        "workload_tokens_spent": await control.spent_workload_tokens(session, ti_id),
-    }
+    return await control.describe_task_instance(session, await _visible_ti(session, ti_id, operator))
 
 
 @router.post("/{ti_id}/queue", dependencies=[Security(require_operator, scopes=["role:operator"])])

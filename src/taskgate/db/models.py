@@ -239,7 +239,8 @@ EventId = BigInteger().with_variant(Integer(), "sqlite")
 
 class Event(Base):
     """One change, written in the transaction that made it: a TI's state, a revocation of
-    its tokens, an operator's action. Ids rise in commit order (``services.events``)."""
+    its tokens, an operator's action. An event readable later has a higher id than every
+    event readable now (``services.events``)."""
 
     __tablename__ = "events"
     # AUTOINCREMENT on SQLite: an id is never handed out twice, even after a purge.

@@ -2,14 +2,18 @@
 in the transaction that made the change (``commit``), so that no change exists without
 its event and no event without its change.
 
-Order. A follower resumes "after id N", so ids must become visible in the order they
-rise. A database sequence does not give that by itself: on PostgreSQL two transactions
-may take ids 10 and 11 and commit 11 first; a follower reading then would resume after
-11 and never see 10. So ``commit`` takes a transaction-scoped advisory lock before it
-inserts, and inserting is the last step before the commit: the lock is released by the
-commit, so the next writer's ids are drawn after this commit is visible, on every
-replica. (SQLite has one writer at a time anyway.) No deadlock can come of it: a
-transaction holding the lock waits for nothing but its own commit.
+Order. A follower resumes "after id N", so an event that becomes readable later must
+have a higher id than every event readable now. A database sequence does not give that:
+on PostgreSQL two transactions may take ids 10 and 11 and commit 11 first; a follower
+reading then would resume after 11 and never see 10. Serializing the writers (a lock
+held through each commit) would give it, at the price of every state change waiting for
+every other one's commit. Instead, on PostgreSQL an event's id is its transaction's id
+(``pg_current_xact_id``) times ``TX_SPAN`` plus its place in the transaction, and a read
+returns only events whose transaction is older than the oldest transaction still
+writing (the reader's snapshot ``xmin``). Everything below that bound is final: those
+transactions have ended, and any transaction that ends later has a higher id. The cost
+is delivery latency: an event waits until every writing transaction that began before
+its own has ended. SQLite has one writer at a time, so its sequence is in commit order.
 
 Retention. ``purge`` deletes what is older than the retention and records how far it
 went (``event_horizon``); a follower asking to resume from before that point is told so
@@ -28,15 +32,17 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, text
+from sqlalchemy import ColumnElement, bindparam, delete, func, insert, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from taskgate.db.models import Dag, Event, EventHorizon, utcnow
 from taskgate.db.upsert import upsert
 from taskgate.services.errors import Gone, InvalidRequest
 
-# pg_advisory_xact_lock's key for "writing events": any constant, the same on every replica.
-_ORDER_LOCK = 0x7467_6576  # "tgev"
+# Ids per transaction on PostgreSQL (see the module docstring): a transaction writes at
+# most this many events. 2**20 keeps ids under 2**53 (exact in JavaScript) for the first
+# 2**33 transactions, and under 2**63 for 2**43.
+TX_SPAN = 2**20
 
 READ_LIMIT = 1000
 
@@ -118,14 +124,30 @@ def _identity(ti: Any) -> dict[str, Any]:
 
 
 _team_of_dag = select(Dag.team).where(Dag.dag_id == bindparam("e_dag_id")).scalar_subquery()
-_INSERT = insert(Event).values(
-    kind=bindparam("e_kind"),
-    at=bindparam("e_at"),
-    actor=bindparam("e_actor"),
-    dag_id=bindparam("e_dag_id"),
-    team=func.coalesce(bindparam("e_team"), _team_of_dag),
-    data=bindparam("e_data"),
+_VALUES = {
+    "kind": bindparam("e_kind"),
+    "at": bindparam("e_at"),
+    "actor": bindparam("e_actor"),
+    "dag_id": bindparam("e_dag_id"),
+    "team": func.coalesce(bindparam("e_team"), _team_of_dag),
+    "data": bindparam("e_data"),
+}
+_INSERT = insert(Event).values(**_VALUES)
+_PG_TX_BASE = literal_column(f"(pg_current_xact_id()::text::bigint * {TX_SPAN})")
+_INSERT_PG = insert(Event).values(id=_PG_TX_BASE + bindparam("e_seq"), **_VALUES)
+# Every event below this id is final (on PostgreSQL; see the module docstring).
+_PG_FINAL_BELOW = literal_column(
+    f"(pg_snapshot_xmin(pg_current_snapshot())::text::bigint * {TX_SPAN})"
 )
+
+
+def _on_postgresql(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _final(session: AsyncSession) -> list[ColumnElement[bool]]:
+    """The condition for an event to be readable (none on SQLite: all are)."""
+    return [Event.id < _PG_FINAL_BELOW] if _on_postgresql(session) else []
 
 
 async def commit(session: AsyncSession, actor: str, events: Iterable[NewEvent]) -> None:
@@ -145,12 +167,17 @@ async def commit(session: AsyncSession, actor: str, events: Iterable[NewEvent]) 
         for event in events
     ]
     if rows:
-        # The change's own rows first: the lock is then held for the insert and the
-        # commit only, never while waiting on another transaction's row locks.
-        await session.flush()
-        if session.get_bind().dialect.name == "postgresql":
-            await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ORDER_LOCK})
-        await session.execute(_INSERT, rows)
+        if _on_postgresql(session):
+            if len(rows) > TX_SPAN:
+                raise InvalidRequest(
+                    "too_many_events",
+                    f"one change may write at most {TX_SPAN} events; this one wrote {len(rows)}",
+                )
+            for seq, row in enumerate(rows):
+                row["e_seq"] = seq
+            await session.execute(_INSERT_PG, rows)
+        else:
+            await session.execute(_INSERT, rows)
     await session.commit()
 
 
@@ -185,9 +212,9 @@ async def horizon(session: AsyncSession) -> int:
 
 
 async def latest_id(session: AsyncSession, purged: int | None = None) -> int:
-    """The highest id ever written that this session sees (purged ones included);
-    ``purged``: the horizon, if the caller has read it already."""
-    newest = await session.scalar(select(func.max(Event.id)))
+    """The highest id readable now (purged ones included); ``purged``: the horizon, if
+    the caller has read it already."""
+    newest = await session.scalar(select(func.max(Event.id)).where(*_final(session)))
     return max(int(newest or 0), await horizon(session) if purged is None else purged)
 
 
@@ -242,7 +269,7 @@ async def _select(
     limit: int,
     through: int | None,
 ) -> list[EventRecord]:
-    stmt = select(*_COLUMNS).order_by(Event.id).limit(limit)
+    stmt = select(*_COLUMNS).where(*_final(session)).order_by(Event.id).limit(limit)
     if after is not None:
         stmt = stmt.where(Event.id > after)
     if through is not None:
@@ -268,8 +295,8 @@ async def follow(
     cursor = after
     while True:
         async with sessions() as session:
-            # Every id up to the latest is committed (ids become visible in order), so a
-            # read bounded by it leaves nothing behind the cursor, filtered or not.
+            # Every event up to the latest readable one is final, so a read bounded by
+            # it leaves nothing behind the cursor, filtered or not.
             latest = await latest_id(session)
             batch = await read(session, after=cursor, dag_id=dag_id, teams=teams, through=latest)
         for record in batch:
@@ -283,7 +310,10 @@ async def follow(
 async def purge(session: AsyncSession, retention: timedelta) -> int:
     """Delete events older than ``retention``; how many. The horizon moves with them."""
     cutoff = utcnow() - retention
-    newest_old = await session.scalar(select(func.max(Event.id)).where(Event.at < cutoff))
+    # Final events only: one still held back may yet be joined by a lower id.
+    newest_old = await session.scalar(
+        select(func.max(Event.id)).where(Event.at < cutoff, *_final(session))
+    )
     if newest_old is None:
         return 0
     deleted = await session.execute(delete(Event).where(Event.id <= newest_old))

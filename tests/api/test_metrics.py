@@ -21,6 +21,8 @@ async def test_metrics_count_requests_denials_and_tokens(client, factory):
         assert (await client.put(beat, json=BEAT_BODY, headers=bearer(token))).status_code == 204
     assert (await client.put(beat, json=BEAT_BODY)).status_code == 401
     assert (await client.put(beat, json=BEAT_BODY, headers=bearer("x.y.z"))).status_code == 403
+    expired = factory.token(ti.id, ttl=-60)
+    assert (await client.put(beat, json=BEAT_BODY, headers=bearer(expired))).status_code == 403
     short = factory.token(ti.id, ttl=25)
     refreshed = await client.put(beat, json=BEAT_BODY, headers=bearer(short))
     assert "Refreshed-API-Token" in refreshed.headers
@@ -32,10 +34,11 @@ async def test_metrics_count_requests_denials_and_tokens(client, factory):
     assert sample(text, "taskgate_http_requests_total", method="PUT", route=route, status="204") == 4
     assert sample(text, "taskgate_http_requests_total", method="PUT", route=route, status="401") == 1
     assert sample(text, "taskgate_auth_denials_total", reason="missing_token") == 1
-    assert sample(text, "taskgate_auth_denials_total", reason="invalid_token") == 1
+    assert sample(text, "taskgate_auth_denials_total", reason="malformed_token") == 1
+    assert sample(text, "taskgate_auth_denials_total", reason="token_expired") == 1
     assert sample(text, "taskgate_tokens_issued_total", kind="exchanged") == 1
     assert sample(text, "taskgate_tokens_issued_total", kind="refreshed") == 1
-    assert sample(text, "taskgate_http_request_duration_seconds_count", method="PUT", route=route) == 6
+    assert sample(text, "taskgate_http_request_duration_seconds_count", method="PUT", route=route) == 7
     assert "taskgate_db_pool_size" in text
     assert ti.id.hex not in text and str(ti.id) not in text  # templates only, never ids
 

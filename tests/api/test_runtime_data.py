@@ -21,7 +21,9 @@ async def test_team_reads_global_and_own_but_not_other_team(client, factory, run
     assert (await client.get("/execution/variables/a_var", headers=auth)).json()["value"] == "a"
     denied = await client.get("/execution/variables/b_var", headers=auth)
     assert denied.status_code == 403 and denied.json()["detail"]["reason"] == "access_denied"
-    assert (await client.get("/execution/connections/b_db", headers=auth)).status_code == 403
+    assert denied.headers["Taskgate-Reason"] == "other_team"
+    conn_denied = await client.get("/execution/connections/b_db", headers=auth)
+    assert (conn_denied.status_code, conn_denied.headers["Taskgate-Reason"]) == (403, "other_team")
     conn = await client.get("/execution/connections/global_db", headers=auth)
     assert conn.status_code == 200
     assert conn.json() == {
@@ -29,7 +31,7 @@ async def test_team_reads_global_and_own_but_not_other_team(client, factory, run
         "login": "u", "password": "p@ss", "port": 5432, "extra": '{"sslmode": "require"}',
     }
     missing = await client.get("/execution/variables/nope", headers=auth)
-    assert missing.status_code == 404
+    assert (missing.status_code, missing.headers["Taskgate-Reason"]) == (404, "not_found")
     assert missing.json()["detail"] == {"reason": "not_found", "message": "Variable with key 'nope' not found"}
 
 
@@ -43,8 +45,9 @@ async def test_team_writes_only_its_own_entries(client, factory, runtime):
         assert (await variables.get(session, runtime.secrets, "new_var")).team == "team-a"
     for key in ("global_var", "b_var"):
         refused = await client.put(f"/execution/variables/{key}", json={"value": "x"}, headers=auth)
-        assert refused.status_code == 403
-        assert (await client.delete(f"/execution/variables/{key}", headers=auth)).status_code == 403
+        assert (refused.status_code, refused.headers["Taskgate-Reason"]) == (403, "other_team")
+        not_deleted = await client.delete(f"/execution/variables/{key}", headers=auth)
+        assert (not_deleted.status_code, not_deleted.headers["Taskgate-Reason"]) == (403, "other_team")
     async with runtime.sessionmaker() as session:
         assert (await variables.get(session, runtime.secrets, "global_var")).value == "g"
     assert (await client.delete("/execution/variables/new_var", headers=auth)).status_code == 204
@@ -71,9 +74,9 @@ async def test_xcom_push_pull_and_ownership(client, factory):
     assert head.headers["Content-Range"] == "map_indexes 1"
     # Another TI's XCom: not writable, but readable within the DAG.
     other = await client.post("/execution/xcoms/etl/r1/load/return_value", json=1, headers=auth)
-    assert other.status_code == 403
+    assert (other.status_code, other.headers["Taskgate-Reason"]) == (403, "other_task_instance")
     other_dag = await client.get("/execution/xcoms/other/r1/extract/return_value", headers=auth)
-    assert other_dag.status_code == 403
+    assert (other_dag.status_code, other_dag.headers["Taskgate-Reason"]) == (403, "other_dag")
     missing = await client.get(f"{base}/nothing", headers=auth)
     assert missing.status_code == 404
     deleted = await client.delete(f"{base}/return_value", headers=auth)

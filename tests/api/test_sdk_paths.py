@@ -33,6 +33,7 @@ async def test_api_version_header(client):
         response = await client.get(f"{API}/health", headers={"Airflow-API-Version": sent})
         assert response.status_code == 400, sent
         assert response.json()["detail"]["reason"] == reason
+        assert response.headers["Taskgate-Reason"] == reason
         assert response.headers["airflow-api-version"] == "2026-06-30"
     # The JWKS document is not part of the versioned Execution API.
     assert "airflow-api-version" not in (await client.get("/.well-known/jwks.json")).headers
@@ -83,6 +84,7 @@ async def test_reads_of_another_dag_are_denied(client, factory, running, path, p
     response = await client.get(f"{API}{path}", params=params, headers=auth)
     assert response.status_code == 403
     assert response.json()["detail"]["reason"] == "access_denied"
+    assert response.headers["Taskgate-Reason"] == "other_dag"
 
 
 async def test_dag_run_reads(client, running):

@@ -67,7 +67,8 @@ async def test_every_route(runtime, factory):
         await api.delete_xcom("demo", RUN_ID, "hello", "nothing")
         with pytest.raises(AccessDenied) as denied:
             await api.push_xcom("demo", RUN_ID, "later", "k", 1)
-        assert denied.value.reason == "access_denied"
+        assert denied.value.reason == "other_task_instance"
+        assert denied.value.detail["reason"] == "access_denied"
 
         await api.finish(hello.id, "success")
         await api.finish(hello.id, "success")  # an identical repeat is accepted
@@ -76,12 +77,14 @@ async def test_every_route(runtime, factory):
         assert conflict.value.reason == "not_running"
         with pytest.raises(TokenRejected) as ended:
             await api.get_variable("anything")
-        assert ended.value.reason == "Task instance has ended; its tokens are no longer accepted"
+        assert ended.value.reason == "ti_ended"
+        assert ended.value.message == "Task instance has ended; its tokens are no longer accepted"
 
         api.token = workload  # single-use: refused even though the TI was started with it
         with pytest.raises(Conflict) as reused:
             await api.run(hello.id, unixname="tester", **HOST)
-        assert reused.value.reason == "token_reused"
+        assert reused.value.reason == "workload_token_reused"
+        assert reused.value.detail["reason"] == "token_reused"
 
     async with runtime.sessionmaker() as session:
         assert (await get_task_instance(session, hello.id)).state == "success"
@@ -93,13 +96,15 @@ async def test_errors_carry_status_reason_and_correlation_id(runtime, factory):
     async with in_process_client(runtime, token=None) as api:
         with pytest.raises(TokenRejected) as missing:
             await api.heartbeat(ti.id, **HOST)
-    assert (missing.value.status, missing.value.reason) == (401, "Missing auth token")
+    assert (missing.value.status, missing.value.reason) == (401, "missing_token")
+    assert missing.value.message == "Missing auth token"
     assert len(missing.value.correlation_id) == 32
     async with in_process_client(runtime, token=ti.workload_token) as api:
         with pytest.raises(TokenRejected) as workload:
             await api.heartbeat(ti.id, **HOST)
     assert workload.value.status == 403
-    assert workload.value.reason.startswith("Token type 'workload' not allowed")
+    assert workload.value.reason == "token_type_not_allowed"
+    assert workload.value.message.startswith("Token type 'workload' not allowed")
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """An attack table after RFC 8725, over the real app: every case gets 401/403 (400 for
-duplicated credentials), never 2xx or 5xx, and never a fresh token."""
+duplicated credentials) with the reason code of the check that caught it in the
+``Taskgate-Reason`` header, never 2xx or 5xx, and never a fresh token."""
 
 import base64
 import hashlib
@@ -57,36 +58,41 @@ def ed_public_as_hmac_secret(runtime, payload):
                       headers={"kid": runtime.keys.signing.kid})
 
 
+# Bound to another (here: no) TI: a route naming the TI sees the mismatch, the others find
+# that the token's TI does not exist.
+OTHER_TI = {"ti": "subject_mismatch", "data": "unknown_task_instance"}
+
+# name: (the reason the server gives, the token)
 ATTACKS = {
-    "alg none": lambda rt, ti: unsigned(rt, claims(rt, ti), "none"),
-    "alg None": lambda rt, ti: unsigned(rt, claims(rt, ti), "None"),
-    "alg NONE": lambda rt, ti: unsigned(rt, claims(rt, ti), "NONE"),
-    "HS256 with RSA public key": lambda rt, ti: hs_with_public_key(rt, claims(rt, ti)),
-    "HS512 with our public key": lambda rt, ti: ed_public_as_hmac_secret(rt, claims(rt, ti)),
-    "embedded jwk": lambda rt, ti: signed(rt, claims(rt, ti), jwk={"kty": "OKP", "crv": "Ed25519", "x": "AA"}),
-    "jku": lambda rt, ti: signed(rt, claims(rt, ti), jku="http://127.0.0.1:1/jwks.json"),
-    "x5u": lambda rt, ti: signed(rt, claims(rt, ti), x5u="http://127.0.0.1:1/cert.pem"),
-    "unknown crit": lambda rt, ti: signed(rt, claims(rt, ti), crit=["urn:x"]),
-    "unknown kid": lambda rt, ti: signed(rt, claims(rt, ti), kid="attacker"),
-    "expired": lambda rt, ti: signed(rt, claims(rt, ti, exp=time.time() - 60)),
-    "future nbf": lambda rt, ti: signed(rt, claims(rt, ti, nbf=time.time() + 600)),
-    "future iat": lambda rt, ti: signed(rt, claims(rt, ti, iat=time.time() + 600)),
-    "wrong aud": lambda rt, ti: signed(rt, claims(rt, ti, aud="urn:someone-else")),
-    "missing aud": lambda rt, ti: signed(rt, claims(rt, ti, aud=None)),
-    "missing exp": lambda rt, ti: signed(rt, claims(rt, ti, exp=None)),
-    "missing sub": lambda rt, ti: signed(rt, claims(rt, ti, sub=None)),
-    "empty sub": lambda rt, ti: signed(rt, {**claims(rt, ti), "sub": ""}),
-    "non-uuid sub": lambda rt, ti: signed(rt, {**claims(rt, ti), "sub": "../../etc"}),
-    "numeric sub": lambda rt, ti: signed(rt, {**claims(rt, ti), "sub": 42}),
-    "another TI's sub": lambda rt, ti: signed(rt, claims(rt, uuid.uuid4())),
-    "scope spoofing admin": lambda rt, ti: signed(rt, claims(rt, ti, scope="admin")),
-    "scope spoofing list": lambda rt, ti: signed(rt, claims(rt, ti, scope=["execution"])),
-    "workload scope": lambda rt, ti: signed(rt, claims(rt, ti, scope="workload")),
-    "oversized": lambda rt, ti: signed(rt, claims(rt, ti, pad="A" * 9000)),
-    "malformed base64": lambda rt, ti: "eyJhbGciOi!!!.eyJzdWIi!!!.c2ln",
-    "malformed json": lambda rt, ti: f"{b64(b'{not json')}.{b64json(claims(rt, ti))}.c2ln",
-    "two segments": lambda rt, ti: "abc.def",
-    "tampered payload": lambda rt, ti: _tamper(signed(rt, claims(rt, ti))),
+    "alg none": ("algorithm_not_allowed", lambda rt, ti: unsigned(rt, claims(rt, ti), "none")),
+    "alg None": ("algorithm_not_allowed", lambda rt, ti: unsigned(rt, claims(rt, ti), "None")),
+    "alg NONE": ("algorithm_not_allowed", lambda rt, ti: unsigned(rt, claims(rt, ti), "NONE")),
+    "HS256 with RSA public key": ("algorithm_not_allowed", lambda rt, ti: hs_with_public_key(rt, claims(rt, ti))),
+    "HS512 with our public key": ("algorithm_not_allowed", lambda rt, ti: ed_public_as_hmac_secret(rt, claims(rt, ti))),
+    "embedded jwk": ("forbidden_header", lambda rt, ti: signed(rt, claims(rt, ti), jwk={"kty": "OKP", "crv": "Ed25519", "x": "AA"})),
+    "jku": ("forbidden_header", lambda rt, ti: signed(rt, claims(rt, ti), jku="http://127.0.0.1:1/jwks.json")),
+    "x5u": ("forbidden_header", lambda rt, ti: signed(rt, claims(rt, ti), x5u="http://127.0.0.1:1/cert.pem")),
+    "unknown crit": ("forbidden_header", lambda rt, ti: signed(rt, claims(rt, ti), crit=["urn:x"])),
+    "unknown kid": ("unknown_key", lambda rt, ti: signed(rt, claims(rt, ti), kid="attacker")),
+    "expired": ("token_expired", lambda rt, ti: signed(rt, claims(rt, ti, exp=time.time() - 60))),
+    "future nbf": ("not_yet_valid", lambda rt, ti: signed(rt, claims(rt, ti, nbf=time.time() + 600))),
+    "future iat": ("not_yet_valid", lambda rt, ti: signed(rt, claims(rt, ti, iat=time.time() + 600))),
+    "wrong aud": ("audience_mismatch", lambda rt, ti: signed(rt, claims(rt, ti, aud="urn:someone-else"))),
+    "missing aud": ("missing_claim", lambda rt, ti: signed(rt, claims(rt, ti, aud=None))),
+    "missing exp": ("missing_claim", lambda rt, ti: signed(rt, claims(rt, ti, exp=None))),
+    "missing sub": ("missing_claim", lambda rt, ti: signed(rt, claims(rt, ti, sub=None))),
+    "empty sub": ("invalid_claims", lambda rt, ti: signed(rt, {**claims(rt, ti), "sub": ""})),
+    "non-uuid sub": ("invalid_claims", lambda rt, ti: signed(rt, {**claims(rt, ti), "sub": "../../etc"})),
+    "numeric sub": ("invalid_claims", lambda rt, ti: signed(rt, {**claims(rt, ti), "sub": 42})),
+    "another TI's sub": (OTHER_TI, lambda rt, ti: signed(rt, claims(rt, uuid.uuid4()))),
+    "scope spoofing admin": ("invalid_scope", lambda rt, ti: signed(rt, claims(rt, ti, scope="admin"))),
+    "scope spoofing list": ("invalid_scope", lambda rt, ti: signed(rt, claims(rt, ti, scope=["execution"]))),
+    "workload scope": ("token_type_not_allowed", lambda rt, ti: signed(rt, claims(rt, ti, scope="workload"))),
+    "oversized": ("token_too_large", lambda rt, ti: signed(rt, claims(rt, ti, pad="A" * 9000))),
+    "malformed base64": ("malformed_token", lambda rt, ti: "eyJhbGciOi!!!.eyJzdWIi!!!.c2ln"),
+    "malformed json": ("malformed_token", lambda rt, ti: f"{b64(b'{not json')}.{b64json(claims(rt, ti))}.c2ln"),
+    "two segments": ("malformed_token", lambda rt, ti: "abc.def"),
+    "tampered payload": ("bad_signature", lambda rt, ti: _tamper(signed(rt, claims(rt, ti)))),
 }
 
 
@@ -100,17 +106,20 @@ def _tamper(token):
 @pytest.mark.parametrize("name", list(ATTACKS))
 async def test_attack_is_refused(client, factory, runtime, name):
     ti, _token = await factory.running_ti(client)
-    token = ATTACKS[name](runtime, ti.id)
-    for method, path, body in (
-        ("PUT", f"/execution/task-instances/{ti.id}/heartbeat", BEAT_BODY),
-        ("PATCH", f"/execution/task-instances/{ti.id}/run", RUN_BODY),
-        ("GET", "/execution/variables/anything", None),
-        ("POST", f"/execution/xcoms/{ti.dag_id}/{ti.run_id}/{ti.task_id}/k", {"v": 1}),
+    reason, make = ATTACKS[name]
+    token = make(runtime, ti.id)
+    for kind, method, path, body in (
+        ("ti", "PUT", f"/execution/task-instances/{ti.id}/heartbeat", BEAT_BODY),
+        ("ti", "PATCH", f"/execution/task-instances/{ti.id}/run", RUN_BODY),
+        ("data", "GET", "/execution/variables/anything", None),
+        ("data", "POST", f"/execution/xcoms/{ti.dag_id}/{ti.run_id}/{ti.task_id}/k", {"v": 1}),
     ):
         if name == "workload scope" and path.endswith("/run"):
             continue  # workload tokens are meant for /run
         response = await client.request(method, path, json=body, headers=bearer(token))
         assert response.status_code in (401, 403), (name, path, response.status_code, response.text)
+        expected = reason[kind] if isinstance(reason, dict) else reason
+        assert response.headers["Taskgate-Reason"] == expected, (name, path)
         assert "Refreshed-API-Token" not in response.headers
         assert token not in response.text
 
@@ -122,3 +131,4 @@ async def test_duplicated_credentials_are_a_bad_request(client, factory):
         headers=[("Authorization", f"Bearer {token}"), ("authorization", "Bearer x")],
     )
     assert response.status_code == 400
+    assert response.headers["Taskgate-Reason"] == "multiple_authorization_headers"

@@ -23,6 +23,7 @@ async def test_missing_or_empty_bearer_is_401(client, factory):
         response = await client.put(url, json=BEAT_BODY, headers=headers)
         assert response.status_code == 401, headers
         assert response.json() == {"detail": "Missing auth token"}
+        assert response.headers["Taskgate-Reason"] == "missing_token"
         assert response.headers["WWW-Authenticate"] == "Bearer"
 
 
@@ -51,6 +52,7 @@ async def test_workload_token_is_refused_on_default_routes(client, factory):
         response = await client.request(method, url, json=body, headers=workload)
         assert response.status_code == 403, url
         assert response.json() == {"detail": WORKLOAD_REFUSED}
+        assert response.headers["Taskgate-Reason"] == "token_type_not_allowed"
         assert "Refreshed-API-Token" not in response.headers
 
 
@@ -96,6 +98,7 @@ async def test_unknown_scope_is_refused_with_its_value(client, factory, runtime)
     )
     assert response.status_code == 403
     assert response.json() == {"detail": "Invalid token scope: admin"}
+    assert response.headers["Taskgate-Reason"] == "invalid_scope"
 
 
 async def test_token_of_another_ti_is_refused(client, factory):
@@ -108,6 +111,7 @@ async def test_token_of_another_ti_is_refused(client, factory):
         )
         assert response.status_code == 403
         assert response.json() == {"detail": "Token subject does not match task instance ID"}
+        assert response.headers["Taskgate-Reason"] == "subject_mismatch"
 
 
 async def test_the_subject_binding_compares_uuids_not_their_spelling(client, factory, runtime):

@@ -25,6 +25,7 @@ async def test_workload_token_is_single_use(client, factory):
     replay = await client.patch(url(ti.id, "run"), json=RUN_BODY, headers=bearer(ti.workload_token))
     assert replay.status_code == 409
     assert replay.json()["detail"]["reason"] == "token_reused"
+    assert replay.headers["Taskgate-Reason"] == "workload_token_reused"
     assert "Refreshed-API-Token" not in replay.headers
 
 
@@ -35,11 +36,13 @@ async def test_replay_is_refused_after_the_ti_is_queued_again(client, factory, r
     requeued = await runtime.lifecycle.queue(ti.id)
     replay = await client.patch(url(ti.id, "run"), json=RUN_BODY, headers=bearer(ti.workload_token))
     assert replay.status_code == 409 and replay.json()["detail"]["reason"] == "token_reused"
+    assert replay.headers["Taskgate-Reason"] == "workload_token_reused"
     # The new try's own workload token works, and the old try's execution token does not.
     fresh = await client.patch(url(ti.id, "run"), json=RUN_BODY, headers=bearer(requeued.workload_token))
     assert fresh.status_code == 200
     old = await client.put(url(ti.id, "heartbeat"), json=BEAT_BODY, headers=bearer(token))
     assert (old.status_code, old.json()) == (403, {"detail": "Token has been revoked"})
+    assert old.headers["Taskgate-Reason"] == "revoked"
 
 
 async def test_concurrent_replays_of_one_workload_token(client, factory):
@@ -56,6 +59,7 @@ async def test_unused_workload_token_of_an_earlier_queueing_is_refused(client, f
     await runtime.lifecycle.revoke_tokens(ti.id)
     response = await client.patch(url(ti.id, "run"), json=RUN_BODY, headers=bearer(ti.workload_token))
     assert (response.status_code, response.json()) == (403, {"detail": "Token has been revoked"})
+    assert response.headers["Taskgate-Reason"] == "revoked"
 
 
 async def test_revocation_refuses_current_tokens_and_spares_later_ones(client, factory, runtime):
@@ -67,6 +71,7 @@ async def test_revocation_refuses_current_tokens_and_spares_later_ones(client, f
                                ("GET", "/execution/variables/x", None)):
         refused = await client.request(method, path, json=body, headers=bearer(token))
         assert (refused.status_code, refused.json()) == (403, {"detail": "Token has been revoked"})
+        assert refused.headers["Taskgate-Reason"] == "revoked"
     later = factory.token(ti.id)
     assert (await client.put(url(ti.id, "heartbeat"), json=BEAT_BODY, headers=bearer(later))).status_code == 204
 
@@ -85,6 +90,7 @@ async def test_the_heartbeat_refuses_a_revoked_token_at_once_whatever_the_gate_c
     before = (await fresh_ti(runtime, ti.id)).last_heartbeat_at
     refused = await client.put(url(ti.id, "heartbeat"), json=BEAT_BODY, headers=near_expiry)
     assert (refused.status_code, refused.json()) == (403, {"detail": "Token has been revoked"})
+    assert refused.headers["Taskgate-Reason"] == "revoked"
     assert "Refreshed-API-Token" not in refused.headers
     assert (await fresh_ti(runtime, ti.id)).last_heartbeat_at == before
     later = factory.token(ti.id)
@@ -103,6 +109,7 @@ async def test_ended_ti_tokens_are_refused_and_never_refreshed(client, factory, 
     assert "Refreshed-API-Token" not in done.headers  # the request that ended the TI
     after = await client.put(url(ti.id, "heartbeat"), json=BEAT_BODY, headers=short)
     assert after.status_code == 409 and after.json()["detail"]["reason"] == "not_running"
+    assert after.headers["Taskgate-Reason"] == "not_running"
     assert "Refreshed-API-Token" not in after.headers
     repeat = await client.patch(url(ti.id, "state"), json=SUCCESS_BODY, headers=short)
     assert repeat.status_code == 204 and "Refreshed-API-Token" not in repeat.headers
@@ -111,6 +118,7 @@ async def test_ended_ti_tokens_are_refused_and_never_refreshed(client, factory, 
         refused = await client.request(method, path, json={}, headers=short)
         assert refused.status_code == 403, path
         assert refused.json() == {"detail": "Task instance has ended; its tokens are no longer accepted"}
+        assert refused.headers["Taskgate-Reason"] == "ti_ended"
 
 
 @pytest.mark.integration
@@ -125,6 +133,7 @@ async def test_revoke_through_another_connection_reaches_a_replica_within_a_seco
         time.sleep(live_server.runtime.settings.token_standing_cache_seconds + 0.05)
         refused = await http.put(f"/task-instances/{ti.id}/heartbeat", json=BEAT_BODY, headers=token)
     assert (refused.status_code, refused.json()) == (403, {"detail": "Token has been revoked"})
+    assert refused.headers["Taskgate-Reason"] == "revoked"
 
 
 async def test_expired_workload_token_records_are_purged(client, factory, runtime):

@@ -85,32 +85,33 @@ def test_several_keys_are_selected_by_kid():
 
 
 def _forgeries():
-    """(name, builder(key, other) -> token) for tokens that must all be refused."""
+    """(name, the refusal's code, builder(key, other) -> token) for tokens that must all be
+    refused, each for its own reason."""
     # Times are read when a token is built, not when the table is: a slow run must not
     # turn "not yet valid" into valid.
     def now() -> int:
         return int(time.time())
 
     return [
-        ("other key", lambda k, o: sign(o, claims(), kid=k.kid)),
-        ("unknown kid", lambda k, o: sign(k, claims(), kid="nope")),
-        ("no kid", lambda k, o: jwt.encode(claims(), k.key, algorithm=k.algorithm)),
-        ("expired", lambda k, o: sign(k, claims(iat=now() - 1000, nbf=now() - 1000, exp=now() - 100))),
-        ("not yet valid", lambda k, o: sign(k, claims(nbf=now() + 300))),
-        ("wrong audience", lambda k, o: sign(k, claims(aud="urn:other"))),
-        ("no audience", lambda k, o: sign(k, claims(aud=None))),
-        ("no exp", lambda k, o: sign(k, claims(exp=None))),
-        ("no iat", lambda k, o: sign(k, claims(iat=None))),
-        ("no sub", lambda k, o: sign(k, claims(sub=None))),
-        ("alg none", lambda k, o: f"{b64({'alg': 'none', 'kid': k.kid})}.{b64(claims())}."),
-        ("alg NoNe", lambda k, o: f"{b64({'alg': 'NoNe', 'kid': k.kid})}.{b64(claims())}."),
-        ("embedded jwk", lambda k, o: sign(k, claims(), jwk={"kty": "oct", "k": "AA"})),
-        ("jku header", lambda k, o: sign(k, claims(), jku="http://127.0.0.1/keys")),
-        ("crit header", lambda k, o: sign(k, claims(), crit=["exp"])),
-        ("garbage", lambda k, o: "not.a.jwt"),
-        ("bad base64", lambda k, o: "eyJ!!!.eyJ!!!.sig"),
-        ("oversized", lambda k, o: sign(k, claims(pad="x" * 9000))),
-        ("tampered payload", lambda k, o: _tamper(sign(k, claims()))),
+        ("other key", "bad_signature", lambda k, o: sign(o, claims(), kid=k.kid)),
+        ("unknown kid", "unknown_key", lambda k, o: sign(k, claims(), kid="nope")),
+        ("no kid", "unknown_key", lambda k, o: jwt.encode(claims(), k.key, algorithm=k.algorithm)),
+        ("expired", "token_expired", lambda k, o: sign(k, claims(iat=now() - 1000, nbf=now() - 1000, exp=now() - 100))),
+        ("not yet valid", "not_yet_valid", lambda k, o: sign(k, claims(nbf=now() + 300))),
+        ("wrong audience", "audience_mismatch", lambda k, o: sign(k, claims(aud="urn:other"))),
+        ("no audience", "missing_claim", lambda k, o: sign(k, claims(aud=None))),
+        ("no exp", "missing_claim", lambda k, o: sign(k, claims(exp=None))),
+        ("no iat", "missing_claim", lambda k, o: sign(k, claims(iat=None))),
+        ("no sub", "missing_claim", lambda k, o: sign(k, claims(sub=None))),
+        ("alg none", "algorithm_not_allowed", lambda k, o: f"{b64({'alg': 'none', 'kid': k.kid})}.{b64(claims())}."),
+        ("alg NoNe", "algorithm_not_allowed", lambda k, o: f"{b64({'alg': 'NoNe', 'kid': k.kid})}.{b64(claims())}."),
+        ("embedded jwk", "forbidden_header", lambda k, o: sign(k, claims(), jwk={"kty": "oct", "k": "AA"})),
+        ("jku header", "forbidden_header", lambda k, o: sign(k, claims(), jku="http://127.0.0.1/keys")),
+        ("crit header", "forbidden_header", lambda k, o: sign(k, claims(), crit=["exp"])),
+        ("garbage", "malformed_token", lambda k, o: "not.a.jwt"),
+        ("bad base64", "malformed_token", lambda k, o: "eyJ!!!.eyJ!!!.sig"),
+        ("oversized", "token_too_large", lambda k, o: sign(k, claims(pad="x" * 9000))),
+        ("tampered payload", "bad_signature", lambda k, o: _tamper(sign(k, claims()))),
     ]
 
 
@@ -121,13 +122,14 @@ def _tamper(token: str) -> str:
     return f"{header}.{b64(data)}.{sig}"
 
 
-@pytest.mark.parametrize("name,build", _forgeries(), ids=[n for n, _ in _forgeries()])
-def test_forged_and_broken_tokens_are_refused(key, name, build):
+@pytest.mark.parametrize("name,code,build", _forgeries(), ids=[n for n, _, _ in _forgeries()])
+def test_forged_and_broken_tokens_are_refused(key, name, code, build):
     other = make(KEY_TYPE_OF[key.algorithm])  # same algorithm, different key
     validator = TokenValidator([key.verification], audience=AUD)
     with pytest.raises(InvalidToken) as err:
         validator.validate(build(key, other))
     assert err.value.detail == "Invalid auth token"
+    assert err.value.refusal.code == code
 
 
 def test_alg_header_changed_to_another_algorithm_is_refused():
@@ -135,8 +137,9 @@ def test_alg_header_changed_to_another_algorithm_is_refused():
     token = sign(key, claims())
     _, payload, sig = token.split(".")
     changed = f"{b64({'alg': 'HS512', 'kid': key.kid, 'typ': 'JWT'})}.{payload}.{sig}"
-    with pytest.raises(InvalidToken):
+    with pytest.raises(InvalidToken) as err:
         TokenValidator([key.verification], audience=AUD).validate(changed)
+    assert err.value.refusal.code == "algorithm_not_allowed"
 
 
 def test_hs_rs_confusion_public_key_as_secret_is_refused():
@@ -156,9 +159,10 @@ def test_issuer_is_required_when_configured():
     key = make()
     validator = TokenValidator([key.verification], audience=AUD, issuer="taskgate")
     assert validator.validate(sign(key, claims(iss="taskgate"))).sub
-    for bad in ({"iss": "someone-else"}, {}):
-        with pytest.raises(InvalidToken):
+    for bad, code in (({"iss": "someone-else"}, "issuer_mismatch"), ({}, "missing_claim")):
+        with pytest.raises(InvalidToken) as err:
             validator.validate(sign(key, claims(**bad)))
+        assert err.value.refusal.code == code
 
 
 def test_leeway_accepts_slightly_expired_tokens():
@@ -166,8 +170,9 @@ def test_leeway_accepts_slightly_expired_tokens():
     now = int(time.time())
     token = sign(key, claims(iat=now - 100, nbf=now - 100, exp=now - 5))
     assert TokenValidator([key.verification], audience=AUD, leeway=10).validate(token)
-    with pytest.raises(InvalidToken):
+    with pytest.raises(InvalidToken) as err:
         TokenValidator([key.verification], audience=AUD, leeway=0).validate(token)
+    assert err.value.refusal.code == "token_expired"
 
 
 @pytest.mark.parametrize("sub", ["not-a-uuid", "", 12345])
@@ -179,3 +184,10 @@ def test_well_signed_non_uuid_subject_is_a_schema_error(sub):
     assert err.value.detail.startswith("Invalid auth token")
     if sub == "not-a-uuid":
         assert isinstance(err.value, InvalidTokenClaims)
+
+
+def test_a_refusal_of_the_jwt_library_not_named_otherwise_is_invalid_token():
+    from taskgate.tokens.validator import _refusal_of
+
+    assert _refusal_of(jwt.InvalidKeyError("a key PyJWT cannot use")).code == "invalid_token"
+    assert _refusal_of(jwt.ExpiredSignatureError("late")).code == "token_expired"

@@ -1,11 +1,13 @@
-"""Map domain errors to HTTP: ``{"detail": {"reason": ..., "message": ...}}``."""
+"""Map domain errors to HTTP: ``{"detail": {"reason": ..., "message": ...}}``, and the
+reason code in the ``Taskgate-Reason`` header of every such answer (the security layers
+set it on their own refusals, ``security.request_auth``)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -25,6 +27,7 @@ from taskgate.services.errors import (
     Unavailable,
 )
 from taskgate.services.secrets import SecretKeyError
+from taskgate.wire.http import REASON_HEADER
 
 STATUS = {
     NotFound: 404,
@@ -39,12 +42,37 @@ STATUS = {
 log = structlog.get_logger("taskgate.api")
 
 
+def _answer(
+    status: int, reason: str, message: str, *, code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """``{"detail": {"reason", "message"}}`` with ``code`` (default: ``reason``) in the
+    reason header."""
+    return JSONResponse(
+        {"detail": {"reason": reason, "message": message}},
+        status_code=status,
+        headers={REASON_HEADER: code or reason, **(headers or {})},
+    )
+
+
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
     status = next(code for cls, code in STATUS.items() if isinstance(exc, cls))
     if status == 403:
-        log.warning("access denied", reason=exc.reason, path=request.url.path)
-    return JSONResponse({"detail": exc.detail}, status_code=status)
+        log.warning("access denied", reason=exc.code, path=request.url.path)
+    return JSONResponse(
+        {"detail": exc.detail}, status_code=status, headers={REASON_HEADER: exc.code}
+    )
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    # A refusal raised as an HTTPException with a {"reason", ...} detail (the control
+    # API's operator checks) gets the reason header too.
+    assert isinstance(exc, HTTPException)
+    if isinstance(exc.detail, dict) and "reason" in exc.detail:
+        headers = {REASON_HEADER: str(exc.detail["reason"]), **(exc.headers or {})}
+        exc = HTTPException(exc.status_code, exc.detail, headers=headers)
+    return await http_exception_handler(request, exc)
 
 
 async def _token_refused(request: Request, exc: Exception) -> Response:
@@ -55,9 +83,8 @@ async def _token_refused(request: Request, exc: Exception) -> Response:
 
 
 def database_fault_answer(fault: Fault) -> JSONResponse:
-    detail = {"reason": fault.value, "message": fault.message}
-    return JSONResponse(
-        {"detail": detail}, status_code=503, headers={"Retry-After": str(fault.retry_after)}
+    return _answer(
+        503, fault.value, fault.message, headers={"Retry-After": str(fault.retry_after)}
     )
 
 
@@ -81,23 +108,20 @@ def _database_error(report: FaultReporter) -> Callable[[Request, Exception], Awa
 
 async def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
     # A concurrent request wrote the same row first; the loser is told, nothing is half-written.
-    detail = {"reason": "conflict", "message": "A concurrent request changed the same data"}
-    return JSONResponse({"detail": detail}, status_code=409)
+    return _answer(409, "conflict", "A concurrent request changed the same data")
 
 
 async def _secrets_unreadable(request: Request, exc: Exception) -> JSONResponse:
     # The server's Fernet keys do not fit the stored data: an operator problem, said plainly
     # (and without any stored value).
     log.error("secrets unreadable", path=request.url.path)
-    detail = {"reason": "secrets_unreadable", "message": "Stored secrets cannot be decrypted"}
-    return JSONResponse({"detail": detail}, status_code=500)
+    return _answer(500, "secrets_unreadable", "Stored secrets cannot be decrypted")
 
 
 async def _unstorable_value(request: Request, exc: Exception) -> JSONResponse:
     # The database refused a value the validators let through (a NUL character, NaN in
     # JSON for PostgreSQL, an unpaired surrogate): bad input, nothing was written.
-    detail = {"reason": "invalid_value", "message": "A value cannot be stored (invalid text or number)"}
-    return JSONResponse({"detail": detail}, status_code=422)
+    return _answer(422, "invalid_value", "A value cannot be stored (invalid text or number)")
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -107,12 +131,15 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     errors = [
         {"type": e["type"], "loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()
     ]
-    return JSONResponse({"detail": errors}, status_code=422)
+    return JSONResponse(
+        {"detail": errors}, status_code=422, headers={REASON_HEADER: "invalid_input"}
+    )
 
 
 def install(app: FastAPI, report_fault: FaultReporter) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(HTTPException, _http_exception)
     app.add_exception_handler(TokenRefused, _token_refused)
     for kind in (DBAPIError, *UNAVAILABLE):
         app.add_exception_handler(kind, _database_error(report_fault))

@@ -59,6 +59,6 @@ def inspect(token: str) -> None:
     try:
         validated = runtime.validator.validate(token)
     except InvalidToken as exc:
-        print_json({"valid": False, "reason": exc.reason})
+        print_json({"valid": False, "reason": exc.refusal.code, "detail": exc.reason})
         raise typer.Exit(1) from None
     print_json({"valid": True, "type": validated.token_type.value, "claims": validated.claims})

@@ -2,7 +2,10 @@
 
 Every error carries the HTTP ``status`` (None when no answer came), the server's
 ``reason`` and ``message``, the raw ``detail`` and the request's ``correlation_id`` (the
-id the server logged the request under).
+id the server logged the request under). ``reason`` is the stable code of the server's
+``Taskgate-Reason`` header (``token_expired``, ``subject_mismatch``, ``other_team``, ...)
+when it sent one, else the ``reason`` of the body; with no answer, the transport error's
+name (``ConnectError``, ``ReadTimeout``).
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+
+from taskgate.wire.http import REASON_HEADER
 
 
 class ApiError(Exception):
@@ -37,13 +42,15 @@ class ApiError(Exception):
 
 
 class TokenRejected(ApiError):
-    """The security layers refused the token (401/403). ``reason`` is the server's text:
-    ``Invalid auth token``, ``Token has been revoked``, ``Token subject does not match task
-    instance ID``, ``Task instance has ended; its tokens are no longer accepted``, ..."""
+    """The security layers refused the token (401/403). ``reason`` says why
+    (``missing_token``, ``token_expired``, ``bad_signature``, ``revoked``, ``ti_ended``,
+    ...); ``message`` is the server's text (``Invalid auth token``, ``Token has been
+    revoked``, ...)."""
 
 
 class AccessDenied(ApiError):
-    """The access policy refused this TI the data it asked for (403 ``access_denied``)."""
+    """The access policy refused this TI the data it asked for (403 ``access_denied``;
+    ``reason`` names the rule: ``other_team``, ``other_dag``, ...)."""
 
 
 class NotFound(ApiError):
@@ -52,7 +59,7 @@ class NotFound(ApiError):
 
 class Conflict(ApiError):
     """409: the request does not fit the current state (``invalid_state``,
-    ``running_elsewhere``, ``not_running``, ``token_reused``, ``conflict``)."""
+    ``running_elsewhere``, ``not_running``, ``workload_token_reused``, ``conflict``)."""
 
 
 class InvalidRequest(ApiError):
@@ -72,6 +79,7 @@ def error_from_response(response: httpx.Response, correlation_id: str) -> ApiErr
     except (ValueError, AttributeError):
         detail = response.text or None
     reason, message = _reason_and_message(detail, response.reason_phrase)
+    reason = response.headers.get(REASON_HEADER) or reason
     kind: type[ApiError]
     if status >= 500:
         kind = ServerUnavailable

@@ -114,7 +114,7 @@ class ExecutionRoutes(ABC):
     ) -> TIRunContext:
         """Start the TI. With a workload token the client swaps to the execution token of
         the answer. Never retried: the workload token is single-use, so a repeat would be
-        refused (409 ``token_reused``) even when the first call got through."""
+        refused (409, reason ``workload_token_reused``) even when the first call got through."""
         payload = TIEnterRunningPayload(
             hostname=hostname, unixname=unixname, pid=pid, start_date=start_date or _now()
         )

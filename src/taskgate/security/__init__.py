@@ -6,7 +6,9 @@ The enforcement flow, end to end, for one request:
    none or an empty one -> 401 ``Missing auth token``. The token validator
    (``taskgate.tokens``) checks the signature with the key named by ``kid`` and only that
    key's pinned algorithm, then ``aud``/``exp``/``iat``/``sub`` (+ ``iss``) with leeway, then
-   the claim schema; failures -> 403 ``Invalid auth token`` (or ``Invalid token scope: x``).
+   the claim schema; failures -> 403 ``Invalid auth token`` (or ``Invalid token scope: x``),
+   the failed check named in the ``Taskgate-Reason`` header (``token_expired``,
+   ``unknown_key``, ``bad_signature``, ...).
    The typed token is kept on the ASGI scope in a ``RequestAuth`` (``request_auth``), so
    the signature is checked at most once per request whatever else asks for the token
    (and not at all when the token is in the verified-token cache, ``tokens.cache``).
@@ -25,7 +27,8 @@ The enforcement flow, end to end, for one request:
 Every refusal, at any layer or in a service's own write (``services.errors.TokenRefused``,
 answered by ``taskgate.api.errors``), is a ``tokens.Refusal`` and goes through
 ``request_auth.refuse``: one audit event (``taskgate.audit``, never the token), the
-request moved to ``REFUSED``, the reason counted in the metrics.
+request moved to ``REFUSED``, the reason counted in the metrics and sent in the
+``Taskgate-Reason`` header.
 
 After the handler, **``TokenReissueMiddleware``** (``reissue``) adds ``Refreshed-API-Token``
 to responses of ``AUTHORIZED`` requests whose execution token is close to expiry, reusing

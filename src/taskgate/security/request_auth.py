@@ -17,6 +17,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
 from taskgate.tokens import Refusal, TaskToken
+from taskgate.wire.http import REASON_HEADER
 
 AUTH_SCOPE_KEY = "taskgate.auth"
 
@@ -77,5 +78,5 @@ def refuse(
     return HTTPException(
         _STATUS.get(refusal, status.HTTP_403_FORBIDDEN),
         refusal.detail(message, **fields),
-        headers=_HEADERS.get(refusal),
+        headers={REASON_HEADER: refusal.code, **_HEADERS.get(refusal, {})},
     )

@@ -11,6 +11,11 @@ One table of rules, applied by the variable, connection and XCom services:
 | task state store        | the TI's own (bound by ``ti:self``)  | the TI's own                        |
 
 A TI's team is its DAG's team (``taskgate dags add DAG --team T``), None for no team.
+
+A refusal is 403 with ``reason`` ``access_denied`` in the body and, in the
+``Taskgate-Reason`` header, the rule that refused: ``other_team`` (an entry of another
+team), ``other_dag`` (data of another DAG), ``other_task_instance`` (another TI's XCom),
+``unknown_task_instance`` (the token's TI does not exist).
 """
 
 from __future__ import annotations
@@ -20,6 +25,11 @@ from dataclasses import dataclass
 
 from taskgate.services.errors import AccessDenied
 from taskgate.services.token_standing import Standing
+
+# The rules a refusal names (its Taskgate-Reason).
+OTHER_TEAM = "other_team"
+OTHER_DAG = "other_dag"
+OTHER_TASK_INSTANCE = "other_task_instance"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +70,7 @@ def can_read_dag_data(requester: Requester, dag_id: str) -> bool:
 
 def check_dag_read(requester: Requester, dag_id: str, what: str) -> None:
     if not can_read_dag_data(requester, dag_id):
-        raise denied(f"read {what} of DAG '{dag_id}'")
+        raise denied(f"read {what} of DAG '{dag_id}'", OTHER_DAG)
 
 
 def can_write_xcom(
@@ -74,5 +84,6 @@ def can_write_xcom(
     )
 
 
-def denied(what: str) -> AccessDenied:
-    return AccessDenied("access_denied", f"Task instance may not {what}")
+def denied(what: str, rule: str) -> AccessDenied:
+    """The refusal of ``what`` by ``rule`` (one of the rule names above)."""
+    return AccessDenied("access_denied", f"Task instance may not {what}", rule=rule)

@@ -64,7 +64,7 @@ async def read(
     if row is None:
         raise _not_found(conn_id)
     if not access.can_read_entry(requester, row.team):
-        raise access.denied(f"read connection '{conn_id}'")
+        raise access.denied(f"read connection '{conn_id}'", access.OTHER_TEAM)
     return _plain(box, row)
 
 

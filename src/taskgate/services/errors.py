@@ -23,6 +23,12 @@ class ServiceError(Exception):
     def detail(self) -> dict[str, Any]:
         return {"reason": self.reason, "message": self.message, **self.extra}
 
+    @property
+    def code(self) -> str:
+        """The stable reason code for the ``Taskgate-Reason`` header: ``reason``, unless
+        a subclass knows a finer one."""
+        return self.reason
+
 
 class NotFound(ServiceError):
     """The thing asked for does not exist (404)."""
@@ -37,7 +43,17 @@ class Conflict(ServiceError):
 
 
 class AccessDenied(ServiceError):
-    """The access policy refuses this task instance (403)."""
+    """The access policy refuses this task instance (403). ``rule`` names the rule that
+    refused (``other_team``, ``other_dag``, ...): the header's code, while the body keeps
+    ``reason`` (``access_denied``)."""
+
+    def __init__(self, reason: str, message: str, *, rule: str | None = None, **extra: Any) -> None:
+        super().__init__(reason, message, **extra)
+        self.rule = rule
+
+    @property
+    def code(self) -> str:
+        return self.rule or self.reason
 
 
 class InvalidRequest(ServiceError):

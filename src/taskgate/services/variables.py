@@ -52,7 +52,7 @@ async def read(
     if row is None:
         raise _not_found(key)
     if not access.can_read_entry(requester, row.team):
-        raise access.denied(f"read variable '{key}'")
+        raise access.denied(f"read variable '{key}'", access.OTHER_TEAM)
     return _plain(box, row)
 
 
@@ -78,7 +78,7 @@ async def write(
     written = (await session.execute(stmt)).first()
     await session.commit()
     if written is None:
-        raise access.denied(f"write variable '{key}'")
+        raise access.denied(f"write variable '{key}'", access.OTHER_TEAM)
 
 
 async def remove(session: AsyncSession, requester: access.Requester, key: str) -> None:
@@ -86,7 +86,7 @@ async def remove(session: AsyncSession, requester: access.Requester, key: str) -
     if existing is None:
         return  # deleting what is not there is done
     if not access.can_write_entry(requester, existing.team):
-        raise access.denied(f"delete variable '{key}'")
+        raise access.denied(f"delete variable '{key}'", access.OTHER_TEAM)
     await session.delete(existing)
     await session.commit()
 

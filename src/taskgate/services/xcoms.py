@@ -45,7 +45,9 @@ def _check_read(requester: access.Requester, ref: XComRef) -> None:
 
 def _check_write(requester: access.Requester, ref: XComRef, map_index: int) -> None:
     if not access.can_write_xcom(requester, ref.dag_id, ref.run_id, ref.task_id, map_index):
-        raise access.denied("write or delete XComs of another task instance")
+        raise access.denied(
+            "write or delete XComs of another task instance", access.OTHER_TASK_INSTANCE
+        )
 
 
 async def push(

@@ -22,14 +22,18 @@ class TokenType(StrEnum):
 class InvalidToken(Exception):
     """Signature or standard claims are wrong.
 
-    ``reason`` is for logs only; clients see ``detail``, which leaks nothing.
+    ``refusal`` says which check failed (the client gets its code in a header);
+    ``reason`` is the validator's own words, for logs only; clients see ``detail``, which
+    leaks nothing.
     """
 
-    refusal: ClassVar[Refusal] = Refusal.INVALID_TOKEN
+    refusal: Refusal = Refusal.INVALID_TOKEN
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, refusal: Refusal | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        if refusal is not None:
+            self.refusal = refusal
 
     @property
     def detail(self) -> str:

@@ -2,8 +2,10 @@
 
 The bearer step, ``require_auth``, the token gate, the heartbeat's write, the re-issue
 middleware and the lifecycle service all speak of a refusal as a ``Refusal``. Its value,
-``code``, is the ``reason`` of the audit event and of the ``taskgate_auth_denials_total``
-metric; ``message`` is what the client is told. Which HTTP status each one answers is the
+``code``, is the ``reason`` of the audit event, of the ``taskgate_auth_denials_total``
+metric and of the ``Taskgate-Reason`` response header; ``message`` is what the client is
+told in the body (the Task SDK's wording: every kind of bad token is "Invalid auth token"
+there, the header says which). Which HTTP status each one answers is the
 security layer's business (``taskgate.security.request_auth``).
 """
 
@@ -16,7 +18,19 @@ from typing import Any
 class Refusal(Enum):
     MISSING_TOKEN = "missing_token"
     MULTIPLE_AUTHORIZATION_HEADERS = "multiple_authorization_headers"
-    INVALID_TOKEN = "invalid_token"
+    # The token itself: which check of the validator (tokens.validator) failed.
+    INVALID_TOKEN = "invalid_token"  # none of the more precise ones below
+    MALFORMED_TOKEN = "malformed_token"
+    TOKEN_TOO_LARGE = "token_too_large"
+    FORBIDDEN_HEADER = "forbidden_header"  # jku, jwk, x5u, x5c or crit
+    UNKNOWN_KEY = "unknown_key"  # no key with the token's kid
+    ALGORITHM_NOT_ALLOWED = "algorithm_not_allowed"  # not the kid's pinned algorithm
+    BAD_SIGNATURE = "bad_signature"
+    TOKEN_EXPIRED = "token_expired"
+    NOT_YET_VALID = "not_yet_valid"  # iat or nbf ahead of this server's clock
+    AUDIENCE_MISMATCH = "audience_mismatch"
+    ISSUER_MISMATCH = "issuer_mismatch"
+    MISSING_CLAIM = "missing_claim"
     INVALID_CLAIMS = "invalid_claims"
     INVALID_SCOPE = "invalid_scope"
     TOKEN_TYPE_NOT_ALLOWED = "token_type_not_allowed"
@@ -50,7 +64,15 @@ class Refusal(Enum):
 _MESSAGES = {
     Refusal.MISSING_TOKEN: "Missing auth token",
     Refusal.MULTIPLE_AUTHORIZATION_HEADERS: "Multiple Authorization headers",
-    Refusal.INVALID_TOKEN: "Invalid auth token",
+    **{
+        refusal: "Invalid auth token"
+        for refusal in (
+            Refusal.INVALID_TOKEN, Refusal.MALFORMED_TOKEN, Refusal.TOKEN_TOO_LARGE,
+            Refusal.FORBIDDEN_HEADER, Refusal.UNKNOWN_KEY, Refusal.ALGORITHM_NOT_ALLOWED,
+            Refusal.BAD_SIGNATURE, Refusal.TOKEN_EXPIRED, Refusal.NOT_YET_VALID,
+            Refusal.AUDIENCE_MISMATCH, Refusal.ISSUER_MISMATCH, Refusal.MISSING_CLAIM,
+        )
+    },
     Refusal.INVALID_CLAIMS: "Invalid auth token",
     Refusal.INVALID_SCOPE: "Invalid token scope",
     Refusal.TOKEN_TYPE_NOT_ALLOWED: (

@@ -20,6 +20,10 @@ REFRESHED_TOKEN_HEADER = "Refreshed-API-Token"
 API_VERSION_HEADER = "Airflow-API-Version"
 # Echoed on the answer and bound to the request's log lines.
 CORRELATION_ID_HEADER = "correlation-id"
+# On every refusal (401/403/409, and the other 4xx a service answers): the stable,
+# machine-readable reason (``token_expired``, ``subject_mismatch``, ``revoked``, ...),
+# while the body keeps the wording the Task SDK expects.
+REASON_HEADER = "Taskgate-Reason"
 # How many map indexes pushed an XCom key (HEAD of the XCom): "map_indexes N".
 XCOM_COUNT_HEADER = "Content-Range"
 XCOM_COUNT_UNIT = "map_indexes"

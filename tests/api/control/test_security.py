@@ -18,6 +18,7 @@ async def test_no_key_is_401_with_a_challenge(client) -> None:
         assert answer.status_code == 401
         assert answer.json()["detail"]["reason"] == "missing_key"
         assert answer.headers["WWW-Authenticate"].startswith("Bearer")
+        assert answer.headers["Taskgate-Reason"] == "missing_key"
 
 
 async def test_an_unknown_or_revoked_key_is_401(client, runtime, operator_key) -> None:
@@ -51,6 +52,7 @@ async def test_a_role_too_low_is_403_naming_what_is_missing(
     assert answer.status_code == 403
     detail = answer.json()["detail"]
     assert detail["reason"] == "role_required"
+    assert answer.headers["Taskgate-Reason"] == "role_required"
     assert f"needs role {needed}" in detail["message"] and f"has {role}" in detail["message"]
 
 

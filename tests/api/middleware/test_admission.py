@@ -57,6 +57,7 @@ async def test_reads_past_the_bound_are_shed_and_liveness_goes_on() -> None:
         assert refused.status_code == 503
         assert refused.json()["detail"]["reason"] == "overloaded"
         assert refused.headers["Retry-After"] == "1"
+        assert refused.headers["Taskgate-Reason"] == "overloaded"
 
         beats = [asyncio.create_task(http.put(f"{TI}/heartbeat")) for _ in range(2)]
         while app.entered < 4:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from taskgate.wire.http import EXECUTION_PREFIX
+from taskgate.wire.http import EXECUTION_PREFIX, REASON_HEADER
 
 OVERLOADED = {"reason": "overloaded", "message": "The server is at capacity; retry shortly"}
 
@@ -48,7 +48,8 @@ class AdmissionMiddleware:
         self.in_flight = 0
         # Built once: shedding costs no more than sending it.
         self._overloaded = JSONResponse(
-            {"detail": OVERLOADED}, status_code=503, headers={"Retry-After": "1"}
+            {"detail": OVERLOADED}, status_code=503,
+            headers={"Retry-After": "1", REASON_HEADER: OVERLOADED["reason"]},
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -20,7 +20,7 @@ from datetime import date
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from taskgate.wire.http import API_VERSION_HEADER, EXECUTION_PREFIX, asgi_name
+from taskgate.wire.http import API_VERSION_HEADER, EXECUTION_PREFIX, REASON_HEADER, asgi_name
 
 HEADER = asgi_name(API_VERSION_HEADER)
 SERVED_VERSION = "2026-06-30"
@@ -73,6 +73,7 @@ class ApiVersionMiddleware:
                     "headers": [
                         (b"content-type", b"application/json"),
                         (b"content-length", str(len(body)).encode()),
+                        (asgi_name(REASON_HEADER), problem["reason"].encode()),
                         served,
                     ],
                 }

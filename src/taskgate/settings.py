@@ -145,8 +145,13 @@ class Settings(BaseSettings):
         1.0,
         ge=0,
         le=1.0,
-        description="How long a TI's token standing (revocation watermark, ended) may be "
-        "cached per process; at most 1 s, 0 disables the cache.",
+        description="How long a TI's token standing (revocation watermark, ended, its DAG's "
+        "declared access) may be cached per process; at most 1 s, 0 disables the cache.",
+    )
+    require_declared_access: bool = Field(
+        False,
+        description="A DAG without declared access (`taskgate dags add DAG --allow-...`) "
+        "reads no variable, no connection and no other DAG's XComs.",
     )
 
     # The control API's OIDC sign-in (security/oidc.py, docs/control.md "OIDC"): all

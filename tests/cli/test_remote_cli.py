@@ -85,6 +85,14 @@ def test_remote_commands_answer_as_local_ones(local, server, tmp_path) -> None:
     assert both("dags", "add", "etl").returncode == 0  # again: the same answer either way
     assert json.loads(both("dags", "list", "--json").stdout) == [{"dag_id": "etl", "team": None}]
     both("dags", "list")
+    declared = remote("dags", "add", "etl", "--allow-variable", "etl_*", "--task", "load",
+                      "--allow-xcom-from", "up")
+    assert "Declared access of DAG etl" in declared.stdout
+    policy = json.loads(both("dags", "policy", "etl", "--json").stdout)
+    assert (policy["declared"], policy["tasks"]["load"]["xcom_from"]) == (True, ["up"])
+    both("dags", "policy", "etl")
+    assert json.loads(remote("dags", "policy", "etl", "--clear", "--json").stdout)["declared"] is False
+    assert both("dags", "policy", "nope").returncode == 1
 
     made = json.loads(remote("runs", "create", "etl", "r1", "--task", "a", "--task", "b",
                              "--max-tries", "1", "--json").stdout)

@@ -32,7 +32,10 @@ DbSession = Annotated[AsyncSession, Depends(db_session, scope="function")]
 async def requesting_ti(token: CurrentToken, runtime: RuntimeDep) -> access.Requester:
     """The task instance behind the token, with its team, for the access policy (from the
     token gate's lookup of the same request: no second query)."""
-    return access.requester(token.sub, await runtime.standing.get(token.sub))
+    return access.requester(
+        token.sub, await runtime.standing.get(token.sub),
+        require_declared=runtime.settings.require_declared_access,
+    )
 
 
 Requester = Annotated[access.Requester, Depends(requesting_ti)]

@@ -17,6 +17,7 @@ from taskgate.cli.common import with_runtime, with_session
 from taskgate.services import (
     connections,
     control,
+    declared_access,
     events,
     operators,
     task_instances,
@@ -33,6 +34,26 @@ class LocalBackend:
 
     def list_dags(self) -> list[Row]:
         return [views.dag(d) for d in with_session(lambda s, _rt: control.list_dags(s))]
+
+    def dag_access(self, dag_id: str) -> Row:
+        found = with_session(lambda s, _rt: declared_access.declaration(s, dag_id))
+        return views.dag_access(dag_id, found)
+
+    def declare_dag_access(
+        self, dag_id: str, task_id: str | None, variables: Sequence[str],
+        connections: Sequence[str], xcom_from: Sequence[str],
+    ) -> Row:
+        allowance = declared_access.Allowance.from_dict(
+            {"variables": variables, "connections": connections, "xcom_from": xcom_from}
+        )
+        declared = with_session(
+            lambda s, _rt: declared_access.declare(s, dag_id, allowance, task_id=task_id)
+        )
+        return views.dag_access(dag_id, declared)
+
+    def clear_dag_access(self, dag_id: str) -> Row:
+        with_session(lambda s, _rt: declared_access.undeclare(s, dag_id))
+        return views.dag_access(dag_id, None)
 
     def create_run(
         self, dag_id: str, run_id: str, tasks: Sequence[str], max_tries: int,
@@ -135,7 +156,9 @@ class LocalBackend:
         return views.operator(with_session(lambda s, _rt: operators.revoke_operator(s, name)))
 
     def events(self, after: int | None, dag_id: str | None) -> list[Row]:
-        found = with_session(lambda s, _rt: events.read(s, after=after, dag_id=dag_id))
+        found = with_session(
+            lambda s, _rt: events.read(s, after=after, dag_id=dag_id, settle=events.SETTLE)
+        )
         return [views.event(record) for record in found]
 
     def follow_events(

@@ -70,6 +70,24 @@ class RemoteBackend:
         with _answered():
             return [d.raw for d in self.api.list_dags()]
 
+    def dag_access(self, dag_id: str) -> Row:
+        with _answered():
+            return self.api.get_dag_access(dag_id)
+
+    def declare_dag_access(
+        self, dag_id: str, task_id: str | None, variables: Sequence[str],
+        connections: Sequence[str], xcom_from: Sequence[str],
+    ) -> Row:
+        with _answered():
+            return self.api.declare_dag_access(
+                dag_id, task_id=task_id, variables=variables, connections=connections,
+                xcom_from=xcom_from,
+            )
+
+    def clear_dag_access(self, dag_id: str) -> Row:
+        with _answered():
+            return self.api.clear_dag_access(dag_id)
+
     def create_run(
         self, dag_id: str, run_id: str, tasks: Sequence[str], max_tries: int,
         mapped: dict[str, int],

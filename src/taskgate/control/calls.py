@@ -82,6 +82,31 @@ class ControlCalls(ABC):
         """The DAGs this operator may see."""
         return self._call(Call("GET", "/dags", _many(Dag.from_json), idempotent=True))
 
+    def get_dag_access(self, dag_id: str) -> dict[str, Any]:
+        """What the DAG's tasks may read: ``declared`` and the declared patterns."""
+        return self._call(Call("GET", f"/dags/{_seg(dag_id)}/access", _json, idempotent=True))
+
+    def declare_dag_access(
+        self,
+        dag_id: str,
+        *,
+        task_id: str | None = None,
+        variables: Iterable[str] = (),
+        connections: Iterable[str] = (),
+        xcom_from: Iterable[str] = (),
+    ) -> dict[str, Any]:
+        """Declare what every task of the DAG (or ``task_id``) may read, replacing what was
+        declared for it (admin). Answers the whole declaration."""
+        body = {"task_id": task_id, "variables": list(variables),
+                "connections": list(connections), "xcom_from": list(xcom_from)}
+        return self._call(Call("PUT", f"/dags/{_seg(dag_id)}/access", _json,
+                               idempotent=True, json=body))
+
+    def clear_dag_access(self, dag_id: str) -> dict[str, Any]:
+        """Remove the DAG's declaration: the team rule alone applies again (admin)."""
+        return self._call(Call("DELETE", f"/dags/{_seg(dag_id)}/access", _json,
+                               idempotent=True))
+
     def create_run(
         self,
         dag_id: str,

@@ -67,6 +67,8 @@ class Dag(Base):
     dag_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     team: Mapped[str | None] = mapped_column(String(ID_LENGTH))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # What its tasks may read (services.declared_access), JSON; None: not declared.
+    access: Mapped[str | None] = mapped_column(Text)
 
 
 class DagRun(Base):

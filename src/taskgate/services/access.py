@@ -12,10 +12,16 @@ One table of rules, applied by the variable, connection and XCom services:
 
 A TI's team is its DAG's team (``taskgate dags add DAG --team T``), None for no team.
 
+A DAG may also declare what its tasks may read (``services.declared_access``): then a
+variable or connection must be both declared and readable by the rule above, and another
+DAG's XComs are readable when declared. The declaration is checked first, before the
+entry is looked up, so an undeclared key is refused the same whether it exists or not.
+
 A refusal is 403 with ``reason`` ``access_denied`` in the body and, in the
-``Taskgate-Reason`` header, the rule that refused: ``other_team`` (an entry of another
-team), ``other_dag`` (data of another DAG), ``other_task_instance`` (another TI's XCom),
-``unknown_task_instance`` (the token's TI does not exist).
+``Taskgate-Reason`` header, the rule that refused: ``not_declared`` (outside the DAG's
+declaration), ``other_team`` (an entry of another team), ``other_dag`` (data of another
+DAG), ``other_task_instance`` (another TI's XCom), ``unknown_task_instance`` (the token's
+TI does not exist).
 """
 
 from __future__ import annotations
@@ -23,10 +29,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from taskgate.services.declared_access import Allowance, allowance_of
 from taskgate.services.errors import AccessDenied
 from taskgate.services.token_standing import Standing
 
 # The rules a refusal names (its Taskgate-Reason).
+NOT_DECLARED = "not_declared"
 OTHER_TEAM = "other_team"
 OTHER_DAG = "other_dag"
 OTHER_TASK_INSTANCE = "other_task_instance"
@@ -42,17 +50,36 @@ class Requester:
     task_id: str
     map_index: int
     team: str | None
+    # What its DAG declares it may read; None: no declaration, the team rule alone.
+    allowance: Allowance | None = None
 
 
-def requester(ti_id: uuid.UUID, standing: Standing | None) -> Requester:
-    """The requester behind a token, from its TI's standing (``token_standing``)."""
+def requester(
+    ti_id: uuid.UUID, standing: Standing | None, *, require_declared: bool = False
+) -> Requester:
+    """The requester behind a token, from its TI's standing (``token_standing``).
+    ``require_declared``: a DAG without a declaration reads nothing."""
     if standing is None:
         # A token for a TI that does not exist (any more) grants nothing.
         raise AccessDenied("unknown_task_instance", "The token's task instance does not exist")
     return Requester(
         ti_id, standing.dag_id, standing.run_id, standing.task_id, standing.map_index,
-        standing.team,
+        standing.team, allowance_of(standing.access, standing.task_id, require_declared),
     )
+
+
+def check_declared_variable(requester: Requester, key: str) -> None:
+    if requester.allowance is not None and not requester.allowance.may_read_variable(key):
+        raise denied(f"read variable '{key}': DAG '{requester.dag_id}' does not declare it",
+                     NOT_DECLARED)
+
+
+def check_declared_connection(requester: Requester, conn_id: str) -> None:
+    if requester.allowance is not None and not requester.allowance.may_read_connection(conn_id):
+        raise denied(
+            f"read connection '{conn_id}': DAG '{requester.dag_id}' does not declare it",
+            NOT_DECLARED,
+        )
 
 
 def can_read_entry(requester: Requester, entry_team: str | None) -> bool:
@@ -71,6 +98,20 @@ def can_read_dag_data(requester: Requester, dag_id: str) -> bool:
 def check_dag_read(requester: Requester, dag_id: str, what: str) -> None:
     if not can_read_dag_data(requester, dag_id):
         raise denied(f"read {what} of DAG '{dag_id}'", OTHER_DAG)
+
+
+def check_xcom_read(requester: Requester, dag_id: str) -> None:
+    """XComs of the TI's own DAG, and of the DAGs its declaration names."""
+    if dag_id == requester.dag_id:
+        return
+    allowance = requester.allowance
+    if allowance is None:
+        raise denied(f"read XComs of DAG '{dag_id}'", OTHER_DAG)
+    if not allowance.may_read_xcoms_of(dag_id):
+        raise denied(
+            f"read XComs of DAG '{dag_id}': DAG '{requester.dag_id}' does not declare it",
+            NOT_DECLARED,
+        )
 
 
 def can_write_xcom(

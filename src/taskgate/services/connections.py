@@ -60,6 +60,7 @@ def _plain(box: SecretBox, row: Connection) -> ConnectionValue:
 async def read(
     session: AsyncSession, box: SecretBox, requester: access.Requester, conn_id: str
 ) -> ConnectionValue:
+    access.check_declared_connection(requester, conn_id)
     row = await session.get(Connection, conn_id)
     if row is None:
         raise _not_found(conn_id)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
+import time
 from collections.abc import AsyncIterator, Collection, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -45,6 +46,9 @@ from taskgate.services.errors import Gone, InvalidRequest
 TX_SPAN = 2**20
 
 READ_LIMIT = 1000
+# How long a one-off read (the backlog as a list) waits, at most, for events that are
+# committed but not final yet: well under the request deadline.
+SETTLE = 0.5
 
 
 class EventKind(StrEnum):
@@ -249,16 +253,44 @@ async def read(
     limit: int = READ_LIMIT,
     through: int | None = None,
     check_resume: bool = True,
+    settle: float = 0.0,
 ) -> list[EventRecord]:
     """Up to ``limit`` events after ``after`` (None: the oldest kept), oldest first, those
     a follower of ``teams`` filtering on ``dag_id`` may see; ``through`` bounds the ids.
-    ``check_resume=False``: ``after`` is known good (the feed's own poll)."""
-    records = await _select(session, after, dag_id, teams, limit, through)
+    ``check_resume=False``: ``after`` is known good (the feed's own poll). ``settle``:
+    seconds to wait, at most, for committed events still held back by older writing
+    transactions (PostgreSQL), so a caller reading right after its own change sees it."""
+    deadline = time.monotonic() + settle
+    while True:
+        records = await _select(session, after, dag_id, teams, limit, through)
+        if (
+            len(records) == limit
+            or time.monotonic() >= deadline
+            or not await _held_back(session, after, through)
+        ):
+            break
+        await asyncio.sleep(_SETTLE_STEP)
     if check_resume:
         # After the rows, not before: a purge that committed in between (each statement
         # sees the latest commits) is then seen here, instead of leaving a silent gap.
         await check_resume_point(session, after)
     return records
+
+
+# How often a settling read looks again (older writing transactions are short).
+_SETTLE_STEP = 0.01
+
+
+async def _held_back(session: AsyncSession, after: int | None, through: int | None) -> bool:
+    """Whether committed events after ``after`` are not final yet (PostgreSQL only)."""
+    if not _on_postgresql(session):
+        return False
+    stmt = select(Event.id).where(Event.id >= _PG_FINAL_BELOW).limit(1)
+    if after is not None:
+        stmt = stmt.where(Event.id > after)
+    if through is not None:
+        stmt = stmt.where(Event.id <= through)
+    return await session.scalar(stmt) is not None
 
 
 async def _select(

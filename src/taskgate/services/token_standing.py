@@ -5,9 +5,11 @@ A token is refused when it was issued before its TI's ``tokens_not_before`` wate
 machine answers -- when its TI has ended. Lookups are cached per TI for at most
 ``ttl`` seconds, so a revocation reaches every replica within that time.
 
-The same row carries who the TI is (DAG, run, task, map index, the DAG's team): the
-access policy's requester. Those never change for a TI (a DAG's team cannot be changed in
-place), so the access policy reads them from here instead of querying again.
+The same row carries who the TI is (DAG, run, task, map index, the DAG's team) and what
+its DAG declares it may read: the access policy's requester. Identity and team never
+change for a TI (a DAG's team cannot be changed in place), and a changed declaration is
+read here within ``ttl``, so the access policy reads them from here instead of querying
+again.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from taskgate.db.direct import DirectStatement
 from taskgate.db.models import Dag, TaskInstance, UsedWorkloadToken
 from taskgate.services.states import TERMINAL
-from taskgate.tokens import Refusal
+from taskgate.tokens import Refusal, TaskToken, WorkloadToken
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,7 @@ class Standing:
     task_id: str
     map_index: int
     team: str | None
+    access: str | None = None  # the DAG's declared access, as stored (declared_access)
 
     @property
     def ended(self) -> bool:
@@ -79,6 +82,7 @@ _STANDING = DirectStatement(
         TaskInstance.task_id,
         TaskInstance.map_index,
         Dag.team,
+        Dag.access,
     )
     .join(Dag, Dag.dag_id == TaskInstance.dag_id)
     .where(TaskInstance.id == bindparam("ti_id"))
@@ -127,3 +131,16 @@ class StandingLookup:
     def forget(self, ti_id: uuid.UUID) -> None:
         """Drop a cached entry after this process changed the TI."""
         self._cache.pop(ti_id, None)
+
+
+async def gate_refusal(
+    lookup: StandingLookup, token: TaskToken, *, state_machine_route: bool
+) -> Refusal | None:
+    """The token gate for a validated token, or None when it passes: a workload token
+    starts its TI once, then ``refusal_of`` the TI's standing. One function, so that the
+    server (``security.authorization``) and ``taskgate doctor --token`` decide alike."""
+    if isinstance(token, WorkloadToken) and await lookup.workload_spent(token.jti):
+        return Refusal.WORKLOAD_TOKEN_REUSED
+    return refusal_of(
+        token.iat, await lookup.get(token.sub), state_machine_route=state_machine_route
+    )

@@ -48,6 +48,7 @@ def _plain(box: SecretBox, row: Variable) -> VariableValue:
 async def read(
     session: AsyncSession, box: SecretBox, requester: access.Requester, key: str
 ) -> VariableValue:
+    access.check_declared_variable(requester, key)
     row = await session.get(Variable, key)
     if row is None:
         raise _not_found(key)

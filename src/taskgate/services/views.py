@@ -7,6 +7,7 @@ from typing import Any
 
 from taskgate.db.models import Dag, Operator, TaskInstance
 from taskgate.services.connections import ConnectionValue
+from taskgate.services.declared_access import NO_DECLARATION, Declaration
 from taskgate.services.events import EventRecord
 from taskgate.services.operators import NewOperator
 from taskgate.services.variables import VariableValue
@@ -43,6 +44,12 @@ def event(record: EventRecord) -> dict[str, Any]:
 
 def dag(row: Dag) -> dict[str, Any]:
     return {"dag_id": row.dag_id, "team": row.team}
+
+
+def dag_access(dag_id: str, declaration: Declaration | None) -> dict[str, Any]:
+    """A DAG's declared access; ``declared`` false: the team rule alone applies."""
+    shown = declaration if declaration is not None else NO_DECLARATION
+    return {"dag_id": dag_id, "declared": declaration is not None, **shown.as_dict()}
 
 
 def created_run(dag_id: str, run_id: str, tis: list[TaskInstance]) -> dict[str, Any]:

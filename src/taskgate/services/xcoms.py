@@ -40,7 +40,7 @@ class XComRef:
 
 
 def _check_read(requester: access.Requester, ref: XComRef) -> None:
-    access.check_dag_read(requester, ref.dag_id, "XComs")
+    access.check_xcom_read(requester, ref.dag_id)
 
 
 def _check_write(requester: access.Requester, ref: XComRef, map_index: int) -> None:

@@ -1,8 +1,8 @@
 """Control API: DAGs and their runs.
 
-Security policy: an operator key; reading DAGs needs ``reader``, registering one
-``admin``, creating a run ``operator``. Teams: an operator with teams sees and acts on
-DAGs of its teams only.
+Security policy: an operator key; reading DAGs and their declared access needs
+``reader``, registering one or declaring its access ``admin``, creating a run
+``operator``. Teams: an operator with teams sees and acts on DAGs of its teams only.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from taskgate.api.deps import DbSession
 from taskgate.api.params import MAX_INT, Identifier
 from taskgate.db.models import ID_LENGTH
 from taskgate.security.operator_auth import ControlRoute, CurrentOperator, require_operator
-from taskgate.services import control, views
+from taskgate.services import control, declared_access, views
 
 router = APIRouter(
     prefix="/dags",
@@ -28,6 +28,16 @@ router = APIRouter(
 
 class DagBody(BaseModel):
     team: str | None = Field(None, max_length=ID_LENGTH)
+
+
+class AccessBody(BaseModel):
+    """What every task of the DAG (no ``task_id``) or one task may read; replaces what
+    was declared for it."""
+
+    task_id: str | None = Field(None, min_length=1, max_length=ID_LENGTH)
+    variables: list[str] = Field(default_factory=list, max_length=1000)
+    connections: list[str] = Field(default_factory=list, max_length=1000)
+    xcom_from: list[str] = Field(default_factory=list, max_length=1000)
 
 
 class RunBody(BaseModel):
@@ -69,3 +79,38 @@ async def create_run(
         actor=operator.name,
     )
     return views.created_run(dag_id, body.run_id, created.task_instances)
+
+
+@router.get("/{dag_id}/access")
+async def get_access(
+    dag_id: Identifier, operator: CurrentOperator, session: DbSession
+) -> dict[str, Any]:
+    """What the DAG's tasks may read (``declared`` false: the team rule alone)."""
+    operator.check_team(await control.dag_team(session, dag_id), f"DAG {dag_id}")
+    return views.dag_access(dag_id, await declared_access.declaration(session, dag_id))
+
+
+@router.put("/{dag_id}/access", dependencies=[Security(require_operator, scopes=["role:admin"])])
+async def put_access(
+    dag_id: Identifier, body: AccessBody, operator: CurrentOperator, session: DbSession
+) -> dict[str, Any]:
+    """Declare what every task of the DAG, or ``task_id``, may read (as ``taskgate dags
+    add DAG --allow-...``); running tasks see it within a second."""
+    operator.check_team(await control.dag_team(session, dag_id), f"DAG {dag_id}")
+    allowance = declared_access.Allowance.from_dict(body.model_dump())
+    declared = await declared_access.declare(
+        session, dag_id, allowance, task_id=body.task_id, actor=operator.name
+    )
+    return views.dag_access(dag_id, declared)
+
+
+@router.delete(
+    "/{dag_id}/access", dependencies=[Security(require_operator, scopes=["role:admin"])]
+)
+async def delete_access(
+    dag_id: Identifier, operator: CurrentOperator, session: DbSession
+) -> dict[str, Any]:
+    """Remove the DAG's declaration (back to the team rule)."""
+    operator.check_team(await control.dag_team(session, dag_id), f"DAG {dag_id}")
+    await declared_access.undeclare(session, dag_id, actor=operator.name)
+    return views.dag_access(dag_id, None)

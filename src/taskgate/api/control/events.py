@@ -88,7 +88,8 @@ async def read_events(
                 operator.check_team(team, f"DAG {dag_id}")
         if not follow:
             found = await events.read(
-                session, after=after, dag_id=dag_id, teams=operator.teams, limit=limit
+                session, after=after, dag_id=dag_id, teams=operator.teams, limit=limit,
+                settle=events.SETTLE,
             )
             return [views.event(record) for record in found]
         await events.check_resume_point(session, after)

@@ -85,9 +85,11 @@ def load_secret_box(settings: Settings) -> SecretBox:
     return SecretBox(read_key_file(path) if path.exists() else create_key_file(path))
 
 
-def _token_services(
+def token_services(
     settings: Settings, material: KeyMaterial
 ) -> tuple[CachedTokenValidator, TokenIssuer | None]:
+    """The validator and issuer a server builds from ``settings`` and its keys (also
+    ``taskgate doctor``'s, so it judges tokens exactly as the server does)."""
     issuer = None
     if material.signing is not None:
         issuer = TokenIssuer(
@@ -169,7 +171,7 @@ class Runtime:
     @classmethod
     def from_settings(cls, settings: Settings, *, create_key: bool = True) -> Runtime:
         material = load_key_material(settings, create=create_key)
-        validator, issuer = _token_services(settings, material)
+        validator, issuer = token_services(settings, material)
         engine = engine_from_settings(settings)
         sessionmaker = create_sessionmaker(engine)
         standing = StandingLookup(engine, ttl=settings.token_standing_cache_seconds)
@@ -185,7 +187,7 @@ class Runtime:
         material = load_key_material(self.settings, create=False)
         if _fingerprint(material) == _fingerprint(self.keys):
             return False
-        self.validator, self.issuer = _token_services(self.settings, material)
+        self.validator, self.issuer = token_services(self.settings, material)
         self.keys = material
         log.info("keys reloaded", signing_kid=material.signing and material.signing.kid,
                  accepted=[k.kid for k in material.verification])

@@ -19,8 +19,8 @@ from taskgate.runtime import Runtime
 from taskgate.security.bearer import authenticate
 from taskgate.security.bindings import SUBJECT_BINDINGS
 from taskgate.security.request_auth import AUTH_SCOPE_KEY, AuthState, RequestAuth, refuse
-from taskgate.services.token_standing import refusal_of
-from taskgate.tokens import Refusal, TaskToken, TokenType, WorkloadToken
+from taskgate.services.token_standing import gate_refusal
+from taskgate.tokens import Refusal, TaskToken, TokenType
 
 DEFAULT_TOKEN_TYPES = frozenset({TokenType.EXECUTION})
 
@@ -58,12 +58,9 @@ async def require_auth(security_scopes: SecurityScopes, request: Request) -> Tas
         # The token gate: a token is worth nothing once revoked or once its TI has ended,
         # and a workload token starts its TI once. (On a ti:gate-in-write route the
         # route's own write is the gate: see taskgate.security.routing.)
-        lookup = Runtime.of(request).standing
-        if isinstance(token, WorkloadToken) and await lookup.workload_spent(token.jti):
-            raise refuse(request, Refusal.WORKLOAD_TOKEN_REUSED)
-        refusal = refusal_of(
-            token.iat,
-            await lookup.get(token.sub),
+        refusal = await gate_refusal(
+            Runtime.of(request).standing,
+            token,
             state_machine_route=getattr(route, "lifecycle_route", False),
         )
         if refusal is not None:

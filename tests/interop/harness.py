@@ -7,7 +7,6 @@ import contextlib
 import fcntl
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -25,8 +24,6 @@ SDK_VENV = REPO / ".cache" / "airflow-sdk-venv"
 DAGS_FOLDER = Path(__file__).parent / "dags"
 DAG_FILE = "interop.py"
 BUNDLE = "dags-folder"  # the DAG bundle every Airflow worker has: its [core] dags_folder
-
-ACCESS_LINE = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3})')
 
 
 def sdk_python() -> Path:
@@ -90,12 +87,12 @@ class TaskgateServer:
         return json.loads(self.cli(*args))
 
     def requests(self) -> list[Request]:
-        """Every request the server answered so far, from its access log."""
-        found = []
-        for line in self.log.read_text().splitlines():
-            if match := ACCESS_LINE.search(line):
-                found.append(Request(match["method"], match["path"], int(match["status"])))
-        return found
+        """Every request the server answered so far, from its access log (JSON lines:
+        the ``http.request`` events)."""
+        lines = self.log.read_text().splitlines()
+        events = (json.loads(line) for line in lines if line.startswith("{"))
+        return [Request(e["method"], e["path"], e["status"])
+                for e in events if e.get("event") == "http.request"]
 
     def ti(self, ti_id: str) -> dict:
         return self.cli_json("ti", "show", ti_id, "--json")  # type: ignore[return-value]

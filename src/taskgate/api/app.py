@@ -22,6 +22,7 @@ from taskgate.api.control.app import (
     create_control_app,
 )
 from taskgate.api.metrics import Metrics, MetricsMiddleware
+from taskgate.api.middleware.access_log import AccessLogMiddleware
 from taskgate.api.middleware.admission import AdmissionMiddleware
 from taskgate.api.middleware.api_version import ApiVersionMiddleware
 from taskgate.api.middleware.body_limit import BodyLimitMiddleware
@@ -145,6 +146,7 @@ def create_app(runtime: Runtime | None = None, *, tracer_provider: Any = None) -
         on_timeout=lambda scope: on_database_fault(Fault.TIMEOUT, scope["path"], "deadline"),
     )
     app.add_middleware(MetricsMiddleware, metrics=metrics, routes=lambda: route_templates)
+    app.add_middleware(AccessLogMiddleware, routes=lambda: route_templates)
     app.add_middleware(CorrelationIdMiddleware)
     if runtime is not None and runtime.settings.otel_enabled:
         # Everything below, logging included, runs inside the server span.

@@ -107,7 +107,9 @@ class _PoolCollector:
                 yield GaugeMetricFamily(name, doc, value=value())
 
 
-def _route_label(routes: dict[int, str], scope: Scope) -> str:
+def route_template(routes: dict[int, str], scope: Scope) -> str:
+    """The template of the route that answered (``routes``: by ``id`` of the declared
+    route), or ``unmatched``; for metrics and the access log alike."""
     route = scope.get("route")
     return routes.get(id(route), "unmatched") if route is not None else "unmatched"
 
@@ -142,7 +144,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, observe)
         finally:
-            route = _route_label(self.routes(), scope)
+            route = route_template(self.routes(), scope)
             method = scope["method"]
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)

@@ -12,6 +12,7 @@ import typer
 from taskgate.cli import (
     connections,
     dags,
+    doctor,
     events,
     keys,
     operators,
@@ -85,7 +86,7 @@ def serve(
     port: int = typer.Option(8080, help="TCP port."),
     workers: int = typer.Option(1, min=1, help="Worker processes (each a full replica)."),
     access_log: bool = typer.Option(
-        True, help="Log one line per request (uvicorn's access log); /metrics counts them anyway."
+        True, help="Log one event per request (http.request); /metrics counts them anyway."
     ),
     timeout_graceful_shutdown: int | None = typer.Option(
         None,
@@ -97,20 +98,30 @@ def serve(
 ) -> None:
     """Run the Execution API server (creates data dir, database and signing key if missing)."""
     import asyncio
+    import logging.config
 
+    import structlog
     import uvicorn
     from rich.markup import escape
 
+    from taskgate import logs
     from taskgate.cli.signals import clean_exit_on_stop_signals
     from taskgate.tracing import TracingUnavailable, require_opentelemetry
     from taskgate.wire.http import EXECUTION_PREFIX
 
     runtime = runtime_from_env()
-    if runtime.settings.otel_enabled:
+    settings = runtime.settings
+    if settings.otel_enabled:
         try:
             require_opentelemetry()
         except TracingUnavailable as exc:
             raise fail(escape(str(exc))) from None
+    # From here on the process writes only log events, in TASKGATE_LOG_FORMAT: its own,
+    # uvicorn's (log_config below) and every worker's.
+    log_config = logs.stdlib_config(settings.log_format, settings.log_level, access_log=access_log)
+    logging.config.dictConfig(log_config)
+    logs.configure(settings.log_format, settings.log_level, trace_ids=settings.otel_enabled)
+    log = structlog.get_logger("taskgate.serve")
 
     async def prepare() -> None:
         # The check and the close of its connections in one event loop: a connection
@@ -123,19 +134,25 @@ def serve(
     try:
         asyncio.run(prepare())  # migrate once, before any worker starts
     except Exception as exc:  # noqa: BLE001 - any startup failure is reported, not traced
-        raise fail(f"database not ready: {exc}") from None
-    settings = runtime.settings
-    if settings.uses_embedded_database:
-        console.print(f"database: {settings.effective_database_url}", highlight=False)
+        log.error("database not ready", error=str(exc))
+        raise typer.Exit(1) from None
+    keys = runtime.keys
+    if keys.created_key_file:
+        signing_key = f"created {keys.created_key_file}"
+    elif keys.signing is not None:
+        signing_key = f"{keys.signing.algorithm} kid={keys.signing.kid}"
     else:
-        console.print("database: (TASKGATE_DATABASE_URL)")
-    if runtime.keys.created_key_file:
-        console.print(f"signing key: created {runtime.keys.created_key_file}", highlight=False)
-    elif runtime.keys.signing is not None:
-        console.print(f"signing key: {runtime.keys.signing.algorithm} kid={runtime.keys.signing.kid}")
-    else:
-        console.print("signing key: none (validation-only node)")
-    console.print(f"Execution API: http://{host}:{port}{EXECUTION_PREFIX}", highlight=False)
+        signing_key = "none (validation-only node)"
+    log.info(
+        "server starting",
+        database=settings.effective_database_url
+        if settings.uses_embedded_database
+        else "(TASKGATE_DATABASE_URL)",
+        signing_key=signing_key,
+        execution_api=f"http://{host}:{port}{EXECUTION_PREFIX}",
+        workers=workers,
+        access_log=access_log,
+    )
     with clean_exit_on_stop_signals():
         uvicorn.run(
             "taskgate.api.asgi:app_from_env",
@@ -143,8 +160,11 @@ def serve(
             host=host,
             port=port,
             workers=workers,
-            log_level="info",
-            access_log=access_log,
+            log_config=log_config,
+            log_level=None,  # the levels are log_config's
+            # uvicorn's plain access line is replaced by the http.request event, which
+            # log_config switches on or off.
+            access_log=False,
             timeout_graceful_shutdown=timeout_graceful_shutdown
             or settings.graceful_shutdown_seconds,
         )
@@ -198,3 +218,4 @@ def routes(json_output: bool = JsonOption) -> None:
 
 
 app.command("events", help=events.HELP)(events.events)
+app.command("doctor", help=doctor.HELP)(doctor.doctor)

@@ -121,12 +121,15 @@ def postgres_database() -> Iterator[str]:
 
 
 @contextmanager
-def taskgate(backend: str, n_running: int, n_queued: int) -> Iterator[Target]:
-    """``taskgate serve`` as shipped (one worker) on ``backend``: sqlite or postgresql."""
+def taskgate(
+    backend: str, n_running: int, n_queued: int, settings: dict[str, str] | None = None
+) -> Iterator[Target]:
+    """``taskgate serve`` as shipped (one worker) on ``backend``: sqlite or postgresql;
+    ``settings``: more ``TASKGATE_*`` variables for the server."""
     data_dir = tempfile.mkdtemp(prefix="taskgate-bench-")
     env = {"TASKGATE_DATA_DIR": data_dir, "TASKGATE_LOG_LEVEL": "warning",
            "TASKGATE_EXECUTION_TOKEN_TTL": str(TOKEN_LIFETIME_SECONDS),
-           "TASKGATE_WORKLOAD_TOKEN_TTL": str(TOKEN_LIFETIME_SECONDS)}
+           "TASKGATE_WORKLOAD_TOKEN_TTL": str(TOKEN_LIFETIME_SECONDS), **(settings or {})}
     with ExitStack() as stack:
         if backend == "postgresql":
             dsn = stack.enter_context(postgres_database())

@@ -19,9 +19,10 @@ from taskgate.db import migrate
 from taskgate.db.availability import FaultMemory
 from taskgate.db.group_commit import GroupCommit
 from taskgate.db.session import EngineOptions, create_engine, create_sessionmaker
-from taskgate.services import events
+from taskgate.services import events, read_audit
 from taskgate.services.event_feed import EventFeed
 from taskgate.services.lifecycle import Lifecycle
+from taskgate.services.read_audit import ReadAudit
 from taskgate.services.secrets import SecretBox, create_key_file, read_key_file
 from taskgate.services.token_standing import StandingLookup
 from taskgate.settings import Settings
@@ -147,6 +148,9 @@ class Runtime:
     faults: FaultMemory = field(init=False, repr=False, default_factory=FaultMemory)
     # The followers' side of the event feed (services/event_feed.py).
     events: EventFeed = field(init=False, repr=False)
+    # Every task's read of a variable or connection, recorded (services/read_audit.py);
+    # its records share transactions on every database.
+    read_audit: ReadAudit = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.writes = GroupCommit(self.engine)
@@ -158,6 +162,9 @@ class Runtime:
             leeway=self.settings.leeway,
         )
         self.events = EventFeed(self.sessionmaker, poll_interval=self.settings.event_poll_interval)
+        self.read_audit = ReadAudit(
+            GroupCommit(self.engine, gather=True), enabled=self.settings.read_audit
+        )
 
     @staticmethod
     def of(connection: HTTPConnection) -> Runtime:
@@ -210,17 +217,27 @@ class Runtime:
                 session, timedelta(days=self.settings.event_retention_days)
             )
 
-    async def purge_events_periodically(self) -> None:
-        """``purge_events`` every ``event_purge_interval`` until cancelled."""
+    async def purge_read_audit(self) -> int:
+        """Delete the read-audit records older than their retention; how many."""
+        async with self.sessionmaker() as session:
+            return await read_audit.purge(
+                session, timedelta(days=self.settings.read_audit_retention_days)
+            )
+
+    async def purge_periodically(self) -> None:
+        """``purge_events`` and ``purge_read_audit`` every ``event_purge_interval`` until
+        cancelled."""
         while True:
             await asyncio.sleep(self.settings.event_purge_interval)
-            try:
-                purged = await self.purge_events()
-            except Exception as exc:  # noqa: BLE001 - try again next time
-                log.warning("purging old events failed", error=str(exc))
-                continue
-            if purged:
-                log.info("old events purged", count=purged)
+            for what, purge in (("events", self.purge_events),
+                                ("read-audit records", self.purge_read_audit)):
+                try:
+                    purged = await purge()
+                except Exception as exc:  # noqa: BLE001 - try again next time
+                    log.warning(f"purging old {what} failed", error=str(exc))
+                    continue
+                if purged:
+                    log.info(f"old {what} purged", count=purged)
 
     def require_issuer(self) -> TokenIssuer:
         if self.issuer is None:
@@ -239,4 +256,5 @@ class Runtime:
 
     async def aclose(self) -> None:
         await self.writes.aclose()
+        await self.read_audit.aclose()
         await self.engine.dispose()

@@ -106,7 +106,18 @@ class Settings(BaseSettings):
     event_purge_interval: float = Field(
         600.0,
         gt=0,
-        description="How often a server deletes events older than the retention (seconds).",
+        description="How often a server deletes events and read-audit records older than "
+        "their retention (seconds).",
+    )
+    read_audit: bool = Field(
+        True,
+        description="Record every read of a variable or connection by a task, allowed or "
+        "refused (never the value); a read that cannot be recorded fails with 503.",
+    )
+    read_audit_retention_days: float = Field(
+        90.0,
+        gt=0,
+        description="How long read-audit records are kept.",
     )
     otel_enabled: bool = Field(
         False,

@@ -93,6 +93,8 @@ def test_remote_commands_answer_as_local_ones(local, server, tmp_path) -> None:
     both("dags", "policy", "etl")
     assert json.loads(remote("dags", "policy", "etl", "--clear", "--json").stdout)["declared"] is False
     assert both("dags", "policy", "nope").returncode == 1
+    assert json.loads(both("audit", "reads", "--json").stdout) == []
+    assert both("audit", "reads", "--since", "soon").returncode == 2
 
     made = json.loads(remote("runs", "create", "etl", "r1", "--task", "a", "--task", "b",
                              "--max-tries", "1", "--json").stdout)

@@ -10,6 +10,10 @@ import pytest
 
 from tests.interop.harness import TaskgateServer, Worker, sdk_python, serve
 
+# Distinctive, so that finding it (or not) in the database file and the logs means
+# something.
+WAREHOUSE_PASSWORD = "pw-interop-5d1f7c"
+
 
 @pytest.fixture(scope="session")
 def airflow_python() -> Path:
@@ -20,7 +24,8 @@ def airflow_python() -> Path:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TaskgateServer]:
     with serve(tmp_path_factory.mktemp("taskgate")) as running:
         running.cli("variables", "set", "greeting", "hello")
-        running.cli("connections", "add", "warehouse", "--uri", "postgres://etl:pw@db.internal:5432/dw")
+        running.cli("connections", "add", "warehouse", "--uri",
+                    f"postgres://etl:{WAREHOUSE_PASSWORD}@db.internal:5432/dw")
         yield running
 
 

@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 
+from tests.interop.conftest import WAREHOUSE_PASSWORD
 from tests.interop.harness import TaskgateServer, Worker, queue_airflow, serve
 
 pytestmark = [pytest.mark.interop, pytest.mark.integration]
@@ -70,6 +71,20 @@ def test_task_reads_variable_and_connection_and_downstream_pulls(server, worker)
     assert ("GET", f"xcoms/interop_data/{run_id}/produce/return_value") in called
     assert server.ti(tis["consume"])["rendered_fields"] is not None
     assert_no_bad_answers(server)
+
+    # The read audit has exactly the producer's two reads (the task asks for the
+    # connection first), of its first try, from the worker's host; the consumer read
+    # nothing but an XCom.
+    reads = server.cli_json("audit", "reads", "--ti", tis["produce"], "--json")
+    assert [(r["kind"], r["key"], r["outcome"], r["try_number"]) for r in reversed(reads)] == [
+        ("connection", "warehouse", "allowed", 1), ("variable", "greeting", "allowed", 1),
+    ]
+    assert {r["hostname"] for r in reads} == {server.ti(tis["produce"])["hostname"]} != {None}
+    assert server.cli_json("audit", "reads", "--ti", tis["consume"], "--json") == []
+    # The connection's password is nowhere in the database (stored encrypted) or the log.
+    database = b"".join(p.read_bytes() for p in server.log.parent.glob("*.db*"))
+    assert database and WAREHOUSE_PASSWORD.encode() not in database
+    assert WAREHOUSE_PASSWORD not in server.log.read_text()
 
 
 def test_mapped_task_and_its_reduction(worker, tmp_path):

@@ -89,7 +89,7 @@ def create_app(runtime: Runtime | None = None, *, tracer_provider: Any = None) -
         )
         chores = [
             asyncio.create_task(runtime.watch_keys()),
-            asyncio.create_task(runtime.purge_events_periodically()),
+            asyncio.create_task(runtime.purge_periodically()),
         ]
         try:
             yield

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
 from taskgate.cli.backend import Row
@@ -20,6 +21,7 @@ from taskgate.services import (
     declared_access,
     events,
     operators,
+    read_audit,
     task_instances,
     variables,
     views,
@@ -34,6 +36,16 @@ class LocalBackend:
 
     def list_dags(self) -> list[Row]:
         return [views.dag(d) for d in with_session(lambda s, _rt: control.list_dags(s))]
+
+    def audit_reads(
+        self, ti_id: str | None, dag_id: str | None, key: str | None, since: str | None
+    ) -> list[Row]:
+        when = datetime.fromisoformat(since) if since is not None else None  # checked by the CLI
+        ident = uuid.UUID(ti_id) if ti_id is not None else None
+        found = with_session(lambda s, _rt: read_audit.reads(
+            s, ti_id=ident, dag_id=dag_id, key=key, since=when
+        ))
+        return [views.audit_read(row) for row in found]
 
     def dag_access(self, dag_id: str) -> Row:
         found = with_session(lambda s, _rt: declared_access.declaration(s, dag_id))
@@ -169,3 +181,4 @@ class LocalBackend:
                 emit(views.event(record))
 
         with_runtime(follow)
+

@@ -10,6 +10,7 @@ from __future__ import annotations
 import typer
 
 from taskgate.cli import (
+    audit,
     connections,
     dags,
     doctor,
@@ -38,8 +39,8 @@ app = typer.Typer(
     name="taskgate",
     help="taskgate: a secure Task Execution API for task workers.\n\n"
     "Operator commands (dags, runs, ti, variables, connections, xcoms, tokens revoke, "
-    "operators, events) act on the local database, or with --server (or $TASKGATE_SERVER) "
-    "on that server through its control API, with an operator key.",
+    "operators, events, audit) act on the local database, or with --server (or "
+    "$TASKGATE_SERVER) on that server through its control API, with an operator key.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
@@ -76,6 +77,7 @@ app.add_typer(variables.app, name="variables")
 app.add_typer(connections.app, name="connections")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(xcoms.app, name="xcoms")
+app.add_typer(audit.app, name="audit")
 app.add_typer(worker.app, name="worker")
 app.add_typer(operators.app, name="operators")
 

@@ -70,6 +70,12 @@ class RemoteBackend:
         with _answered():
             return [d.raw for d in self.api.list_dags()]
 
+    def audit_reads(
+        self, ti_id: str | None, dag_id: str | None, key: str | None, since: str | None
+    ) -> list[Row]:
+        with _answered():
+            return self.api.list_audit_reads(ti_id=ti_id, dag_id=dag_id, key=key, since=since)
+
     def dag_access(self, dag_id: str) -> Row:
         with _answered():
             return self.api.get_dag_access(dag_id)

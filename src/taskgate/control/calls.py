@@ -263,6 +263,21 @@ class ControlCalls(ABC):
 
     # Events ----------------------------------------------------------------------------
 
+    def list_audit_reads(
+        self,
+        *,
+        ti_id: uuid.UUID | str | None = None,
+        dag_id: str | None = None,
+        key: str | None = None,
+        since: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Recorded reads of variables and connections by tasks, newest first (reader);
+        ``since`` is ISO 8601."""
+        params = _query(ti_id=str(ti_id) if ti_id is not None else None, dag_id=dag_id,
+                        key=key, since=since, limit=limit)
+        return self._call(Call("GET", "/audit/reads", _json, idempotent=True, params=params))
+
     def list_events(
         self, after: int | None = None, dag_id: str | None = None, *, limit: int = 1000
     ) -> list[Event]:

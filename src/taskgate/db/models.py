@@ -267,3 +267,25 @@ class EventHorizon(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     purged_through: Mapped[int] = mapped_column(EventId)
+
+
+class ReadAudit(Base):
+    """One read of a variable or connection by a task, allowed or refused
+    (``services.read_audit``): who read what, when, from where. Never the value."""
+
+    __tablename__ = "read_audit"
+    __table_args__ = (Index(None, "ti_id"), Index(None, "dag_id", "at"), Index(None, "key"))
+
+    id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    ti_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    dag_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    task_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    map_index: Mapped[int] = mapped_column(Integer)
+    try_number: Mapped[int] = mapped_column(Integer)
+    team: Mapped[str | None] = mapped_column(String(ID_LENGTH))  # the DAG's, when read
+    kind: Mapped[str] = mapped_column(String(20))  # variable, connection
+    key: Mapped[str] = mapped_column(String(ID_LENGTH))
+    outcome: Mapped[str] = mapped_column(String(20))  # allowed, refused, not_found
+    reason: Mapped[str | None] = mapped_column(String(50))  # a refusal's rule
+    hostname: Mapped[str | None] = mapped_column(String(1000))

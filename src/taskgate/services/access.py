@@ -52,6 +52,9 @@ class Requester:
     team: str | None
     # What its DAG declares it may read; None: no declaration, the team rule alone.
     allowance: Allowance | None = None
+    # For the read audit: the try being run, and the worker's host that started it.
+    try_number: int = 0
+    hostname: str | None = None
 
 
 def requester(
@@ -65,6 +68,7 @@ def requester(
     return Requester(
         ti_id, standing.dag_id, standing.run_id, standing.task_id, standing.map_index,
         standing.team, allowance_of(standing.access, standing.task_id, require_declared),
+        standing.try_number, standing.hostname,
     )
 
 

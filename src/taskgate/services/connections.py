@@ -15,7 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskgate.db.models import Connection
-from taskgate.services import access, events
+from taskgate.services import access, events, read_audit
 from taskgate.services.errors import InvalidInput, NotFound
 from taskgate.services.secrets import SecretBox
 
@@ -58,15 +58,25 @@ def _plain(box: SecretBox, row: Connection) -> ConnectionValue:
 
 
 async def read(
-    session: AsyncSession, box: SecretBox, requester: access.Requester, conn_id: str
+    session: AsyncSession,
+    box: SecretBox,
+    requester: access.Requester,
+    conn_id: str,
+    audit: read_audit.ReadAudit,
 ) -> ConnectionValue:
-    access.check_declared_connection(requester, conn_id)
-    row = await session.get(Connection, conn_id)
-    if row is None:
-        raise _not_found(conn_id)
-    if not access.can_read_entry(requester, row.team):
-        raise access.denied(f"read connection '{conn_id}'", access.OTHER_TEAM)
-    return _plain(box, row)
+    """A task's read of a connection: its DAG's declaration, then the team rule;
+    recorded in the read audit, allowed or not, before anything is answered."""
+
+    async def checked() -> ConnectionValue:
+        access.check_declared_connection(requester, conn_id)
+        row = await session.get(Connection, conn_id)
+        if row is None:
+            raise _not_found(conn_id)
+        if not access.can_read_entry(requester, row.team):
+            raise access.denied(f"read connection '{conn_id}'", access.OTHER_TEAM)
+        return _plain(box, row)
+
+    return await read_audit.audited(audit, session, requester, "connection", conn_id, checked)
 
 
 def parse_uri(uri: str) -> ConnectionFields:

@@ -40,6 +40,8 @@ class Standing:
     map_index: int
     team: str | None
     access: str | None = None  # the DAG's declared access, as stored (declared_access)
+    try_number: int = 0  # for the read audit, with the worker's hostname
+    hostname: str | None = None
 
     @property
     def ended(self) -> bool:
@@ -83,6 +85,8 @@ _STANDING = DirectStatement(
         TaskInstance.map_index,
         Dag.team,
         Dag.access,
+        TaskInstance.try_number,
+        TaskInstance.hostname,
     )
     .join(Dag, Dag.dag_id == TaskInstance.dag_id)
     .where(TaskInstance.id == bindparam("ti_id"))

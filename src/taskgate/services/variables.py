@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskgate.db.models import Variable, utcnow
 from taskgate.db.upsert import upsert
-from taskgate.services import access, events
+from taskgate.services import access, events, read_audit
 from taskgate.services.errors import NotFound
 from taskgate.services.like import starts_with
 from taskgate.services.secrets import SecretBox
@@ -46,15 +46,25 @@ def _plain(box: SecretBox, row: Variable) -> VariableValue:
 
 
 async def read(
-    session: AsyncSession, box: SecretBox, requester: access.Requester, key: str
+    session: AsyncSession,
+    box: SecretBox,
+    requester: access.Requester,
+    key: str,
+    audit: read_audit.ReadAudit,
 ) -> VariableValue:
-    access.check_declared_variable(requester, key)
-    row = await session.get(Variable, key)
-    if row is None:
-        raise _not_found(key)
-    if not access.can_read_entry(requester, row.team):
-        raise access.denied(f"read variable '{key}'", access.OTHER_TEAM)
-    return _plain(box, row)
+    """A task's read of a variable: its DAG's declaration, then the team rule; recorded
+    in the read audit, allowed or not, before anything is answered."""
+
+    async def checked() -> VariableValue:
+        access.check_declared_variable(requester, key)
+        row = await session.get(Variable, key)
+        if row is None:
+            raise _not_found(key)
+        if not access.can_read_entry(requester, row.team):
+            raise access.denied(f"read variable '{key}'", access.OTHER_TEAM)
+        return _plain(box, row)
+
+    return await read_audit.audited(audit, session, requester, "variable", key, checked)
 
 
 async def write(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from taskgate.db.models import Dag, Operator, TaskInstance
+from taskgate.db.models import Dag, Operator, ReadAudit, TaskInstance
 from taskgate.services.connections import ConnectionValue
 from taskgate.services.declared_access import NO_DECLARATION, Declaration
 from taskgate.services.events import EventRecord
@@ -40,6 +40,23 @@ def task_instance(ti: TaskInstance) -> dict[str, Any]:
 
 def event(record: EventRecord) -> dict[str, Any]:
     return {"id": record.id, "event": record.kind, "data": record.data}
+
+
+def audit_read(row: ReadAudit) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "at": row.at.isoformat(),
+        "ti_id": str(row.ti_id),
+        "dag_id": row.dag_id,
+        "task_id": row.task_id,
+        "map_index": row.map_index,
+        "try_number": row.try_number,
+        "kind": row.kind,
+        "key": row.key,
+        "outcome": row.outcome,
+        "reason": row.reason,
+        "hostname": row.hostname,
+    }
 
 
 def dag(row: Dag) -> dict[str, Any]:

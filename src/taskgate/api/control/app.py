@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 
 import taskgate
 from taskgate.api import errors
-from taskgate.api.control import dags, events, operators, secrets, task_instances, xcoms
+from taskgate.api.control import audit, dags, events, operators, secrets, task_instances, xcoms
 from taskgate.runtime import Runtime
 from taskgate.security.oidc import OidcVerifier
 from taskgate.security.operator_auth import SCHEME_NAME
@@ -22,7 +22,7 @@ CONTROL_PREFIX = "/control/v1"
 CONTROL_DOCS = "/control/docs"
 CONTROL_ROUTERS = (
     dags.router, task_instances.router, secrets.router, xcoms.router, operators.router,
-    events.router,
+    events.router, audit.router,
 )
 
 

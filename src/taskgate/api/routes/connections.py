@@ -31,5 +31,7 @@ async def get_connection(
     session: DbSession,
     runtime: RuntimeDep,
 ) -> ConnectionResponse:
-    connection = await connections.read(session, runtime.secrets, requester, connection_id)
+    connection = await connections.read(
+        session, runtime.secrets, requester, connection_id, runtime.read_audit
+    )
     return ConnectionResponse(conn_id=connection.conn_id, **vars(connection.fields))

@@ -50,7 +50,9 @@ async def list_variable_keys(
 async def get_variable(
     variable_key: VariableKey, requester: Requester, session: DbSession, runtime: RuntimeDep
 ) -> VariableResponse:
-    variable = await variables.read(session, runtime.secrets, requester, variable_key)
+    variable = await variables.read(
+        session, runtime.secrets, requester, variable_key, runtime.read_audit
+    )
     return VariableResponse(key=variable.key, value=variable.value)
 
 

@@ -1,0 +1,160 @@
+"""The read audit: every read of a variable or connection by a task, allowed or refused,
+is recorded (TI, DAG, task, map index, try, key, outcome and the refusing rule, the
+worker's hostname, time), never the value.
+
+Recording is a step of the read (``services.variables.read``, ``connections.read``): the
+value is answered only after its record is committed, so a read that cannot be recorded
+fails (503 ``audit_unavailable``) instead of being served unrecorded. The
+records of concurrent reads are written together, one transaction per turn of the event
+loop (``db.group_commit``, the heartbeat's model), so recording costs a read little.
+``TASKGATE_READ_AUDIT=false`` turns it off; records older than
+``TASKGATE_READ_AUDIT_RETENTION_DAYS`` are purged with old events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from sqlalchemy import bindparam, delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from taskgate import logs
+from taskgate.db.direct import DirectStatement
+from taskgate.db.group_commit import GroupCommit
+from taskgate.db.models import ReadAudit as Record
+from taskgate.db.models import utcnow
+from taskgate.services.access import Requester
+from taskgate.services.errors import AccessDenied, NotFound, Unavailable
+
+log = logs.get_logger("taskgate.audit")
+
+T = TypeVar("T")
+
+READ_LIMIT = 1000
+
+
+class Outcome(StrEnum):
+    ALLOWED = "allowed"
+    REFUSED = "refused"
+    NOT_FOUND = "not_found"
+
+
+_COLUMNS = (
+    "at", "ti_id", "dag_id", "task_id", "map_index", "try_number", "team", "kind", "key",
+    "outcome", "reason", "hostname",
+)
+_INSERT = DirectStatement(
+    insert(Record).values({name: bindparam(name) for name in _COLUMNS})
+)
+
+
+class ReadAudit:
+    """Records reads through ``writes`` (a group commit that gathers on every database:
+    many reads share one transaction); ``enabled=False`` records nothing."""
+
+    def __init__(self, writes: GroupCommit, *, enabled: bool = True) -> None:
+        self._writes = writes
+        self.enabled = enabled
+
+    async def aclose(self) -> None:
+        """Wait for records still being written."""
+        await self._writes.aclose()
+
+    async def record(
+        self, requester: Requester, kind: str, key: str, outcome: Outcome,
+        reason: str | None = None,
+    ) -> None:
+        """Record one read; returns once the record is committed (raises if it cannot
+        be: the read must then fail)."""
+        if not self.enabled:
+            return
+        try:
+            await self._written(requester, kind, key, outcome, reason)
+        except Exception as exc:
+            log.error("read audit: a read could not be recorded; it is refused",
+                      kind=kind, key=key, ti_id=str(requester.ti_id), error=type(exc).__name__)
+            raise Unavailable(
+                "audit_unavailable",
+                "The read could not be recorded in the read audit, so it is refused; "
+                "retry shortly (the server log says why)",
+            ) from exc
+
+    async def _written(
+        self, requester: Requester, kind: str, key: str, outcome: Outcome, reason: str | None
+    ) -> None:
+        await self._writes.rowcount(_INSERT, {
+            "at": utcnow(),
+            "ti_id": requester.ti_id,
+            "dag_id": requester.dag_id,
+            "task_id": requester.task_id,
+            "map_index": requester.map_index,
+            "try_number": requester.try_number,
+            "team": requester.team,
+            "kind": kind,
+            "key": key,
+            "outcome": outcome.value,
+            "reason": reason,
+            "hostname": requester.hostname,
+        })
+
+
+async def audited(
+    audit: ReadAudit,
+    session: AsyncSession,
+    requester: Requester,
+    kind: str,
+    key: str,
+    read: Callable[[], Awaitable[T]],
+) -> T:
+    """``read()``'s value, once the read is recorded: allowed, refused (with the rule
+    that refused) or not found. ``session``, the read's, is closed first: its connection
+    goes back to the pool before the record needs one."""
+    try:
+        value = await read()
+    except AccessDenied as exc:
+        await session.close()
+        await audit.record(requester, kind, key, Outcome.REFUSED, exc.code)
+        raise
+    except NotFound:
+        await session.close()
+        await audit.record(requester, kind, key, Outcome.NOT_FOUND)
+        raise
+    await session.close()
+    await audit.record(requester, kind, key, Outcome.ALLOWED)
+    return value
+
+
+async def reads(
+    session: AsyncSession,
+    *,
+    ti_id: Any = None,
+    dag_id: str | None = None,
+    key: str | None = None,
+    since: datetime | None = None,
+    teams: Collection[str] = (),
+    limit: int = READ_LIMIT,
+) -> Sequence[Record]:
+    """Recorded reads, newest first, filtered; ``teams`` (empty: all) scopes them to the
+    DAGs of those teams."""
+    stmt = select(Record).order_by(Record.id.desc()).limit(limit)
+    if ti_id is not None:
+        stmt = stmt.where(Record.ti_id == ti_id)
+    if dag_id is not None:
+        stmt = stmt.where(Record.dag_id == dag_id)
+    if key is not None:
+        stmt = stmt.where(Record.key == key)
+    if since is not None:
+        stmt = stmt.where(Record.at >= since)
+    if teams:
+        stmt = stmt.where(Record.team.in_(teams))
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def purge(session: AsyncSession, retention: timedelta) -> int:
+    """Delete records older than ``retention``; how many."""
+    deleted = await session.execute(delete(Record).where(Record.at < utcnow() - retention))
+    await session.commit()
+    return int(deleted.rowcount or 0)

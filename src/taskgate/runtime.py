@@ -149,7 +149,7 @@ class Runtime:
     # The followers' side of the event feed (services/event_feed.py).
     events: EventFeed = field(init=False, repr=False)
     # Every task's read of a variable or connection, recorded (services/read_audit.py);
-    # its records share transactions on every database.
+    # the records of concurrent reads share transactions.
     read_audit: ReadAudit = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -162,9 +162,7 @@ class Runtime:
             leeway=self.settings.leeway,
         )
         self.events = EventFeed(self.sessionmaker, poll_interval=self.settings.event_poll_interval)
-        self.read_audit = ReadAudit(
-            GroupCommit(self.engine, gather=True), enabled=self.settings.read_audit
-        )
+        self.read_audit = ReadAudit(self.engine, enabled=self.settings.read_audit)
 
     @staticmethod
     def of(connection: HTTPConnection) -> Runtime:

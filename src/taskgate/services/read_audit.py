@@ -5,8 +5,8 @@ worker's hostname, time), never the value.
 Recording is a step of the read (``services.variables.read``, ``connections.read``): the
 value is answered only after its record is committed, so a read that cannot be recorded
 fails (503 ``audit_unavailable``) instead of being served unrecorded. The
-records of concurrent reads are written together, one transaction per turn of the event
-loop (``db.group_commit``, the heartbeat's model), so recording costs a read little.
+records of concurrent reads are written together, one multi-row insert per transaction,
+one transaction at a time (``db.batched_insert``), so recording costs a read little.
 ``TASKGATE_READ_AUDIT=false`` turns it off; records older than
 ``TASKGATE_READ_AUDIT_RETENTION_DAYS`` are purged with old events.
 """
@@ -18,12 +18,11 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, delete, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from taskgate import logs
-from taskgate.db.direct import DirectStatement
-from taskgate.db.group_commit import GroupCommit
+from taskgate.db.batched_insert import BatchedInserts
 from taskgate.db.models import ReadAudit as Record
 from taskgate.db.models import utcnow
 from taskgate.services.access import Requester
@@ -42,21 +41,14 @@ class Outcome(StrEnum):
     NOT_FOUND = "not_found"
 
 
-_COLUMNS = (
-    "at", "ti_id", "dag_id", "task_id", "map_index", "try_number", "team", "kind", "key",
-    "outcome", "reason", "hostname",
-)
-_INSERT = DirectStatement(
-    insert(Record).values({name: bindparam(name) for name in _COLUMNS})
-)
 
 
 class ReadAudit:
-    """Records reads through ``writes`` (a group commit that gathers on every database:
-    many reads share one transaction); ``enabled=False`` records nothing."""
+    """Records reads, the records of concurrent reads in one transaction
+    (``db.batched_insert``); ``enabled=False`` records nothing."""
 
-    def __init__(self, writes: GroupCommit, *, enabled: bool = True) -> None:
-        self._writes = writes
+    def __init__(self, engine: AsyncEngine, *, enabled: bool = True) -> None:
+        self._writes = BatchedInserts(engine, Record.__table__)
         self.enabled = enabled
 
     async def aclose(self) -> None:
@@ -85,7 +77,7 @@ class ReadAudit:
     async def _written(
         self, requester: Requester, kind: str, key: str, outcome: Outcome, reason: str | None
     ) -> None:
-        await self._writes.rowcount(_INSERT, {
+        await self._writes.add({
             "at": utcnow(),
             "ti_id": requester.ti_id,
             "dag_id": requester.dag_id,

@@ -4,7 +4,8 @@ worker's hostname, time), never the value.
 
 Recording is a step of the read (``services.variables.read``, ``connections.read``): the
 value is answered only after its record is committed, so a read that cannot be recorded
-fails (503 ``audit_unavailable``) instead of being served unrecorded. The
+fails instead of being served unrecorded: 503 with the database fault's reason (a
+read-only or full database, ...) or ``audit_unavailable``. The
 records of concurrent reads are written together, one multi-row insert per transaction,
 one transaction at a time (``db.batched_insert``), so recording costs a read little.
 ``TASKGATE_READ_AUDIT=false`` turns it off; records older than
@@ -22,6 +23,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from taskgate import logs
+from taskgate.db.availability import fault_of
 from taskgate.db.batched_insert import BatchedInserts
 from taskgate.db.models import ReadAudit as Record
 from taskgate.db.models import utcnow
@@ -68,6 +70,8 @@ class ReadAudit:
         except Exception as exc:
             log.error("read audit: a read could not be recorded; it is refused",
                       kind=kind, key=key, ti_id=str(requester.ti_id), error=type(exc).__name__)
+            if fault_of(exc) is not None:
+                raise  # answered as that database fault: 503, its reason, Retry-After
             raise Unavailable(
                 "audit_unavailable",
                 "The read could not be recorded in the read audit, so it is refused; "

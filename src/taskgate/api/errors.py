@@ -43,15 +43,13 @@ log = structlog.get_logger("taskgate.api")
 
 
 def _answer(
-    status: int, reason: str, message: str, *, code: str | None = None,
-    headers: dict[str, str] | None = None,
+    status: int, reason: str, message: str, *, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    """``{"detail": {"reason", "message"}}`` with ``code`` (default: ``reason``) in the
-    reason header."""
+    """``{"detail": {"reason", "message"}}``, the reason also in the reason header."""
     return JSONResponse(
         {"detail": {"reason": reason, "message": message}},
         status_code=status,
-        headers={REASON_HEADER: code or reason, **(headers or {})},
+        headers={REASON_HEADER: reason, **(headers or {})},
     )
 
 

@@ -23,7 +23,7 @@ def reads(
     """Every read of a variable or connection by a task, newest first: allowed, refused
     (and by which rule) or not found; with the TI, try and host. Never a value."""
     ti_id = str(parse_ti_id(ti)) if ti is not None else None
-    found = backend().audit_reads(ti_id, dag_id, key, _iso_utc(since) if since else None)
+    found = backend().audit_reads(ti_id, dag_id, key, _utc(since) if since else None)
     if json_output:
         print_json(found)
         return
@@ -41,10 +41,10 @@ def reads(
     )
 
 
-def _iso_utc(since: str) -> str:
-    """``since`` as ISO 8601 with a zone (UTC when it names none)."""
+def _utc(since: str) -> datetime:
+    """``since`` read as ISO 8601 (UTC when it names no zone)."""
     try:
         parsed = datetime.fromisoformat(since)
     except ValueError:
         raise fail(f"--since {since!r}: not an ISO 8601 time (2026-12-01T09:00)", 2) from None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).isoformat()
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

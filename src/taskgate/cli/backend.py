@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from taskgate.cli.common import fail
@@ -83,7 +84,7 @@ class Backend(Protocol):
     def revoke_operator(self, name: str) -> Row: ...
     def events(self, after: int | None, dag_id: str | None) -> list[Row]: ...
     def audit_reads(
-        self, ti_id: str | None, dag_id: str | None, key: str | None, since: str | None
+        self, ti_id: str | None, dag_id: str | None, key: str | None, since: datetime | None
     ) -> list[Row]: ...
     def follow_events(
         self, after: int | None, dag_id: str | None, emit: Callable[[Row], None]

@@ -38,12 +38,11 @@ class LocalBackend:
         return [views.dag(d) for d in with_session(lambda s, _rt: control.list_dags(s))]
 
     def audit_reads(
-        self, ti_id: str | None, dag_id: str | None, key: str | None, since: str | None
+        self, ti_id: str | None, dag_id: str | None, key: str | None, since: datetime | None
     ) -> list[Row]:
-        when = datetime.fromisoformat(since) if since is not None else None  # checked by the CLI
         ident = uuid.UUID(ti_id) if ti_id is not None else None
         found = with_session(lambda s, _rt: read_audit.reads(
-            s, ti_id=ident, dag_id=dag_id, key=key, since=when
+            s, ti_id=ident, dag_id=dag_id, key=key, since=since
         ))
         return [views.audit_read(row) for row in found]
 
@@ -181,4 +180,3 @@ class LocalBackend:
                 emit(views.event(record))
 
         with_runtime(follow)
-

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from taskgate.cli.backend import Row
@@ -71,10 +72,13 @@ class RemoteBackend:
             return [d.raw for d in self.api.list_dags()]
 
     def audit_reads(
-        self, ti_id: str | None, dag_id: str | None, key: str | None, since: str | None
+        self, ti_id: str | None, dag_id: str | None, key: str | None, since: datetime | None
     ) -> list[Row]:
         with _answered():
-            return self.api.list_audit_reads(ti_id=ti_id, dag_id=dag_id, key=key, since=since)
+            return self.api.list_audit_reads(
+                ti_id=ti_id, dag_id=dag_id, key=key,
+                since=since.isoformat() if since is not None else None,
+            )
 
     def dag_access(self, dag_id: str) -> Row:
         with _answered():

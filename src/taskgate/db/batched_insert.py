@@ -20,6 +20,8 @@ from typing import Any
 from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from taskgate.db.group_commit import answer_all
+
 _Row = tuple[dict[str, Any], "asyncio.Future[None]"]
 
 
@@ -51,21 +53,13 @@ class BatchedInserts:
             self._writer = None
 
     async def _write(self, batch: list[_Row]) -> None:
-        try:
-            async with self._engine.begin() as connection:
-                await connection.execute(self._insert, [row for row, _ in batch])
-        except Exception as exc:  # noqa: BLE001 - whatever it is, every caller gets it
-            for _, written in batch:
-                if not written.done():
-                    written.set_exception(exc)
-        except BaseException:
-            for _, written in batch:
-                written.cancel()
-            raise
-        else:
-            for _, written in batch:
-                if not written.done():
-                    written.set_result(None)
+        rows = [row for row, _ in batch]
+        await answer_all([written for _, written in batch], self._insert_all(rows))
+
+    async def _insert_all(self, rows: list[dict[str, Any]]) -> list[None]:
+        async with self._engine.begin() as connection:
+            await connection.execute(self._insert, rows)
+        return [None] * len(rows)
 
     async def aclose(self) -> None:
         """Wait for rows queued or being written (before the engine is disposed)."""

@@ -23,14 +23,15 @@ abandon the others' transaction; ``aclose`` waits for writes still queued or in 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Mapping
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from taskgate.db.direct import DirectStatement
 
 _Call = tuple[Mapping[str, Any], "asyncio.Future[int]"]
+T = TypeVar("T")
 
 
 class GroupCommit:
@@ -65,20 +66,10 @@ class GroupCommit:
                 write.add_done_callback(self._writes.discard)
 
     async def _write(self, statement: DirectStatement, calls: list[_Call]) -> None:
-        try:
-            counts = await statement.rowcounts(self.engine, [params for params, _ in calls])
-        except Exception as exc:  # noqa: BLE001 - whatever it is, every caller gets it
-            for _, matched in calls:
-                if not matched.done():
-                    matched.set_exception(exc)
-        except BaseException:
-            for _, matched in calls:
-                matched.cancel()
-            raise
-        else:
-            for (_, matched), count in zip(calls, counts, strict=True):
-                if not matched.done():
-                    matched.set_result(count)
+        await answer_all(
+            [matched for _, matched in calls],
+            statement.rowcounts(self.engine, [params for params, _ in calls]),
+        )
 
     async def aclose(self) -> None:
         """Wait for the writes queued or in flight (before the engine is disposed)."""
@@ -87,3 +78,22 @@ class GroupCommit:
                 await asyncio.gather(*self._writes, return_exceptions=True)
             else:
                 await asyncio.sleep(0)  # queued this turn: the flush comes next turn
+
+
+async def answer_all(callers: list[asyncio.Future[T]], write: Awaitable[list[T]]) -> None:
+    """Run one shared ``write`` and answer each of its ``callers`` (in order) with its
+    result, or every one with the error that failed it; a cancelled write cancels them."""
+    try:
+        results = await write
+    except Exception as exc:  # noqa: BLE001 - whatever it is, every caller gets it
+        for caller in callers:
+            if not caller.done():
+                caller.set_exception(exc)
+    except BaseException:
+        for caller in callers:
+            caller.cancel()
+        raise
+    else:
+        for caller, result in zip(callers, results, strict=True):
+            if not caller.done():
+                caller.set_result(result)

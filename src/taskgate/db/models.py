@@ -235,8 +235,9 @@ class Operator(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-# SQLite gives an autoincrementing id only to an INTEGER PRIMARY KEY.
-EventId = BigInteger().with_variant(Integer(), "sqlite")
+# A 64-bit id that autoincrements everywhere (events, read-audit records): SQLite gives an
+# autoincrementing id only to an INTEGER PRIMARY KEY.
+AutoincrementId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class Event(Base):
@@ -248,7 +249,7 @@ class Event(Base):
     # AUTOINCREMENT on SQLite: an id is never handed out twice, even after a purge.
     __table_args__ = {"sqlite_autoincrement": True}
 
-    id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(AutoincrementId, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(50))
     at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     actor: Mapped[str] = mapped_column(String(ID_LENGTH))
@@ -266,7 +267,7 @@ class EventHorizon(Base):
     __tablename__ = "event_horizon"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    purged_through: Mapped[int] = mapped_column(EventId)
+    purged_through: Mapped[int] = mapped_column(AutoincrementId)
 
 
 class ReadAudit(Base):
@@ -276,7 +277,7 @@ class ReadAudit(Base):
     __tablename__ = "read_audit"
     __table_args__ = (Index(None, "ti_id"), Index(None, "dag_id", "at"), Index(None, "key"))
 
-    id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(AutoincrementId, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     ti_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     dag_id: Mapped[str] = mapped_column(String(ID_LENGTH))

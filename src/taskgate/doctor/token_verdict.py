@@ -170,7 +170,9 @@ async def judge_token(
         return Verdict(False, Refusal.SUBJECT_MISMATCH.code,
                        [f"token is for TI {token.sub}, not --ti {ti}"])
     engine = engine_from_settings(settings)
-    lookup = StandingLookup(engine, ttl=0)  # read afresh: nothing to share with
+    # Cached for the length of this judgement: the gate and the explanation read the
+    # TI's standing once.
+    lookup = StandingLookup(engine, ttl=60)
     try:
         refusal = await gate_refusal(
             lookup, token, state_machine_route=token.token_type is TokenType.WORKLOAD

@@ -29,7 +29,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from taskgate.services.declared_access import Allowance, allowance_of
+from taskgate.services.declared_access import Allowance, Entry, allowance_of
 from taskgate.services.errors import AccessDenied
 from taskgate.services.token_standing import Standing
 
@@ -72,18 +72,17 @@ def requester(
     )
 
 
-def check_declared_variable(requester: Requester, key: str) -> None:
-    if requester.allowance is not None and not requester.allowance.may_read_variable(key):
-        raise denied(f"read variable '{key}': DAG '{requester.dag_id}' does not declare it",
+def check_declared(requester: Requester, entry: Entry, name: str) -> None:
+    """The declaration's rule, checked before the entry is looked up."""
+    if requester.allowance is not None and not requester.allowance.may_read(entry, name):
+        raise denied(f"read {entry} '{name}': DAG '{requester.dag_id}' does not declare it",
                      NOT_DECLARED)
 
 
-def check_declared_connection(requester: Requester, conn_id: str) -> None:
-    if requester.allowance is not None and not requester.allowance.may_read_connection(conn_id):
-        raise denied(
-            f"read connection '{conn_id}': DAG '{requester.dag_id}' does not declare it",
-            NOT_DECLARED,
-        )
+def check_entry_read(requester: Requester, entry: Entry, name: str, entry_team: str | None) -> None:
+    """The team rule for reading a stored entry of ``entry_team``."""
+    if not can_read_entry(requester, entry_team):
+        raise denied(f"read {entry} '{name}'", OTHER_TEAM)
 
 
 def can_read_entry(requester: Requester, entry_team: str | None) -> bool:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskgate.db.models import Connection
 from taskgate.services import access, events, read_audit
+from taskgate.services.declared_access import Entry
 from taskgate.services.errors import InvalidInput, NotFound
 from taskgate.services.secrets import SecretBox
 
@@ -68,15 +69,14 @@ async def read(
     recorded in the read audit, allowed or not, before anything is answered."""
 
     async def checked() -> ConnectionValue:
-        access.check_declared_connection(requester, conn_id)
+        access.check_declared(requester, Entry.CONNECTION, conn_id)
         row = await session.get(Connection, conn_id)
         if row is None:
             raise _not_found(conn_id)
-        if not access.can_read_entry(requester, row.team):
-            raise access.denied(f"read connection '{conn_id}'", access.OTHER_TEAM)
+        access.check_entry_read(requester, Entry.CONNECTION, conn_id, row.team)
         return _plain(box, row)
 
-    return await read_audit.audited(audit, session, requester, "connection", conn_id, checked)
+    return await read_audit.audited(audit, session, requester, Entry.CONNECTION, conn_id, checked)
 
 
 def parse_uri(uri: str) -> ConnectionFields:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from fnmatch import fnmatchcase
 from functools import lru_cache
 from typing import Any
@@ -34,6 +35,13 @@ from taskgate.services.errors import InvalidInput, NotFound
 _KINDS = ("variables", "connections", "xcom_from")
 
 
+class Entry(StrEnum):
+    """The kinds of stored entry a task reads by name (and the read audit records)."""
+
+    VARIABLE = "variable"
+    CONNECTION = "connection"
+
+
 @dataclass(frozen=True)
 class Allowance:
     """What one task may read: patterns of variable keys and connection ids, and the
@@ -43,11 +51,9 @@ class Allowance:
     connections: tuple[str, ...] = ()
     xcom_from: tuple[str, ...] = ()
 
-    def may_read_variable(self, key: str) -> bool:
-        return any(fnmatchcase(key, pattern) for pattern in self.variables)
-
-    def may_read_connection(self, conn_id: str) -> bool:
-        return any(fnmatchcase(conn_id, pattern) for pattern in self.connections)
+    def may_read(self, entry: Entry, name: str) -> bool:
+        patterns = self.variables if entry is Entry.VARIABLE else self.connections
+        return any(fnmatchcase(name, pattern) for pattern in patterns)
 
     def may_read_xcoms_of(self, dag_id: str) -> bool:
         return dag_id in self.xcom_from
@@ -102,6 +108,10 @@ class Declaration:
         return cls(Allowance.from_dict(data), tasks)
 
 
+# What a DAG without a declaration shows (``declaration`` answers None for it).
+NO_DECLARATION = Declaration()
+
+
 def _union(first: Iterable[str], second: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*first, *second]))
 
@@ -154,9 +164,6 @@ async def undeclare(session: AsyncSession, dag_id: str, *, actor: str = events.L
     await events.commit(session, actor, [
         events.operator_action("dag.access.clear", dag_id, dag_id=dag_id, team=dag.team)
     ])
-
-
-NO_DECLARATION = Declaration()
 
 
 async def _dag(session: AsyncSession, dag_id: str) -> Dag:

@@ -285,12 +285,14 @@ async def _held_back(session: AsyncSession, after: int | None, through: int | No
     """Whether committed events after ``after`` are not final yet (PostgreSQL only)."""
     if not _on_postgresql(session):
         return False
-    stmt = select(Event.id).where(Event.id >= _PG_FINAL_BELOW).limit(1)
-    if after is not None:
-        stmt = stmt.where(Event.id > after)
-    if through is not None:
-        stmt = stmt.where(Event.id <= through)
-    return await session.scalar(stmt) is not None
+    stmt = select(Event.id).where(Event.id >= _PG_FINAL_BELOW, *_between(after, through))
+    return await session.scalar(stmt.limit(1)) is not None
+
+
+def _between(after: int | None, through: int | None) -> list[ColumnElement[bool]]:
+    """Ids after ``after`` and up to ``through`` (None: no bound)."""
+    bounds = [] if after is None else [Event.id > after]
+    return bounds if through is None else [*bounds, Event.id <= through]
 
 
 async def _select(
@@ -301,11 +303,10 @@ async def _select(
     limit: int,
     through: int | None,
 ) -> list[EventRecord]:
-    stmt = select(*_COLUMNS).where(*_final(session)).order_by(Event.id).limit(limit)
-    if after is not None:
-        stmt = stmt.where(Event.id > after)
-    if through is not None:
-        stmt = stmt.where(Event.id <= through)
+    stmt = (
+        select(*_COLUMNS).where(*_final(session), *_between(after, through))
+        .order_by(Event.id).limit(limit)
+    )
     if dag_id is not None:
         stmt = stmt.where(Event.dag_id == dag_id)
     if teams:

@@ -14,10 +14,11 @@ one transaction at a time (``db.batched_insert``), so recording costs a read lit
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -28,6 +29,7 @@ from taskgate.db.batched_insert import BatchedInserts
 from taskgate.db.models import ReadAudit as Record
 from taskgate.db.models import utcnow
 from taskgate.services.access import Requester
+from taskgate.services.declared_access import Entry
 from taskgate.services.errors import AccessDenied, NotFound, Unavailable
 
 log = logs.get_logger("taskgate.audit")
@@ -58,18 +60,33 @@ class ReadAudit:
         await self._writes.aclose()
 
     async def record(
-        self, requester: Requester, kind: str, key: str, outcome: Outcome,
+        self, requester: Requester, entry: Entry, key: str, outcome: Outcome,
         reason: str | None = None,
     ) -> None:
         """Record one read; returns once the record is committed (raises if it cannot
         be: the read must then fail)."""
         if not self.enabled:
             return
+        row = {
+            "at": utcnow(),
+            "ti_id": requester.ti_id,
+            "dag_id": requester.dag_id,
+            "task_id": requester.task_id,
+            "map_index": requester.map_index,
+            "try_number": requester.try_number,
+            "team": requester.team,
+            "kind": entry.value,
+            "key": key,
+            "outcome": outcome.value,
+            "reason": reason,
+            "hostname": requester.hostname,
+        }
         try:
-            await self._written(requester, kind, key, outcome, reason)
+            await self._writes.add(row)
         except Exception as exc:
             log.error("read audit: a read could not be recorded; it is refused",
-                      kind=kind, key=key, ti_id=str(requester.ti_id), error=type(exc).__name__)
+                      kind=entry.value, key=key, ti_id=str(requester.ti_id),
+                      error=type(exc).__name__)
             if fault_of(exc) is not None:
                 raise  # answered as that database fault: 503, its reason, Retry-After
             raise Unavailable(
@@ -78,55 +95,38 @@ class ReadAudit:
                 "retry shortly (the server log says why)",
             ) from exc
 
-    async def _written(
-        self, requester: Requester, kind: str, key: str, outcome: Outcome, reason: str | None
-    ) -> None:
-        await self._writes.add({
-            "at": utcnow(),
-            "ti_id": requester.ti_id,
-            "dag_id": requester.dag_id,
-            "task_id": requester.task_id,
-            "map_index": requester.map_index,
-            "try_number": requester.try_number,
-            "team": requester.team,
-            "kind": kind,
-            "key": key,
-            "outcome": outcome.value,
-            "reason": reason,
-            "hostname": requester.hostname,
-        })
-
 
 async def audited(
     audit: ReadAudit,
     session: AsyncSession,
     requester: Requester,
-    kind: str,
+    entry: Entry,
     key: str,
     read: Callable[[], Awaitable[T]],
 ) -> T:
     """``read()``'s value, once the read is recorded: allowed, refused (with the rule
     that refused) or not found. ``session``, the read's, is closed first: its connection
     goes back to the pool before the record needs one."""
+    failure: AccessDenied | NotFound | None = None
     try:
         value = await read()
     except AccessDenied as exc:
-        await session.close()
-        await audit.record(requester, kind, key, Outcome.REFUSED, exc.code)
-        raise
-    except NotFound:
-        await session.close()
-        await audit.record(requester, kind, key, Outcome.NOT_FOUND)
-        raise
+        failure, outcome, reason = exc, Outcome.REFUSED, exc.code
+    except NotFound as exc:
+        failure, outcome, reason = exc, Outcome.NOT_FOUND, None
+    else:
+        outcome, reason = Outcome.ALLOWED, None
     await session.close()
-    await audit.record(requester, kind, key, Outcome.ALLOWED)
+    await audit.record(requester, entry, key, outcome, reason)
+    if failure is not None:
+        raise failure
     return value
 
 
 async def reads(
     session: AsyncSession,
     *,
-    ti_id: Any = None,
+    ti_id: uuid.UUID | None = None,
     dag_id: str | None = None,
     key: str | None = None,
     since: datetime | None = None,

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from taskgate.db.models import Variable, utcnow
 from taskgate.db.upsert import upsert
 from taskgate.services import access, events, read_audit
+from taskgate.services.declared_access import Entry
 from taskgate.services.errors import NotFound
 from taskgate.services.like import starts_with
 from taskgate.services.secrets import SecretBox
@@ -56,15 +57,14 @@ async def read(
     in the read audit, allowed or not, before anything is answered."""
 
     async def checked() -> VariableValue:
-        access.check_declared_variable(requester, key)
+        access.check_declared(requester, Entry.VARIABLE, key)
         row = await session.get(Variable, key)
         if row is None:
             raise _not_found(key)
-        if not access.can_read_entry(requester, row.team):
-            raise access.denied(f"read variable '{key}'", access.OTHER_TEAM)
+        access.check_entry_read(requester, Entry.VARIABLE, key, row.team)
         return _plain(box, row)
 
-    return await read_audit.audited(audit, session, requester, "variable", key, checked)
+    return await read_audit.audited(audit, session, requester, Entry.VARIABLE, key, checked)
 
 
 async def write(

@@ -116,6 +116,7 @@ def engine_from_settings(settings: Settings) -> AsyncEngine:
         EngineOptions(
             size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
+            overflow_idle_seconds=settings.db_overflow_idle_seconds,
             timeout=settings.db_pool_timeout,
             connect_timeout=settings.db_connect_timeout,
             statement_timeout=settings.db_statement_timeout,

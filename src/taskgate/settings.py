@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(
         10, ge=0, description="Extra connections a process may open under load (PostgreSQL)."
     )
+    db_overflow_idle_seconds: float = Field(
+        30.0, ge=0, description="Seconds an extra (overflow) connection may stay idle before "
+        "it is closed (PostgreSQL; 0: closed as soon as it is returned).",
+    )
     db_pool_timeout: float = Field(
         2.0, gt=0, description="Seconds a request waits for a free connection before 503."
     )

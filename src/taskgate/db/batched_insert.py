@@ -1,15 +1,17 @@
 """Batched inserts: rows that many concurrent callers add to one table, written together,
-one transaction at a time.
+a bounded number of transactions at a time.
 
 For records that ride along with requests (the read audit): each caller's row must be
 committed before the caller answers, but a transaction and a commit per row would cost
-each request a pool checkout and a commit of its own. ``add`` queues the row; one task
-writes every row queued so far in one transaction, as one multi-row ``INSERT``
-(SQLAlchemy's "insertmanyvalues", its public path); rows added while that transaction
-is in flight wait for it and go in the next one. So under load the batches grow, not
-the transactions. Each caller gets, once its transaction has committed, nothing, or the
-error that rolled it back (every caller of that transaction gets it, and none of its
-rows was written).
+each request a pool checkout and a commit of its own. ``add`` queues the row; a writer
+task writes every row queued so far in one transaction (``DirectStatement.execute_all``:
+on PostgreSQL the driver pipelines the batch's inserts, one round trip; with the fast
+paths off, SQLAlchemy's multi-row insert). Up to ``in_flight`` writers run at once; rows
+added while all are busy wait and go in the next transaction. So under load the batches
+grow, not the transactions, and with more than one writer a row need not wait for the
+commit of the batch before its own. Each caller gets, once its transaction has
+committed, nothing, or the error that rolled it back (every caller of that transaction
+gets it, and none of its rows was written).
 """
 
 from __future__ import annotations
@@ -17,29 +19,32 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from taskgate.db.direct import DirectStatement
 from taskgate.db.group_commit import answer_all
 
 _Row = tuple[dict[str, Any], "asyncio.Future[None]"]
 
 
 class BatchedInserts:
-    """Inserts rows into ``table`` for concurrent callers, one transaction in flight."""
+    """Runs ``insert`` (a ``DirectStatement``) for the rows of concurrent callers, at
+    most ``in_flight`` transactions at a time."""
 
-    def __init__(self, engine: AsyncEngine, table: Table) -> None:
+    def __init__(self, engine: AsyncEngine, insert: DirectStatement, *, in_flight: int = 1) -> None:
         self._engine = engine
-        self._insert = insert(table)
+        self._insert = insert
+        self._in_flight = in_flight
         self._queued: list[_Row] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._writers: set[asyncio.Task[None]] = set()
 
     async def add(self, row: dict[str, Any]) -> None:
         """Insert ``row``; returns once it is committed."""
         written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queued.append((row, written))
-        if self._writer is None:
-            self._writer = asyncio.get_running_loop().create_task(self._write_all())
+        # A writer started for the first row queued takes every row queued until it runs.
+        if len(self._writers) < self._in_flight and len(self._queued) == 1:
+            self._writers.add(asyncio.get_running_loop().create_task(self._write_all()))
         await written
 
     async def _write_all(self) -> None:
@@ -50,18 +55,19 @@ class BatchedInserts:
                 if batch:
                     await self._write(batch)
         finally:
-            self._writer = None
+            # At once, not in a done callback: a row queued before that ran would find
+            # no writer free and none coming.
+            self._writers.discard(asyncio.current_task())  # type: ignore[arg-type]
 
     async def _write(self, batch: list[_Row]) -> None:
         rows = [row for row, _ in batch]
         await answer_all([written for _, written in batch], self._insert_all(rows))
 
     async def _insert_all(self, rows: list[dict[str, Any]]) -> list[None]:
-        async with self._engine.begin() as connection:
-            await connection.execute(self._insert, rows)
+        await self._insert.execute_all(self._engine, rows)
         return [None] * len(rows)
 
     async def aclose(self) -> None:
         """Wait for rows queued or being written (before the engine is disposed)."""
-        while self._writer is not None:
-            await asyncio.gather(self._writer, return_exceptions=True)
+        while self._writers:
+            await asyncio.gather(*self._writers, return_exceptions=True)

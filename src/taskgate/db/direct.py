@@ -213,6 +213,22 @@ class DirectStatement:
                 counts[indices[n - 1]] += 1
         return counts
 
+    async def execute_all(self, engine: AsyncEngine, params: Sequence[Mapping[str, Any]]) -> None:
+        """Run the statement (a write whose every run writes, such as an INSERT) once per
+        mapping in ``params``, all in one transaction: every set written or none. On
+        PostgreSQL the driver sends them all at once (one round trip for the batch)."""
+        driver = _direct_driver(engine)
+        if driver is None:
+            with _as_operational_error():
+                async with engine.begin() as conn:
+                    await conn.execute(self._statement, [dict(p) for p in params])
+            return
+        compiled = self._compile(engine.dialect)
+        arguments = [compiled.arguments(p) for p in params]
+        await run_in_greenlet(
+            _run, engine.sync_engine, driver.writes or driver.rowcounts, compiled.sql, arguments
+        )
+
     async def first(self, engine: AsyncEngine, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
         """The first row the statement (a SELECT) reads with ``params``, or None."""
         dialect = engine.dialect
@@ -315,6 +331,10 @@ async def _asyncpg_returned(connection: Any, sql: str, args: list[Any]) -> list[
     return [row[0] for row in await connection.fetch(sql, *args)]
 
 
+async def _asyncpg_writes(connection: Any, sql: str, arguments: list[list[Any]]) -> None:
+    await connection.executemany(sql, arguments)  # atomic: all sets or none
+
+
 async def _asyncpg_first(connection: Any, sql: str, arguments: list[Any]) -> Any:
     return await connection.fetchrow(sql, *arguments)
 
@@ -373,17 +393,20 @@ def _sqlite_rowcounts(
 class _Driver(NamedTuple):
     """How one driver sends: writes (rows matched per run); a read's first row; for a
     read's first run, its first row with the type of each column as the driver reports
-    it; and, where a statement's many form runs, the first column of each row each run
-    returned."""
+    it; where a statement's many form runs, the first column of each row each run
+    returned; and, where it has one, how it writes many sets atomically without counting
+    (else: ``rowcounts``)."""
 
     rowcounts: Callable[[Any, str, list[list[Any]]], Awaitable[list[int]]]
     first: Callable[[Any, str, list[Any]], Awaitable[Any]]
     describe: Callable[[Any, str, list[Any]], Awaitable[tuple[Any, list[Any]]]]
     ordinals: Callable[[Any, str, list[list[Any]]], Awaitable[list[list[int]]]] | None = None
+    writes: Callable[[Any, str, list[list[Any]]], Awaitable[Any]] | None = None
 
 
 # The drivers sent to directly; others take SQLAlchemy's ordinary path.
 DIRECT_DRIVERS: dict[str, _Driver] = {
     "aiosqlite": _Driver(_aiosqlite_rowcounts, _aiosqlite_first, _aiosqlite_describe),
-    "asyncpg": _Driver(_asyncpg_rowcounts, _asyncpg_first, _asyncpg_describe, _asyncpg_ordinals),
+    "asyncpg": _Driver(_asyncpg_rowcounts, _asyncpg_first, _asyncpg_describe, _asyncpg_ordinals,
+                       _asyncpg_writes),
 }

@@ -7,7 +7,9 @@ module                      what it relies on                               with
 ``sqlite``                  aiosqlite's single dispatch point,              aiosqlite as shipped: every call on its
                             ``Connection._execute``, overridden             helper thread
 ``pool``                    SQLAlchemy's ``util.queue.AsyncAdaptedQueue``   SQLAlchemy's ``AsyncAdaptedQueuePool``
-                            (subclassed: waiters served in order)
+                            (subclassed: waiters served in order) and       (overflow connections closed on return)
+                            ``QueuePool._do_return_conn`` (overridden:
+                            overflow connections kept until idle)
 ``direct``                  ``compiled.positiontup``, the pool's raw        every statement through a SQLAlchemy
                             connection and the driver's own calls           ``Connection`` (``execute``), in a
                                                                             transaction of its own

@@ -71,6 +71,7 @@ def _ping_asyncpg(timeout: float, dbapi_connection: Any, record: Any, _proxy: An
 class EngineOptions:
     size: int = 10
     max_overflow: int = 10
+    overflow_idle_seconds: float = 30.0  # fair pool only (fast paths)
     timeout: float = 2.0  # waiting for a pooled connection
     connect_timeout: float = 2.0
     statement_timeout: float = 10.0
@@ -114,10 +115,12 @@ def _create_engine(url: str, pool: EngineOptions) -> AsyncEngine:
             "server_settings": {"statement_timeout": str(int(pool.statement_timeout * 1000))},
         }
     ping_asyncpg = parsed.get_driver_name() == "asyncpg" and pool.fast_paths
+    lingering = {"overflow_idle_seconds": pool.overflow_idle_seconds} if pool.fast_paths else {}
     engine = create_async_engine(
         url,
         pool_size=pool.size,
         max_overflow=pool.max_overflow,
+        **lingering,
         pool_timeout=pool.timeout,
         poolclass=pool_class,
         pool_pre_ping=not ping_asyncpg,  # SQLAlchemy's own test

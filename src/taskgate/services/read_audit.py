@@ -6,8 +6,8 @@ Recording is a step of the read (``services.variables.read``, ``connections.read
 value is answered only after its record is committed, so a read that cannot be recorded
 fails instead of being served unrecorded: 503 with the database fault's reason (a
 read-only or full database, ...) or ``audit_unavailable``. The
-records of concurrent reads are written together, one multi-row insert per transaction,
-one transaction at a time (``db.batched_insert``), so recording costs a read little.
+records of concurrent reads are written together, in one transaction, a few transactions
+at a time (``db.batched_insert``), so recording costs a read little.
 ``TASKGATE_READ_AUDIT=false`` turns it off; records older than
 ``TASKGATE_READ_AUDIT_RETENTION_DAYS`` are purged with old events.
 """
@@ -20,12 +20,13 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TypeVar
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from taskgate import logs
 from taskgate.db.availability import fault_of
 from taskgate.db.batched_insert import BatchedInserts
+from taskgate.db.direct import DirectStatement
 from taskgate.db.models import ReadAudit as Record
 from taskgate.db.models import utcnow
 from taskgate.services.access import Requester
@@ -37,6 +38,7 @@ log = logs.get_logger("taskgate.audit")
 T = TypeVar("T")
 
 READ_LIMIT = 1000
+IN_FLIGHT = 4  # record transactions at a time (PostgreSQL)
 
 
 class Outcome(StrEnum):
@@ -45,6 +47,10 @@ class Outcome(StrEnum):
     NOT_FOUND = "not_found"
 
 
+RECORD = DirectStatement(insert(Record).values({
+    column.name: bindparam(column.name, type_=column.type)
+    for column in Record.__table__.columns if column.name != "id"
+}))
 
 
 class ReadAudit:
@@ -52,7 +58,10 @@ class ReadAudit:
     (``db.batched_insert``); ``enabled=False`` records nothing."""
 
     def __init__(self, engine: AsyncEngine, *, enabled: bool = True) -> None:
-        self._writes = BatchedInserts(engine, Record.__table__)
+        # PostgreSQL commits overlapping transactions together, so a read need not wait for
+        # the batch before its own; SQLite writes one transaction at a time anyway.
+        in_flight = 1 if engine.dialect.name == "sqlite" else IN_FLIGHT
+        self._writes = BatchedInserts(engine, RECORD, in_flight=in_flight)
         self.enabled = enabled
 
     async def aclose(self) -> None:
@@ -86,7 +95,7 @@ class ReadAudit:
         except Exception as exc:
             log.error("read audit: a read could not be recorded; it is refused",
                       kind=entry.value, key=key, ti_id=str(requester.ti_id),
-                      error=type(exc).__name__)
+                      error=type(exc).__name__, cause=repr(exc.__cause__ or exc)[:300])
             if fault_of(exc) is not None:
                 raise  # answered as that database fault: 503, its reason, Retry-After
             raise Unavailable(

@@ -127,10 +127,17 @@ def create_app(runtime: Runtime | None = None, *, tracer_provider: Any = None) -
         if runtime is not None:
             runtime.faults.note(fault)
 
-    app.mount(CONTROL_PREFIX, create_control_app(runtime, on_database_fault))
+    control_app = create_control_app(runtime, on_database_fault)
+    app.mount(CONTROL_PREFIX, control_app)
     app.add_api_route(CONTROL_DOCS, control_docs_page, include_in_schema=False)
     check_policies_are_local(app.routes)
+    # The templates metrics, access log and spans are labelled with, the mounted control
+    # API's included: a request records the route that answered it, wherever it lives.
     route_templates = {id(declared): path for path, _m, declared, _e in served_routes(app.routes)}
+    route_templates.update({
+        id(declared): CONTROL_PREFIX + path
+        for path, _m, declared, _e in served_routes(control_app.routes)
+    })
     errors.install(app, on_database_fault)
     app.add_middleware(
         TokenReissueMiddleware,

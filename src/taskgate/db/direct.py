@@ -14,7 +14,10 @@ so they are all written or none is (``taskgate.db.group_commit`` batches concurr
 heartbeats this way). That is only right for statements that are atomic by themselves.
 On PostgreSQL a statement may also carry its *many* form, which writes all the parameter
 sets in one statement (``UPDATE ... FROM unnest(...)``): one round trip for the whole
-batch instead of one per set plus BEGIN and COMMIT.
+batch instead of one per set plus BEGIN and COMMIT. ``execute_all`` runs a write that
+always writes (an INSERT) for many sets, atomically, without counting: on PostgreSQL the
+driver pipelines them (asyncpg's ``executemany``, one round trip), on SQLite one
+``executemany`` and a commit (the read audit's records go this way).
 ``first`` runs a SELECT and returns its first row, its values processed as SQLAlchemy
 would: the token gate reads a TI's standing this way, several times cheaper than through
 a session.
@@ -226,7 +229,7 @@ class DirectStatement:
         compiled = self._compile(engine.dialect)
         arguments = [compiled.arguments(p) for p in params]
         await run_in_greenlet(
-            _run, engine.sync_engine, driver.writes or driver.rowcounts, compiled.sql, arguments
+            _run, engine.sync_engine, driver.writes, compiled.sql, arguments
         )
 
     async def first(self, engine: AsyncEngine, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
@@ -377,6 +380,19 @@ def _aiosqlite_describe(
     return _inline(connection).run(read)
 
 
+def _aiosqlite_writes(connection: Any, sql: str, arguments: list[list[Any]]) -> Awaitable[None]:
+    return _inline(connection).run(partial(_sqlite_writes, sql, arguments))
+
+
+def _sqlite_writes(sql: str, arguments: list[list[Any]], connection: sqlite3.Connection) -> None:
+    try:
+        connection.executemany(sql, arguments)
+    except BaseException:
+        connection.rollback()  # nothing half-done stays
+        raise
+    connection.commit()
+
+
 def _sqlite_rowcounts(
     sql: str, arguments: list[list[Any]], connection: sqlite3.Connection
 ) -> list[int]:
@@ -391,22 +407,22 @@ def _sqlite_rowcounts(
 
 
 class _Driver(NamedTuple):
-    """How one driver sends: writes (rows matched per run); a read's first row; for a
-    read's first run, its first row with the type of each column as the driver reports
-    it; where a statement's many form runs, the first column of each row each run
-    returned; and, where it has one, how it writes many sets atomically without counting
-    (else: ``rowcounts``)."""
+    """How one driver sends: writes (rows matched per run); many runs of a write that
+    always writes, atomically, uncounted; a read's first row; for a read's first run,
+    its first row with the type of each column as the driver reports it; and, where a
+    statement's many form runs, the first column of each row each run returned."""
 
     rowcounts: Callable[[Any, str, list[list[Any]]], Awaitable[list[int]]]
+    writes: Callable[[Any, str, list[list[Any]]], Awaitable[None]]
     first: Callable[[Any, str, list[Any]], Awaitable[Any]]
     describe: Callable[[Any, str, list[Any]], Awaitable[tuple[Any, list[Any]]]]
     ordinals: Callable[[Any, str, list[list[Any]]], Awaitable[list[list[int]]]] | None = None
-    writes: Callable[[Any, str, list[list[Any]]], Awaitable[Any]] | None = None
 
 
 # The drivers sent to directly; others take SQLAlchemy's ordinary path.
 DIRECT_DRIVERS: dict[str, _Driver] = {
-    "aiosqlite": _Driver(_aiosqlite_rowcounts, _aiosqlite_first, _aiosqlite_describe),
-    "asyncpg": _Driver(_asyncpg_rowcounts, _asyncpg_first, _asyncpg_describe, _asyncpg_ordinals,
-                       _asyncpg_writes),
+    "aiosqlite": _Driver(_aiosqlite_rowcounts, _aiosqlite_writes, _aiosqlite_first,
+                         _aiosqlite_describe),
+    "asyncpg": _Driver(_asyncpg_rowcounts, _asyncpg_writes, _asyncpg_first, _asyncpg_describe,
+                       _asyncpg_ordinals),
 }

@@ -25,6 +25,7 @@ from taskgate.settings import Settings
 from taskgate.tokens import TokenType
 from tests.support.api import RUN_BODY, bearer
 from tests.support.asgi_server import serving
+from tests.support.browser import browser, browser_page  # noqa: F401  (fixtures, for every test)
 from tests.support.database import postgres_admin
 from tests.support.postgres_cluster import cluster  # noqa: F401  (a fixture, for every test)
 from tests.support.reports import REPORTS

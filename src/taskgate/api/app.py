@@ -14,7 +14,7 @@ from fastapi.telemetry import TelemetryConfig
 
 import taskgate
 from taskgate import tracing
-from taskgate.api import errors
+from taskgate.api import docs_pages, errors
 from taskgate.api.control.app import (
     CONTROL_DOCS,
     CONTROL_PREFIX,
@@ -109,6 +109,10 @@ def create_app(runtime: Runtime | None = None, *, tracer_provider: Any = None) -
         # global OpenTelemetry provider exists, whatever that setting says, and asks
         # whether one exists on every request.
         telemetry=NO_FASTAPI_TELEMETRY,
+        # Our own pages instead (api/docs_pages.py): Swagger UI from the package, under a
+        # strict Content-Security-Policy. No ReDoc.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = runtime
     # Routers carry their own security policy; they are included with a prefix only, so
@@ -117,6 +121,7 @@ def create_app(runtime: Runtime | None = None, *, tracer_provider: Any = None) -
         app.include_router(router, prefix=EXECUTION_PREFIX)
     app.include_router(jwks.router)
     app.include_router(metrics_route.router)
+    app.include_router(docs_pages.router)
     app.state.metrics = metrics = Metrics()
     if runtime is not None:
         metrics.watch_pool(lambda: runtime.engine.sync_engine.pool)

@@ -6,12 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 
 import taskgate
-from taskgate.api import errors
+from taskgate.api import docs_pages, errors
 from taskgate.api.control import audit, dags, events, operators, secrets, task_instances, xcoms
 from taskgate.runtime import Runtime
 from taskgate.security.oidc import OidcVerifier
@@ -50,10 +49,9 @@ def create_control_app(runtime: Runtime | None, report_fault: errors.FaultReport
 
 
 async def control_docs_page() -> HTMLResponse:
-    """``/control/docs``: the interactive page of the control API's OpenAPI document."""
-    return get_swagger_ui_html(
-        openapi_url=f"{CONTROL_PREFIX}/openapi.json", title="taskgate control API"
-    )
+    """``/control/docs``: the interactive page of the control API's OpenAPI document
+    (served by the main application, which mounts the control API)."""
+    return docs_pages.page("taskgate control API", f"{CONTROL_PREFIX}/openapi.json")
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -152,3 +152,10 @@ def test_the_wheel_carries_the_static_files():
     pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
     assert '"api/static/*/*"' in pyproject
     assert all(p.parent.parent == STATIC_DIR for p in STATIC_DIR.rglob("*") if p.is_file())
+
+
+async def test_the_pages_answer_head_as_get(client):
+    for path in ("/docs", "/control/docs"):
+        head = await client.head(path)
+        assert head.status_code == 200, path
+        assert head.headers["content-security-policy"]

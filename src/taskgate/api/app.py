@@ -134,7 +134,8 @@ def create_app(runtime: Runtime | None = None, *, tracer_provider: Any = None) -
 
     control_app = create_control_app(runtime, on_database_fault)
     app.mount(CONTROL_PREFIX, control_app)
-    app.add_api_route(CONTROL_DOCS, control_docs_page, include_in_schema=False)
+    app.add_api_route(CONTROL_DOCS, control_docs_page, methods=["GET", "HEAD"],
+                      include_in_schema=False)
     check_policies_are_local(app.routes)
     # The templates metrics, access log and spans are labelled with, the mounted control
     # API's included: a request records the route that answered it, wherever it lives.

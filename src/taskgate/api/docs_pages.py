@@ -90,7 +90,7 @@ def page(title: str, openapi_url: str) -> HTMLResponse:
     return HTMLResponse(html, headers=SECURITY_HEADERS)
 
 
-@router.get(DOCS_URL, include_in_schema=False)
+@router.api_route(DOCS_URL, methods=["GET", "HEAD"], include_in_schema=False)
 async def api_docs_page(request: Request) -> HTMLResponse:
     """``/docs``: the page of the serving application's own OpenAPI document."""
     app = request.app

@@ -30,22 +30,29 @@ class KeyType(StrEnum):
 ALGORITHM = {KeyType.ED25519: "EdDSA", KeyType.RSA: "RS256", KeyType.HS512: "HS512"}
 
 # RFC 7638 §3.2: the members that enter the thumbprint, per key type.
-_THUMBPRINT_MEMBERS = {"OKP": ("crv", "kty", "x"), "RSA": ("e", "kty", "n"), "oct": ("k", "kty")}
+THUMBPRINT_MEMBERS = {  # RFC 7638 §3.2: the required members of each key type
+    "OKP": ("crv", "kty", "x"),
+    "EC": ("crv", "kty", "x", "y"),
+    "RSA": ("e", "kty", "n"),
+    "oct": ("k", "kty"),
+}
 
 
 class KeyFileError(ValueError):
     """A key file or JWKS document that cannot be used."""
 
 
-def _b64url(data: bytes) -> str:
+def b64url(data: bytes) -> str:
+    """Base64url without padding (RFC 7515 §2)."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def thumbprint(jwk: dict[str, Any]) -> str:
-    """RFC 7638 JWK thumbprint (SHA-256, base64url): the ``kid`` of every key we make."""
-    members = _THUMBPRINT_MEMBERS[jwk["kty"]]
+    """RFC 7638 JWK thumbprint (SHA-256, base64url): the ``kid`` of every key we make,
+    and the ``jkt`` a DPoP key is known by (``tokens.dpop``)."""
+    members = THUMBPRINT_MEMBERS[jwk["kty"]]
     canonical = json.dumps({m: jwk[m] for m in members}, separators=(",", ":"), sort_keys=True)
-    return _b64url(hashlib.sha256(canonical.encode("utf-8")).digest())
+    return b64url(hashlib.sha256(canonical.encode("utf-8")).digest())
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +80,7 @@ def _public_jwk(public_key: Any, algorithm: str) -> dict[str, Any]:
         jwk = RSAAlgorithm.to_jwk(public_key, as_dict=True)
     else:
         raise KeyFileError(f"unsupported public key type {type(public_key).__name__}")
-    jwk = {k: v for k, v in jwk.items() if k in _THUMBPRINT_MEMBERS[jwk["kty"]]}
+    jwk = {k: v for k, v in jwk.items() if k in THUMBPRINT_MEMBERS[jwk["kty"]]}
     jwk.update(kid=thumbprint(jwk), alg=algorithm, use="sig")
     return jwk
 
@@ -98,7 +105,7 @@ def signing_key_from_secret(secret: str) -> SigningKey:
     if len(raw) < 64:
         # HS512 wants a key at least as long as its hash output (RFC 7518 §3.2).
         raise KeyFileError("the HS512 secret must be at least 64 bytes long")
-    kid = thumbprint({"kty": "oct", "k": _b64url(raw)})
+    kid = thumbprint({"kty": "oct", "k": b64url(raw)})
     verification = VerificationKey(kid, "HS512", raw, None)
     return SigningKey(kid, "HS512", raw, verification)
 

@@ -1,5 +1,7 @@
 from pathlib import Path
 
+import pytest
+
 from taskgate.runtime import load_key_material
 from taskgate.settings import Settings
 from taskgate.tokens import keys as keylib
@@ -58,3 +60,13 @@ def test_requests_in_flight_default_from_the_pool(tmp_path) -> None:
     bigger = Settings(data_dir=tmp_path, database_url=postgres, db_pool_size=20, db_max_overflow=20)
     assert bigger.effective_max_requests_in_flight == 320
     assert Settings(data_dir=tmp_path, max_requests_in_flight=7).effective_max_requests_in_flight == 7
+
+
+def test_the_event_loop_is_asyncio_unless_uvloop_is_chosen(monkeypatch, tmp_path) -> None:
+    # asyncio accepts every waiting connection at each turn (docs/operations.md, "Overload").
+    assert Settings(data_dir=tmp_path).event_loop == "asyncio"
+    monkeypatch.setenv("TASKGATE_EVENT_LOOP", "uvloop")
+    assert Settings(data_dir=tmp_path).event_loop == "uvloop"
+    monkeypatch.setenv("TASKGATE_EVENT_LOOP", "tokio")
+    with pytest.raises(ValueError, match="event_loop"):
+        Settings(data_dir=tmp_path)

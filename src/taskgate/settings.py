@@ -88,6 +88,13 @@ class Settings(BaseSettings):
         "SQLAlchemy's and aiosqlite's public paths (slower; for a library release that "
         "breaks a fast path).",
     )
+    event_loop: Literal["asyncio", "uvloop"] = Field(
+        "asyncio",
+        description="The server's event loop. asyncio takes every waiting connection at "
+        "each turn; uvloop answers the lightest routes a little faster but takes one new "
+        "connection per turn, so under load a new connection (a worker's heartbeat) waits "
+        "behind every other one queued.",
+    )
     graceful_shutdown_seconds: int = Field(
         20,
         ge=1,

@@ -2,8 +2,9 @@
 
 The capacity is measured first (variable reads, closed loop, 16 connections). Then a
 separate process offers five times that rate of reads, paced whatever the answers (open
-loop), for 30 s. Meanwhile tasks heartbeat, and a `taskgate worker run` task runs
-through the storm. Admission control must shed the excess reads at once (503
+loop), for 30 s, over up to 1,024 connections. Meanwhile tasks heartbeat (half of them
+on a new connection each time, which the server must accept while the storm's connections
+queue for the same), and a `taskgate worker run` task runs through the storm. Admission control must shed the excess reads at once (503
 ``overloaded``) while every heartbeat is admitted and answered quickly; once the storm
 ends, reads flow at the measured capacity again within 2 s.
 """
@@ -38,6 +39,7 @@ STORM_SECONDS = 30.0
 CONNECTIONS = 16  # for the capacity, before and after the storm
 BEATING_TASKS = 8
 BEAT_EVERY = 0.25  # seconds, per task: 32 heartbeats a second in all
+STORM_CONNECTIONS = 1024
 VARIABLE = ("storm", "a value every task reads")
 REPO = Path(__file__).resolve().parents[2]
 
@@ -54,11 +56,12 @@ def load(url: str, token: str, *args: object) -> dict:
 
 
 async def beat(http: httpx.AsyncClient, ti_id: uuid.UUID, token: str, until: float,
-               latencies: list[float], refusals: list[str]) -> None:
+               latencies: list[float], refusals: list[str], *, reconnect: bool) -> None:
+    headers = {**bearer(token), **({"Connection": "close"} if reconnect else {})}
     while time.monotonic() < until:
         started = time.monotonic()
         answer = await http.put(f"/task-instances/{ti_id}/heartbeat", json=BEAT_BODY,
-                                headers=bearer(token))
+                                headers=headers)
         latencies.append(time.monotonic() - started)
         if answer.status_code != 204:
             refusals.append(f"{answer.status_code} {answer.text[:200]}")
@@ -101,7 +104,8 @@ async def test_a_read_storm_is_shed_while_liveness_goes_on(tmp_path: Path) -> No
             # state all fall inside it.
             workload = await workloads.queue(await workloads.new_ti("through-the-storm"))
             storm = asyncio.create_task(asyncio.to_thread(
-                load, url, reader, "storm", FACTOR * capacity, STORM_SECONDS, 512, CONNECTIONS))
+                load, url, reader, "storm", FACTOR * capacity, STORM_SECONDS, STORM_CONNECTIONS,
+                CONNECTIONS))
             await asyncio.sleep(2)
             worker = start_worker(workload, sys.executable, "-c", "import time; time.sleep(20)",
                                   env=worker_env(settings), api_url=f"{url}/execution",
@@ -110,8 +114,8 @@ async def test_a_read_storm_is_shed_while_liveness_goes_on(tmp_path: Path) -> No
             refusals: list[str] = []
             until = time.monotonic() + STORM_SECONDS - 4
             await asyncio.gather(*(
-                beat(http, ti_id, token, until, latencies, refusals)
-                for ti_id, token in tokens.items()
+                beat(http, ti_id, token, until, latencies, refusals, reconnect=i % 2 == 1)
+                for i, (ti_id, token) in enumerate(tokens.items())
             ))
             result = await storm
             code, out, err = await asyncio.to_thread(finish, worker, 60)

@@ -164,6 +164,7 @@ def serve(
             workers=workers,
             log_config=log_config,
             log_level=None,  # the levels are log_config's
+            loop=settings.event_loop,
             # uvicorn's plain access line is replaced by the http.request event, which
             # log_config switches on or off.
             access_log=False,

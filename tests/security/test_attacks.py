@@ -58,6 +58,8 @@ def ed_public_as_hmac_secret(runtime, payload):
                       headers={"kid": runtime.keys.signing.kid})
 
 
+JKT = b64(hashlib.sha256(b"the thumbprint of somebody's key").digest())
+
 # Bound to another (here: no) TI: a route naming the TI sees the mismatch, the others find
 # that the token's TI does not exist.
 OTHER_TI = {"ti": "subject_mismatch", "data": "unknown_task_instance"}
@@ -93,6 +95,9 @@ ATTACKS = {
     "malformed json": ("malformed_token", lambda rt, ti: f"{b64(b'{not json')}.{b64json(claims(rt, ti))}.c2ln"),
     "two segments": ("malformed_token", lambda rt, ti: "abc.def"),
     "tampered payload": ("bad_signature", lambda rt, ti: _tamper(signed(rt, claims(rt, ti)))),
+    # A token bound to a key (RFC 9449) is worth nothing without a proof of that key.
+    "bound token as Bearer": ("dpop_proof_required", lambda rt, ti: signed(rt, claims(rt, ti, cnf={"jkt": JKT}))),
+    "binding taskgate cannot check": ("invalid_claims", lambda rt, ti: signed(rt, claims(rt, ti, cnf={"x5t#S256": JKT}))),
 }
 
 
@@ -122,6 +127,9 @@ async def test_attack_is_refused(client, factory, runtime, name):
         assert response.headers["Taskgate-Reason"] == expected, (name, path)
         assert "Refreshed-API-Token" not in response.headers
         assert token not in response.text
+        if expected == "dpop_proof_required":
+            assert response.status_code == 401
+            assert response.headers["WWW-Authenticate"].startswith('DPoP error="invalid_token"')
 
 
 async def test_duplicated_credentials_are_a_bad_request(client, factory):

@@ -191,3 +191,27 @@ def test_a_refusal_of_the_jwt_library_not_named_otherwise_is_invalid_token():
 
     assert _refusal_of(jwt.InvalidKeyError("a key PyJWT cannot use")).code == "invalid_token"
     assert _refusal_of(jwt.ExpiredSignatureError("late")).code == "token_expired"
+
+
+def test_a_token_bound_to_a_key_carries_its_thumbprint(key):
+    issuer = TokenIssuer(key, audience=AUD)
+    validator = TokenValidator([key.verification], audience=AUD)
+    jkt = base64.urlsafe_b64encode(hashlib.sha256(b"a public key").digest()).rstrip(b"=").decode()
+    bound = validator.validate(issuer.issue(uuid.uuid4(), jkt=jkt))
+    assert bound.jkt == jkt and bound.claims["cnf"] == {"jkt": jkt}
+    assert validator.validate(issuer.issue(uuid.uuid4())).jkt is None  # a bearer token
+
+
+@pytest.mark.parametrize("cnf", [
+    {}, {"jkt": ""}, {"jkt": "short"}, {"jkt": "=" * 43}, {"jkt": 42}, {"x5t#S256": "A" * 43},
+    "A" * 43, None, [],
+])
+def test_a_binding_that_cannot_be_enforced_refuses_the_token(cnf):
+    # Read as a bearer token, a token with a confirmation taskgate does not understand would
+    # be usable by whoever copied it.
+    key = make()
+    validator = TokenValidator([key.verification], audience=AUD)
+    payload = claims()
+    payload["cnf"] = cnf
+    with pytest.raises(InvalidTokenClaims, match="cnf"):
+        validator.validate(sign(key, payload))

@@ -8,7 +8,8 @@ The enforcement flow, end to end, for one request:
    key's pinned algorithm, then ``aud``/``exp``/``iat``/``sub`` (+ ``iss``) with leeway, then
    the claim schema; failures -> 403 ``Invalid auth token`` (or ``Invalid token scope: x``),
    the failed check named in the ``Taskgate-Reason`` header (``token_expired``,
-   ``unknown_key``, ``bad_signature``, ...).
+   ``unknown_key``, ``bad_signature``, ...). A token bound to a key (``cnf.jkt``, DPoP)
+   is never accepted as a bearer token -> 401 ``dpop_proof_required``.
    The typed token is kept on the ASGI scope in a ``RequestAuth`` (``request_auth``), so
    the signature is checked at most once per request whatever else asks for the token
    (and not at all when the token is in the verified-token cache, ``tokens.cache``).

@@ -38,5 +38,10 @@ async def authenticate(request: Request) -> TaskToken:
         token = Runtime.of(request).validator.validate(raw)
     except InvalidToken as exc:
         raise refuse(request, exc.refusal, exc.detail, log={"detail": exc.reason}) from None
+    if token.jkt is not None:
+        # Bound to a key (cnf.jkt): worthless without a proof of that key, so never
+        # accepted as a bearer token.
+        raise refuse(request, Refusal.DPOP_PROOF_REQUIRED,
+                     log={"sub": str(token.sub), "jti": token.jti, "jkt": token.jkt})
     request.scope[AUTH_SCOPE_KEY] = RequestAuth(token)
     return token

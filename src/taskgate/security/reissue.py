@@ -1,8 +1,8 @@
 """Token re-issue: a pure ASGI middleware that hands out fresh execution tokens.
 
 When an authorized request's execution token has less than 20 % of its lifetime left
-(at least 30 s), the response carries a new token with the same subject and scope in
-``Refreshed-API-Token``. It reuses the token that bearer validation cached on the ASGI
+(at least 30 s), the response carries a new token with the same subject, scope and key
+binding (``cnf.jkt``) in ``Refreshed-API-Token``. It reuses the token that bearer validation cached on the ASGI
 scope: no second signature check. Workload tokens and refused requests get nothing, and
 neither does a token whose TI has ended or was revoked (read fresh from the database, as
 this very request may have ended the TI).
@@ -74,5 +74,6 @@ class TokenReissueMiddleware:
             return
         if refusal_of(auth.token.iat, current, state_machine_route=True) is not None:
             return  # revoked during the request
-        fresh = issuer.issue(auth.token.sub, auth.token.token_type)
+        # A bound token's successor is bound to the same key.
+        fresh = issuer.issue(auth.token.sub, auth.token.token_type, jkt=auth.token.jkt)
         message["headers"] = [*headers, (REFRESH_HEADER, fresh.encode("ascii"))]

@@ -28,8 +28,15 @@ _STATUS = {
     Refusal.MISSING_TOKEN: status.HTTP_401_UNAUTHORIZED,
     Refusal.MULTIPLE_AUTHORIZATION_HEADERS: status.HTTP_400_BAD_REQUEST,
     Refusal.WORKLOAD_TOKEN_REUSED: status.HTTP_409_CONFLICT,
+    Refusal.DPOP_PROOF_REQUIRED: status.HTTP_401_UNAUTHORIZED,
 }
-_HEADERS = {Refusal.MISSING_TOKEN: {"WWW-Authenticate": "Bearer"}}
+_HEADERS = {
+    Refusal.MISSING_TOKEN: {"WWW-Authenticate": "Bearer"},
+    # RFC 9449 §7.1: the scheme the token needs, and what was wrong.
+    Refusal.DPOP_PROOF_REQUIRED: {
+        "WWW-Authenticate": 'DPoP error="invalid_token", algs="EdDSA ES256"'
+    },
+}
 
 
 class AuthState(Enum):

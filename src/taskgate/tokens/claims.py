@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
@@ -10,6 +11,8 @@ from typing import Any, ClassVar
 from taskgate.tokens.refusals import Refusal
 
 MAX_JTI_LENGTH = 128
+# A JWK SHA-256 thumbprint (RFC 7638), base64url without padding: 32 bytes, 43 characters.
+JKT = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 class TokenType(StrEnum):
@@ -76,6 +79,9 @@ class TaskToken:
     nbf: float | None
     exp: float
     claims: dict[str, Any]
+    # The thumbprint of the key this token is bound to (``cnf.jkt``, RFC 9449 §6); None:
+    # a bearer token.
+    jkt: str | None = None
 
     @property
     def ti_id(self) -> uuid.UUID:
@@ -111,6 +117,17 @@ def _time_claim(claims: dict[str, Any], name: str, *, required: bool) -> float |
     return float(value)
 
 
+def _bound_key(claims: dict[str, Any]) -> str | None:
+    if "cnf" not in claims:
+        return None
+    confirmation = claims["cnf"]
+    jkt = confirmation.get("jkt") if isinstance(confirmation, dict) else None
+    if not (isinstance(jkt, str) and JKT.fullmatch(jkt)):
+        # A confirmation we cannot enforce must not leave the token usable as a bearer one.
+        raise InvalidTokenClaims("claim 'cnf' is not a key thumbprint binding ('jkt')")
+    return jkt
+
+
 def token_from_claims(claims: dict[str, Any]) -> TaskToken:
     """Build the typed token from verified claims, or raise if they are not our schema."""
     scope = claims.get("scope", TokenType.EXECUTION.value)
@@ -132,6 +149,7 @@ def token_from_claims(claims: dict[str, Any]) -> TaskToken:
         raise InvalidTokenClaims("a workload token needs a 'jti' (it is single-use)")
     return TOKEN_CLASSES[token_type](
         sub=ti_id,
+        jkt=_bound_key(claims),
         jti=jti or "",
         iat=_time_claim(claims, "iat", required=True),  # type: ignore[arg-type]
         nbf=_time_claim(claims, "nbf", required=False),

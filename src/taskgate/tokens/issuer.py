@@ -37,7 +37,10 @@ class TokenIssuer:
         token_type: TokenType = TokenType.EXECUTION,
         *,
         ttl: int | None = None,
+        jkt: str | None = None,
     ) -> str:
+        """A signed token for ``ti_id``; with ``jkt`` (a key's RFC 7638 thumbprint) bound
+        to that key (``cnf.jkt``): usable only with a DPoP proof signed by it."""
         # Millisecond precision: a per-TI revocation watermark must separate tokens issued
         # just before it from tokens issued just after (RFC 7519 NumericDate may be fractional).
         now = math.floor(self._clock() * 1000) / 1000
@@ -52,4 +55,6 @@ class TokenIssuer:
         }
         if self.issuer:
             claims["iss"] = self.issuer
+        if jkt is not None:
+            claims["cnf"] = {"jkt": jkt}
         return jwt.encode(claims, self.key.key, algorithm=self.key.algorithm, headers=self._headers)

@@ -33,6 +33,8 @@ class Refusal(Enum):
     MISSING_CLAIM = "missing_claim"
     INVALID_CLAIMS = "invalid_claims"
     INVALID_SCOPE = "invalid_scope"
+    # A token bound to a key (cnf.jkt) sent without a proof of that key (as Bearer).
+    DPOP_PROOF_REQUIRED = "dpop_proof_required"
     TOKEN_TYPE_NOT_ALLOWED = "token_type_not_allowed"
     SUBJECT_MISMATCH = "subject_mismatch"
     REVOKED = "revoked"
@@ -75,6 +77,10 @@ _MESSAGES = {
     },
     Refusal.INVALID_CLAIMS: "Invalid auth token",
     Refusal.INVALID_SCOPE: "Invalid token scope",
+    Refusal.DPOP_PROOF_REQUIRED: (
+        "This token is bound to a key: send it as 'Authorization: DPoP <token>' with a "
+        "DPoP proof signed by that key"
+    ),
     Refusal.TOKEN_TYPE_NOT_ALLOWED: (
         "Token type '{token_type}' not allowed for this endpoint. Allowed types: {allowed}"
     ),

@@ -11,6 +11,7 @@ import os
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -95,6 +96,15 @@ class Settings(BaseSettings):
         "connection per turn, so under load a new connection (a worker's heartbeat) waits "
         "behind every other one queued.",
     )
+    tls_cert_file: Path | None = Field(
+        None,
+        description="PEM certificate (chain) for `taskgate serve` to serve HTTPS with, "
+        "together with tls_key_file (`--tls-cert`). Unset: plain HTTP.",
+    )
+    tls_key_file: Path | None = Field(
+        None,
+        description="The unencrypted PEM private key of tls_cert_file (`--tls-key`).",
+    )
     graceful_shutdown_seconds: int = Field(
         20,
         ge=1,
@@ -163,6 +173,17 @@ class Settings(BaseSettings):
     execution_token_ttl: int = Field(600, gt=0, description="Execution token lifetime (s).")
     workload_token_ttl: int = Field(3600, gt=0, description="Workload token lifetime (s).")
     leeway: int = Field(10, ge=0, description="Clock leeway when checking exp/nbf/iat (s).")
+    dpop_proof_window: float = Field(
+        60.0, gt=0, le=600,
+        description="How old (seconds) a DPoP proof's iat may be; a proof is accepted once "
+        "within it. Proofs dated ahead of this server's clock get TASKGATE_LEEWAY.",
+    )
+    public_url: str | None = Field(
+        None,
+        description="The scheme, host and port clients use to reach this server "
+        "(https://taskgate.example.com), when a proxy in between changes them. A DPoP "
+        "proof names the URL its client called; unset: the URL as this server received it.",
+    )
     token_standing_cache_seconds: float = Field(
         1.0,
         ge=0,
@@ -213,6 +234,20 @@ class Settings(BaseSettings):
         description="Comma-separated JWS algorithms accepted on OIDC tokens; `none` and "
         "HS* are refused.",
     )
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query \
+                or parts.fragment:
+            raise ValueError(
+                "public_url: give the scheme, host and port clients call, such as "
+                "https://taskgate.example.com (a path prefix is allowed; no query)"
+            )
+        return value.rstrip("/")
 
     @field_validator("control_oidc_algorithms")
     @classmethod

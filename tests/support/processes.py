@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -35,14 +36,16 @@ def run_cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.C
 
 
 def wait_until_healthy(
-    url: str, process: subprocess.Popen[str], output: Callable[[], str], timeout: float = 30
+    url: str, process: subprocess.Popen[str], output: Callable[[], str], timeout: float = 30,
+    verify: ssl.SSLContext | bool = True,
 ) -> None:
-    """Return once ``url`` answers ``/execution/health``; if the process exits or the time
-    runs out, kill it and raise with what it printed."""
+    """Return once ``url`` answers ``/execution/health`` (an https one checked with
+    ``verify``); if the process exits or the time runs out, kill it and raise with what it
+    printed."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if httpx.get(f"{url}/execution/health", timeout=1).status_code == 200:
+            if httpx.get(f"{url}/execution/health", timeout=1, verify=verify).status_code == 200:
                 return
         except httpx.TransportError:
             pass
@@ -71,9 +74,12 @@ class ServeProcess(subprocess.Popen[str]):
 
 
 def start_serve(
-    env: dict[str, str], port: int, *extra: str, log_path: Path | None = None
+    env: dict[str, str], port: int, *extra: str, log_path: Path | None = None,
+    ca_bundle: Path | None = None,
 ) -> ServeProcess:
-    """`taskgate serve` on 127.0.0.1:port, returned once /execution/health answers.
+    """`taskgate serve` on 127.0.0.1:port, returned once /execution/health answers: over
+    https, trusting the CA certificates in ``ca_bundle``, when it is given (a server
+    started with --tls-cert/--tls-key).
 
     Its output goes to a file (``log_path``, else a temporary one; ``server_output`` reads
     it), never to a pipe: a pipe nobody drains fills after some hundred access-log lines,
@@ -84,7 +90,11 @@ def start_serve(
         env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
     )
     proc.log = log
-    wait_until_healthy(f"http://127.0.0.1:{port}", proc, lambda: server_output(proc))
+    if ca_bundle is None:
+        wait_until_healthy(f"http://127.0.0.1:{port}", proc, lambda: server_output(proc))
+    else:
+        wait_until_healthy(f"https://127.0.0.1:{port}", proc, lambda: server_output(proc),
+                           verify=ssl.create_default_context(cafile=ca_bundle))
     return proc
 
 

@@ -7,6 +7,8 @@ only typer at the top (``taskgate.cli.common`` says why).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from taskgate.cli import (
@@ -82,6 +84,47 @@ app.add_typer(worker.app, name="worker")
 app.add_typer(operators.app, name="operators")
 
 
+# TLS 1.2 suites with forward secrecy and AEAD only; TLS 1.3's are OpenSSL's, untouched.
+# Named because uvicorn before 0.48 set a TLS 1.0-era list by default. Python's contexts
+# refuse TLS 1.0/1.1 anyway; this list has no suite those versions could agree on either.
+TLS_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL"
+
+
+def _tls_problem(cert: Path, key: Path, cert_name: str, key_name: str) -> str | None:
+    """What keeps ``cert`` and ``key`` from serving HTTPS, or None. Checked before the
+    server starts: uvicorn finds out only in each worker process, with a traceback, and
+    would ask on the terminal for the passphrase of an encrypted key."""
+    import ssl
+
+    from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        x509.load_pem_x509_certificates(cert.read_bytes())
+    except OSError as exc:
+        return f"{cert_name} {cert}: {exc.strerror or exc}"
+    except ValueError:
+        return f"{cert_name} {cert}: no PEM certificate in it"
+    try:
+        load_pem_private_key(key.read_bytes(), password=None)
+    except OSError as exc:
+        return f"{key_name} {key}: {exc.strerror or exc}"
+    except TypeError:  # cryptography's answer to an encrypted key without a password
+        return f"{key_name} {key}: the key is encrypted; taskgate serve needs it unencrypted"
+    except (ValueError, UnsupportedAlgorithm):
+        return f"{key_name} {key}: no PEM private key in it"
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)  # as uvicorn makes it
+    context.set_ciphers(TLS_CIPHERS)
+    try:
+        context.load_cert_chain(cert, key)
+    except ssl.SSLError as exc:
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            return f"{key_name} {key} is not the private key of the certificate in {cert}"
+        return f"{cert_name} {cert} with {key_name} {key}: {exc}"
+    return None
+
+
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
@@ -97,6 +140,15 @@ def serve(
         help="Seconds a stop (SIGTERM/SIGINT) waits for requests in flight before cancelling "
         "them. Default: TASKGATE_GRACEFUL_SHUTDOWN_SECONDS (20).",
     ),
+    tls_cert: Path | None = typer.Option(
+        None, "--tls-cert", metavar="FILE", show_default=False,
+        help="Serve HTTPS (TLS 1.2+) with this PEM certificate (intermediates after it); "
+        "needs --tls-key. Default: TASKGATE_TLS_CERT_FILE; unset: plain HTTP.",
+    ),
+    tls_key: Path | None = typer.Option(
+        None, "--tls-key", metavar="FILE", show_default=False,
+        help="The certificate's unencrypted PEM private key. Default: TASKGATE_TLS_KEY_FILE.",
+    ),
 ) -> None:
     """Run the Execution API server (creates data dir, database and signing key if missing)."""
     import asyncio
@@ -111,8 +163,24 @@ def serve(
     from taskgate.tracing import TracingUnavailable, require_opentelemetry
     from taskgate.wire.http import EXECUTION_PREFIX
 
-    runtime = runtime_from_env()
-    settings = runtime.settings
+    settings = settings_from_env()
+    cert = tls_cert or settings.tls_cert_file
+    key = tls_key or settings.tls_key_file
+    if (cert is None) != (key is None):
+        raise fail(
+            "--tls-cert and --tls-key (TASKGATE_TLS_CERT_FILE, TASKGATE_TLS_KEY_FILE) go "
+            "together: give both, or neither for plain HTTP",
+            2,
+        )
+    if cert is not None and key is not None:
+        problem = _tls_problem(
+            cert, key,
+            "--tls-cert" if tls_cert else "TASKGATE_TLS_CERT_FILE",
+            "--tls-key" if tls_key else "TASKGATE_TLS_KEY_FILE",
+        )
+        if problem:
+            raise fail(escape(problem))
+    runtime = runtime_from_env(settings=settings)
     if settings.otel_enabled:
         try:
             require_opentelemetry()
@@ -151,7 +219,7 @@ def serve(
         if settings.uses_embedded_database
         else "(TASKGATE_DATABASE_URL)",
         signing_key=signing_key,
-        execution_api=f"http://{host}:{port}{EXECUTION_PREFIX}",
+        execution_api=f"{'http' if cert is None else 'https'}://{host}:{port}{EXECUTION_PREFIX}",
         workers=workers,
         access_log=access_log,
     )
@@ -170,6 +238,9 @@ def serve(
             access_log=False,
             timeout_graceful_shutdown=timeout_graceful_shutdown
             or settings.graceful_shutdown_seconds,
+            ssl_certfile=cert,
+            ssl_keyfile=key,
+            ssl_ciphers=None if cert is None else TLS_CIPHERS,
         )
 
 

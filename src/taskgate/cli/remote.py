@@ -15,6 +15,7 @@ from typing import Any
 from taskgate.cli.backend import Row
 from taskgate.cli.common import fail
 from taskgate.client.errors import ApiError, NotFound
+from taskgate.client.options import CaBundleError
 from taskgate.client.retry import RetryPolicy
 from taskgate.control import ControlClient
 
@@ -60,6 +61,8 @@ class RemoteBackend:
     def __init__(self, server: str, key: str) -> None:
         try:
             self.api = ControlClient(server, key, retry=CLI_RETRY)
+        except CaBundleError as exc:
+            raise fail(str(exc)) from None
         except ValueError as exc:
             raise fail(f"--server / $TASKGATE_SERVER: {exc}", 2) from None
 

@@ -77,6 +77,7 @@ def run(
 ) -> None:
     from taskgate.client import Client
     from taskgate.client.in_process import InProcessServer
+    from taskgate.client.options import CaBundleError
     from taskgate.worker.console import WorkerConsole
     from taskgate.worker.logfile import default_log_file
     from taskgate.worker.runner import TaskRun, WorkerError, WorkerOptions
@@ -111,7 +112,10 @@ def run(
                 raise fail(f"database not ready: {exc}") from None
             api = server.client(token=workload.token, retry=WORKER_RETRY)
         else:
-            api = Client(api_url_option, token=workload.token, retry=WORKER_RETRY)
+            try:
+                api = Client(api_url_option, token=workload.token, retry=WORKER_RETRY)
+            except CaBundleError as exc:
+                raise fail(str(exc)) from None
         stack.enter_context(api)
         console.note(f"log file: {path}")
         try:

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import httpx
 
 from taskgate.client.exchange import Call, Outcome, Step, exchange
-from taskgate.client.options import http_options
+from taskgate.client.options import api_url, http_options
 from taskgate.client.retry import RetryPolicy
 from taskgate.client.routes import ExecutionRoutes
 from taskgate.client.token import TokenHolder
@@ -33,7 +33,7 @@ class BaseClient(ExecutionRoutes):
         ``transport`` replaces the network (``taskgate.client.in_process``)."""
         self._token = TokenHolder(token)
         self.retry = retry or RetryPolicy()
-        self._http: Any = self.http_class(**http_options(base_url, timeout, transport))
+        self._http: Any = self.http_class(**http_options(api_url(base_url), timeout, transport))
 
     @property
     def base_url(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 from typing import Any
 
 import httpx
@@ -11,6 +12,7 @@ import taskgate
 from taskgate.wire.http import EXECUTION_PREFIX
 
 API_URL_ENV = "TASKGATE_API_URL"
+CA_BUNDLE_ENV = "TASKGATE_CA_BUNDLE"
 DEFAULT_API_URL = f"http://127.0.0.1:8080{EXECUTION_PREFIX}"
 # Connecting should be quick; an answer may wait for a busy database (the server gives up
 # on a pool wait after 2 s and on a statement after 10 s by default).
@@ -24,13 +26,39 @@ def api_url(explicit: str | None = None) -> str:
     return explicit or os.environ.get(API_URL_ENV) or DEFAULT_API_URL
 
 
+class CaBundleError(ValueError):
+    """``$TASKGATE_CA_BUNDLE`` names no file of PEM CA certificates."""
+
+
+def server_verification() -> ssl.SSLContext | bool:
+    """How an https server's certificate is checked, for every taskgate client (the
+    Execution API client and the remote CLI): against the CA certificates in the PEM file
+    ``$TASKGATE_CA_BUNDLE`` names (instead of the default ones), else httpx's default
+    (certifi's bundle, or ``$SSL_CERT_FILE``/``$SSL_CERT_DIR``). Never switched off."""
+    path = os.environ.get(CA_BUNDLE_ENV)
+    if not path:
+        return True
+    try:
+        return ssl.create_default_context(cafile=path)
+    except ssl.SSLError:  # before OSError, of which it is one
+        raise CaBundleError(f"${CA_BUNDLE_ENV}={path}: no PEM CA certificate in it") from None
+    except OSError as exc:
+        raise CaBundleError(f"${CA_BUNDLE_ENV}={path}: {exc.strerror or exc}") from None
+
+
 def http_options(
-    base_url: str | None, timeout: float | httpx.Timeout | None, transport: Any
+    base_url: str, timeout: float | httpx.Timeout | None, transport: Any, *,
+    user_agent: str = USER_AGENT,
 ) -> dict[str, Any]:
-    return {
-        "base_url": api_url(base_url),
+    """The httpx client options of every taskgate client (the Execution API client, the
+    worker's, the control API client)."""
+    options = {
+        "base_url": base_url,
         "timeout": DEFAULT_TIMEOUT if timeout is None else timeout,
         "transport": transport,
-        "headers": {"User-Agent": USER_AGENT},
-        "follow_redirects": False,  # a redirect must not carry the bearer token elsewhere
+        "headers": {"User-Agent": user_agent},
+        "follow_redirects": False,  # a redirect must not carry the token or key elsewhere
     }
+    if transport is None:  # a given transport (in_process) has no network to verify
+        options["verify"] = server_verification()
+    return options

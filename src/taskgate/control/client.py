@@ -14,6 +14,7 @@ import httpx
 
 import taskgate
 from taskgate.client.exchange import Call, exchange, run_async, run_blocking
+from taskgate.client.options import http_options
 from taskgate.client.retry import RetryPolicy
 from taskgate.client.token import TokenHolder
 from taskgate.control.calls import ControlCalls
@@ -21,7 +22,6 @@ from taskgate.control.feed import EventFeed
 from taskgate.control.models import Event
 
 CONTROL_PREFIX = "/control/v1"
-DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 USER_AGENT = f"taskgate-control/{taskgate.__version__}"
 
 
@@ -54,11 +54,7 @@ class _BaseControlClient(ControlCalls):
         self._key = TokenHolder(key)
         self.retry = retry or RetryPolicy()
         self._http: Any = self.http_class(
-            base_url=control_url(server),
-            timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
-            transport=transport,
-            headers={"User-Agent": USER_AGENT},
-            follow_redirects=False,  # a redirect must not carry the key elsewhere
+            **http_options(control_url(server), timeout, transport, user_agent=USER_AGENT)
         )
 
     @property

@@ -88,6 +88,10 @@ class DirectStatement:
     wrote. ``many_key`` names the parameter that picks the row: PostgreSQL writes a row
     once per statement, however many sets name it, so sets naming the same row go to
     statements of their own (in the same transaction, in order).
+
+    ``lock_order`` names the parameter by whose value the sets of one batch are sent
+    (``group_commit``): two transactions that lock the same rows in the same order cannot
+    deadlock, as they can when two replicas' batches write them in opposite orders.
     """
 
     def __init__(
@@ -96,6 +100,7 @@ class DirectStatement:
         *,
         many: Executable | None = None,
         many_key: str | None = None,
+        lock_order: str | None = None,
     ) -> None:
         # Python-side column defaults (``onupdate=utcnow``) are computed by SQLAlchemy's
         # execution path, which this skips: such a column must be given a value.
@@ -117,6 +122,7 @@ class DirectStatement:
         self._compiled: dict[tuple[str, str, str], _Compiled] = {}
         self._many: DirectStatement | None = None
         self._many_key = many_key
+        self.lock_order = lock_order
         if many is not None:
             many_names = {b.key for b in many.compile().binds.values() if b.required}
             if many_key not in names or not many_names <= names:
@@ -149,6 +155,7 @@ class DirectStatement:
             build(lambda name: bindparam(name, type_=params[name])),
             many=build(lambda name: sets.c[name]).returning(sets.c.n),
             many_key=key,
+            lock_order=key,
         )
 
     def _compile(self, dialect: Dialect) -> _Compiled:

@@ -66,6 +66,9 @@ class GroupCommit:
                 write.add_done_callback(self._writes.discard)
 
     async def _write(self, statement: DirectStatement, calls: list[_Call]) -> None:
+        if statement.lock_order is not None:
+            # Stable: sets naming the same row keep their order.
+            calls.sort(key=lambda call: call[0][statement.lock_order])
         await answer_all(
             [matched for _, matched in calls],
             statement.rowcounts(self.engine, [params for params, _ in calls]),

@@ -290,3 +290,15 @@ class ReadAudit(Base):
     outcome: Mapped[str] = mapped_column(String(20))  # allowed, refused, not_found
     reason: Mapped[str | None] = mapped_column(String(50))  # a refusal's rule
     hostname: Mapped[str | None] = mapped_column(String(1000))
+
+
+class DPoPProofUse(Base):
+    """A DPoP proof already used (``services.dpop_replay``): a proof is accepted once. The
+    key is a hash of the proof key's thumbprint and the proof's ``jti``, never either one;
+    a row outlives ``expires_at`` (after which the proof is too old anyway) only until the
+    next purge."""
+
+    __tablename__ = "dpop_proof_uses"
+
+    proof_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # hex SHA-256
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

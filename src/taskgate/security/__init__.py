@@ -9,7 +9,11 @@ The enforcement flow, end to end, for one request:
    the claim schema; failures -> 403 ``Invalid auth token`` (or ``Invalid token scope: x``),
    the failed check named in the ``Taskgate-Reason`` header (``token_expired``,
    ``unknown_key``, ``bad_signature``, ...). A token bound to a key (``cnf.jkt``, DPoP)
-   is never accepted as a bearer token -> 401 ``dpop_proof_required``.
+   is never accepted as a bearer token -> 401 ``dpop_proof_required``; it must come as
+   ``Authorization: DPoP`` with a proof of that key (``dpop``: the proof's checks, the URL
+   the client called, the replay record shared by every replica) -> else 401 with the
+   failed check (``key_mismatch``, ``proof_replayed``, ...). A bearer token's proof, on
+   ``/run``, names the key the issued execution token is bound to.
    The typed token is kept on the ASGI scope in a ``RequestAuth`` (``request_auth``), so
    the signature is checked at most once per request whatever else asks for the token
    (and not at all when the token is in the verified-token cache, ``tokens.cache``).
@@ -38,7 +42,7 @@ the cached token. A route is opened to workload tokens by one line on that route
 ``route_policy`` lists every served route's policy (``taskgate routes``).
 """
 
-from taskgate.security.authorization import CurrentToken, require_auth
+from taskgate.security.authorization import CurrentToken, ProvenKey, require_auth
 from taskgate.security.bearer import authenticate
 from taskgate.security.reissue import TokenReissueMiddleware
 from taskgate.security.request_auth import refuse
@@ -46,6 +50,7 @@ from taskgate.security.routing import TaskRoute
 
 __all__ = [
     "CurrentToken",
+    "ProvenKey",
     "TaskRoute",
     "TokenReissueMiddleware",
     "authenticate",

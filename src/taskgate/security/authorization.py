@@ -71,3 +71,13 @@ async def require_auth(security_scopes: SecurityScopes, request: Request) -> Tas
 
 CurrentToken = Annotated[TaskToken, Depends(authenticate)]
 """The request's token, for handlers behind ``require_auth`` (reuses the cached result)."""
+
+
+async def _proven_key(request: Request, token: CurrentToken) -> str | None:
+    auth: RequestAuth = request.scope[AUTH_SCOPE_KEY]
+    return auth.proven_key
+
+
+ProvenKey = Annotated[str | None, Depends(_proven_key)]
+"""The thumbprint of the key the request's DPoP proof showed (``security.dpop``), or None
+without a proof: what ``/run`` binds the execution token it issues to."""

@@ -17,24 +17,36 @@ from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
 from taskgate.tokens import Refusal, TaskToken
+from taskgate.tokens.dpop import DPOP_ALGORITHMS
+from taskgate.tokens.refusals import PROOF_REFUSALS
 from taskgate.wire.http import REASON_HEADER
 
 AUTH_SCOPE_KEY = "taskgate.auth"
+DPOP_ALGS = " ".join(DPOP_ALGORITHMS)  # RFC 9449 §7.1: the proof algorithms accepted
 
 audit = structlog.get_logger("taskgate.audit")
 
 # Each refusal's answer; the rest are 403.
 _STATUS = {
+    **dict.fromkeys(PROOF_REFUSALS, status.HTTP_401_UNAUTHORIZED),
     Refusal.MISSING_TOKEN: status.HTTP_401_UNAUTHORIZED,
     Refusal.MULTIPLE_AUTHORIZATION_HEADERS: status.HTTP_400_BAD_REQUEST,
     Refusal.WORKLOAD_TOKEN_REUSED: status.HTTP_409_CONFLICT,
     Refusal.DPOP_PROOF_REQUIRED: status.HTTP_401_UNAUTHORIZED,
+    Refusal.TOKEN_NOT_BOUND: status.HTTP_401_UNAUTHORIZED,
 }
 _HEADERS = {
+    **dict.fromkeys(PROOF_REFUSALS, {
+        "WWW-Authenticate": f'DPoP error="invalid_dpop_proof", algs="{DPOP_ALGS}"'
+    }),
+    Refusal.USE_DPOP_NONCE: {
+        "WWW-Authenticate": f'DPoP error="use_dpop_nonce", algs="{DPOP_ALGS}"'
+    },
     Refusal.MISSING_TOKEN: {"WWW-Authenticate": "Bearer"},
+    Refusal.TOKEN_NOT_BOUND: {"WWW-Authenticate": "Bearer"},
     # RFC 9449 §7.1: the scheme the token needs, and what was wrong.
     Refusal.DPOP_PROOF_REQUIRED: {
-        "WWW-Authenticate": 'DPoP error="invalid_token", algs="EdDSA ES256"'
+        "WWW-Authenticate": f'DPoP error="invalid_token", algs="{DPOP_ALGS}"'
     },
 }
 
@@ -48,6 +60,7 @@ class AuthState(Enum):
 @dataclass(slots=True)
 class RequestAuth:
     token: TaskToken | None  # None: refused before a token was validated
+    proven_key: str | None = None  # thumbprint of the key a DPoP proof of this request showed
     state: AuthState = AuthState.VALIDATED
     refusal: Refusal | None = None
 

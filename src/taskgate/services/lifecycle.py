@@ -104,9 +104,11 @@ class Lifecycle:
         unixname: str,
         pid: int,
         start_date: datetime,
+        bind_to: str | None = None,
     ) -> Started:
         """queued -> running, for the process named. With a workload ``token`` it is
-        spent (single use) and exchanged for an execution token."""
+        spent (single use) and exchanged for an execution token, bound to the key whose
+        thumbprint is ``bind_to`` (the request proved it holds that key) if given."""
         workload = token if isinstance(token, WorkloadToken) else None
         issuer = self._require_issuer(TokenType.EXECUTION) if workload is not None else None
         async with self._changing(ti_id) as session:
@@ -119,7 +121,7 @@ class Lifecycle:
                 start_date=start_date,
                 workload=(workload.jti, workload.exp + self._leeway) if workload else None,
             )
-        return Started(context, issuer.issue(ti_id) if issuer is not None else None)
+        return Started(context, issuer.issue(ti_id, jkt=bind_to) if issuer is not None else None)
 
     async def heartbeat(
         self, ti_id: uuid.UUID, *, hostname: str, pid: int, token_iat: float

@@ -35,6 +35,25 @@ class Refusal(Enum):
     INVALID_SCOPE = "invalid_scope"
     # A token bound to a key (cnf.jkt) sent without a proof of that key (as Bearer).
     DPOP_PROOF_REQUIRED = "dpop_proof_required"
+    TOKEN_NOT_BOUND = "token_not_bound"  # an unbound token sent as DPoP
+    # The DPoP proof of a bound token's request: missing, or which check failed
+    # (tokens.dpop.DPoPReason, the same codes), or already used.
+    MISSING_DPOP_PROOF = "missing_dpop_proof"
+    MALFORMED_PROOF = "malformed_proof"
+    PROOF_TOO_LARGE = "proof_too_large"
+    PROOF_TYPE_INVALID = "proof_type_invalid"
+    PROOF_ALGORITHM_NOT_ALLOWED = "proof_algorithm_not_allowed"
+    PROOF_KEY_INVALID = "proof_key_invalid"
+    BAD_PROOF_SIGNATURE = "bad_proof_signature"
+    PROOF_MISSING_CLAIM = "proof_missing_claim"
+    PROOF_METHOD_MISMATCH = "proof_method_mismatch"
+    PROOF_URL_MISMATCH = "proof_url_mismatch"
+    PROOF_EXPIRED = "proof_expired"
+    PROOF_NOT_YET_VALID = "proof_not_yet_valid"
+    ACCESS_TOKEN_HASH_MISMATCH = "access_token_hash_mismatch"
+    KEY_MISMATCH = "key_mismatch"
+    USE_DPOP_NONCE = "use_dpop_nonce"
+    PROOF_REPLAYED = "proof_replayed"
     TOKEN_TYPE_NOT_ALLOWED = "token_type_not_allowed"
     SUBJECT_MISMATCH = "subject_mismatch"
     REVOKED = "revoked"
@@ -81,6 +100,11 @@ _MESSAGES = {
         "This token is bound to a key: send it as 'Authorization: DPoP <token>' with a "
         "DPoP proof signed by that key"
     ),
+    Refusal.TOKEN_NOT_BOUND: (
+        "This token is not bound to a key: send it as 'Authorization: Bearer <token>'"
+    ),
+    Refusal.MISSING_DPOP_PROOF: "A DPoP-bound token needs exactly one DPoP proof header",
+    Refusal.PROOF_REPLAYED: "DPoP proof was already used; sign a new one for each request",
     Refusal.TOKEN_TYPE_NOT_ALLOWED: (
         "Token type '{token_type}' not allowed for this endpoint. Allowed types: {allowed}"
     ),
@@ -92,5 +116,17 @@ _MESSAGES = {
         "queue the task instance again for a new one"
     ),
 }
+# The refusals of a bound token's DPoP proof (401 with WWW-Authenticate: DPoP).
+PROOF_REFUSALS = frozenset({
+    Refusal.MISSING_DPOP_PROOF, Refusal.MALFORMED_PROOF, Refusal.PROOF_TOO_LARGE,
+    Refusal.PROOF_TYPE_INVALID, Refusal.PROOF_ALGORITHM_NOT_ALLOWED, Refusal.PROOF_KEY_INVALID,
+    Refusal.BAD_PROOF_SIGNATURE, Refusal.PROOF_MISSING_CLAIM, Refusal.PROOF_METHOD_MISMATCH,
+    Refusal.PROOF_URL_MISMATCH, Refusal.PROOF_EXPIRED, Refusal.PROOF_NOT_YET_VALID,
+    Refusal.ACCESS_TOKEN_HASH_MISMATCH, Refusal.KEY_MISMATCH, Refusal.USE_DPOP_NONCE,
+    Refusal.PROOF_REPLAYED,
+})
+# A proof refused by one of its checks is told that check's own message (tokens.dpop);
+# this is the fallback.
+_MESSAGES.update({r: "Invalid DPoP proof" for r in PROOF_REFUSALS if r not in _MESSAGES})
 # A repeated /run is a conflict to the worker: told as a service conflict is.
 _CLIENT_REASONS = {Refusal.WORKLOAD_TOKEN_REUSED: "token_reused"}

@@ -28,7 +28,7 @@ from fastapi import APIRouter, Body, Request, Response, Security, status
 from taskgate.api.deps import DbSession, RuntimeDep
 from taskgate.api.responses import CONFLICT, NOT_FOUND
 from taskgate.runtime import Runtime
-from taskgate.security import CurrentToken, TaskRoute, authenticate, require_auth
+from taskgate.security import CurrentToken, ProvenKey, TaskRoute, authenticate, require_auth
 from taskgate.services import task_instances
 from taskgate.services.states import TIState
 from taskgate.wire import task_instances as wire
@@ -71,12 +71,14 @@ async def run(
     task_instance_id: TIId,
     payload: wire.TIEnterRunningPayload,
     token: CurrentToken,
+    proven_key: ProvenKey,
     runtime: RuntimeDep,
     response: Response,
 ) -> wire.TIRunContext:
     """Start the TI (queued -> running) and answer with its run context.
 
-    With a workload token the answer carries an execution token in ``Refreshed-API-Token``.
+    With a workload token the answer carries an execution token in ``Refreshed-API-Token``,
+    bound to the key of the request's DPoP proof if it has one.
     """
     started = await runtime.lifecycle.start(
         task_instance_id,
@@ -85,6 +87,7 @@ async def run(
         unixname=payload.unixname,
         pid=payload.pid,
         start_date=payload.start_date,
+        bind_to=proven_key,
     )
     if started.execution_token is not None:
         response.headers[REFRESHED_TOKEN_HEADER] = started.execution_token

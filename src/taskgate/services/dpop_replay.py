@@ -1,0 +1,91 @@
+"""DPoP proof replay (RFC 9449 §11.1): a proof is accepted once, on every replica.
+
+``taskgate.tokens.dpop.verify_proof`` checks one proof and leaves replay to its caller:
+the same proof sent again, while its ``iat`` is still within the window, must be
+refused. Every replica has to know what every other one accepted, so the proofs used
+are recorded in the database they share. ``first_use`` records a proof and says whether
+this was its first use; the record *is* the answer, so no two requests can both be told
+yes: ``INSERT ... ON CONFLICT (proof_id) DO NOTHING`` inserts a row for the first and
+none for any other (on PostgreSQL an insert racing an uncommitted one waits for its
+outcome, then inserts nothing if it committed).
+
+A record's key is the hex SHA-256 of the proof key's thumbprint and the ``jti``: one
+client cannot spend another's ``jti`` in advance, and the table holds no string a client
+chose. It is kept until ``expires_at``, which the caller computes as the last moment the
+proof could still be accepted; ``purge`` deletes the records past it.
+
+It runs on every DPoP-bound request, the heartbeat included, so it goes through the
+group-commit writer as the heartbeat does (``taskgate.db.group_commit``): one statement
+sent on the driver connection, and on PostgreSQL the records of one turn of the event
+loop in one transaction. A database error propagates (the caller answers 503): a proof
+that could not be recorded is never taken as a first use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from importlib import import_module
+
+from sqlalchemy import bindparam, delete
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from taskgate.db.direct import DirectStatement
+from taskgate.db.group_commit import GroupCommit
+from taskgate.db.models import DPoPProofUse, utcnow
+from taskgate.tokens.claims import JKT
+
+_USES = DPoPProofUse.__table__
+
+# ON CONFLICT is each dialect's own clause; a dialect's module is imported on first use,
+# so a process on SQLite never loads PostgreSQL's.
+_DIALECTS = {"postgresql": "sqlalchemy.dialects.postgresql", "sqlite": "sqlalchemy.dialects.sqlite"}
+_RECORD: dict[str, DirectStatement] = {}
+
+
+def proof_id(jkt: str, jti: str) -> str:
+    """The key of the record of proof ``jti`` signed with the key whose thumbprint is
+    ``jkt``: hex SHA-256 of ``jkt:jti``. A thumbprint is base64url, without ``:``, so no
+    two pairs hash the same string."""
+    if not JKT.fullmatch(jkt):
+        raise ValueError("jkt is not a JWK SHA-256 thumbprint")
+    # surrogatepass: a JSON string may hold a lone surrogate, and it is still one jti.
+    return hashlib.sha256(f"{jkt}:{jti}".encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _record(dialect: str) -> DirectStatement:
+    found = _RECORD.get(dialect)
+    if found is None:
+        try:
+            insert = import_module(_DIALECTS[dialect]).insert
+        except KeyError:
+            raise ValueError(f"taskgate supports SQLite and PostgreSQL, not {dialect}") from None
+        found = _RECORD[dialect] = DirectStatement(
+            insert(_USES)
+            .values(
+                proof_id=bindparam("proof_id", type_=_USES.c.proof_id.type),
+                expires_at=bindparam("expires_at", type_=_USES.c.expires_at.type),
+            )
+            .on_conflict_do_nothing(index_elements=[_USES.c.proof_id]),
+            lock_order="proof_id",
+        )
+    return found
+
+
+async def first_use(writes: GroupCommit, *, jkt: str, jti: str, expires_at: datetime) -> bool:
+    """Record the proof ``jti`` of the key ``jkt`` (kept until ``expires_at``, an aware
+    datetime); True if this is its first use, False if it was recorded before: a replay.
+
+    Returns once the record is committed; raises the database's error if it cannot be
+    (the request must then be refused). ``expires_at`` must not be earlier than the last
+    moment any replica could still accept the proof: mind that ``DPoPProof.iat`` is
+    truncated to a second, and leave a margin for the replicas' clocks."""
+    params = {"proof_id": proof_id(jkt, jti), "expires_at": expires_at}
+    return await writes.rowcount(_record(writes.engine.dialect.name), params) == 1
+
+
+async def purge(session: AsyncSession) -> int:
+    """Delete the records of proofs past their ``expires_at``; how many."""
+    deleted = await session.execute(delete(DPoPProofUse).where(DPoPProofUse.expires_at < utcnow()))
+    await session.commit()
+    return int(deleted.rowcount or 0)

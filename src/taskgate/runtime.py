@@ -161,6 +161,7 @@ class Runtime:
             self.standing,
             lambda: self.issuer,
             leeway=self.settings.leeway,
+            token_binding=self.settings.token_binding,
         )
         self.events = EventFeed(self.sessionmaker, poll_interval=self.settings.event_poll_interval)
         self.read_audit = ReadAudit(self.engine, enabled=self.settings.read_audit)

@@ -173,6 +173,12 @@ class Settings(BaseSettings):
     execution_token_ttl: int = Field(600, gt=0, description="Execution token lifetime (s).")
     workload_token_ttl: int = Field(3600, gt=0, description="Workload token lifetime (s).")
     leeway: int = Field(10, ge=0, description="Clock leeway when checking exp/nbf/iat (s).")
+    token_binding: Literal["bearer", "dpop"] = Field(
+        "bearer",
+        description="For DAGs registered without a token binding: dpop makes /run refuse a "
+        "workload token without a DPoP proof, so every execution token of their tasks is "
+        "bound to a key; bearer also issues unbound tokens.",
+    )
     dpop_proof_window: float = Field(
         60.0, gt=0, le=600,
         description="How old (seconds) a DPoP proof's iat may be; a proof is accepted once "

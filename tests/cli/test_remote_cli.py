@@ -81,9 +81,12 @@ def test_remote_commands_answer_as_local_ones(local, server, tmp_path) -> None:
         _same(run_cli(local, *args, check=False), there)
         return there
 
-    assert remote("dags", "add", "etl").stdout == "DAG etl (team: -)\n"
+    assert remote("dags", "add", "etl").stdout == "DAG etl (team: -, token binding: server default)\n"
     assert both("dags", "add", "etl").returncode == 0  # again: the same answer either way
-    assert json.loads(both("dags", "list", "--json").stdout) == [{"dag_id": "etl", "team": None}]
+    assert json.loads(both("dags", "list", "--json").stdout) == [
+        {"dag_id": "etl", "team": None, "token_binding": None}]
+    assert "token binding: dpop" in remote("dags", "add", "etl", "--token-binding", "dpop").stdout
+    assert json.loads(both("dags", "list", "--json").stdout)[0]["token_binding"] == "dpop"
     both("dags", "list")
     declared = remote("dags", "add", "etl", "--allow-variable", "etl_*", "--task", "load",
                       "--allow-xcom-from", "up")

@@ -47,8 +47,10 @@ def test_control_url() -> None:
 async def test_sync_client_every_operation(live_server, runtime) -> None:
     key = await _key(runtime, "orchestrator", Role.ADMIN)
     with ControlClient(live_server.url, key) as control:
-        assert control.add_dag("etl") == Dag("etl", None)
-        assert control.add_dag("etl").raw == {"dag_id": "etl", "team": None}
+        assert control.add_dag("etl") == Dag("etl", None, None)
+        assert control.add_dag("etl").raw == {"dag_id": "etl", "team": None, "token_binding": None}
+        assert control.add_dag("etl", token_binding="dpop").token_binding == "dpop"
+        assert control.add_dag("etl").token_binding == "dpop"  # kept when not given
         assert [d.dag_id for d in control.list_dags()] == ["etl"]
 
         run = control.create_run("etl", "r1", ["extract", "load"], max_tries=2,

@@ -190,3 +190,43 @@ def test_a_public_url_that_is_no_base_url_is_refused(url, tmp_path):
 
     with pytest.raises(ValueError, match="public_url"):
         Settings(data_dir=tmp_path, public_url=url)
+
+
+async def _set_binding(runtime: Runtime, dag_id: str, binding: str) -> None:
+    from taskgate.services import control
+
+    async with runtime.sessionmaker() as session:
+        await control.add_dag(session, dag_id, token_binding=binding)
+
+
+async def test_a_dag_that_requires_dpop_refuses_run_without_a_proof(http, factory, runtime):
+    await _set_binding(runtime, "bound-only", "dpop")
+    ti = await factory.queued_ti("bound-only")
+    url = f"{http.base_url}/execution/task-instances/{ti.id}/run"
+    refused = await http.patch(url, json=RUN_BODY, headers=bearer(ti.workload_token))
+    assert refused.status_code == 401
+    assert refused.headers["Taskgate-Reason"] == "dag_requires_dpop"
+    assert refused.headers["WWW-Authenticate"].startswith("DPoP algs=")
+    assert "Refreshed-API-Token" not in refused.headers
+    # Refused before the workload token was spent: the worker starts it with a proof.
+    key = ProofKey()
+    started = await http.patch(url, json=RUN_BODY, headers={
+        **bearer(ti.workload_token), "DPoP": key.proof("PATCH", url, ti.workload_token)})
+    assert started.status_code == 200, started.text
+
+
+async def test_the_server_default_applies_to_dags_without_a_binding_of_their_own(
+    factory, settings, runtime
+):
+    strict = Runtime.from_settings(settings.model_copy(update={"token_binding": "dpop"}))
+    await _set_binding(runtime, "explicitly-bearer", "bearer")
+    with serving(create_app(strict), lifespan="on") as url:
+        async with httpx.AsyncClient(base_url=url) as client:
+            default = await factory.queued_ti("follows-the-server")
+            answer = await client.patch(f"/execution/task-instances/{default.id}/run",
+                                        json=RUN_BODY, headers=bearer(default.workload_token))
+            assert answer.headers["Taskgate-Reason"] == "dag_requires_dpop"
+            own = await factory.queued_ti("explicitly-bearer")
+            answer = await client.patch(f"/execution/task-instances/{own.id}/run",
+                                        json=RUN_BODY, headers=bearer(own.workload_token))
+            assert answer.status_code == 200, answer.text

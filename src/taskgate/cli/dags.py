@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 import typer
@@ -10,6 +11,11 @@ from taskgate.cli.backend import backend
 from taskgate.cli.common import JsonOption, console, print_json, print_table
 
 app = typer.Typer(help="DAGs.", no_args_is_help=True)
+
+
+class TokenBinding(StrEnum):
+    bearer = "bearer"
+    dpop = "dpop"
 
 
 @app.command()
@@ -28,13 +34,20 @@ def add(
     task: str | None = typer.Option(
         None, "--task", help="Declare for this task only (default: every task of the DAG)."
     ),
+    token_binding: TokenBinding | None = typer.Option(
+        None, "--token-binding",
+        help="dpop: its tasks start only with a DPoP proof, so their execution tokens are "
+        "bound to the worker's key; bearer: unbound tokens too. Unset: kept as it was "
+        "(new DAG: TASKGATE_TOKEN_BINDING).",
+    ),
 ) -> None:
     """Register a DAG. With --allow-... (or --task), also declare what its tasks (or one
     task) may read, replacing what was declared for them: a DAG with a declaration reads
     only what it declares."""
     api = backend()
-    dag = api.add_dag(dag_id, team)
-    console.print(f"DAG {dag['dag_id']} (team: {dag['team'] or '-'})", highlight=False)
+    dag = api.add_dag(dag_id, team, token_binding.value if token_binding else None)
+    console.print(f"DAG {dag['dag_id']} (team: {dag['team'] or '-'}, token binding: "
+                  f"{dag['token_binding'] or 'server default'})", highlight=False)
     if allow_variable or allow_connection or allow_xcom_from or task is not None:
         declared = api.declare_dag_access(
             dag_id, task, allow_variable, allow_connection, allow_xcom_from
@@ -49,7 +62,9 @@ def list_(json_output: bool = JsonOption) -> None:
     if json_output:
         print_json(dags)
         return
-    print_table("DAGs", ["dag_id", "team"], [(d["dag_id"], d["team"] or "-") for d in dags])
+    print_table("DAGs", ["dag_id", "team", "token binding"], [
+        (d["dag_id"], d["team"] or "-", d.get("token_binding") or "server default") for d in dags
+    ])
 
 
 @app.command()

@@ -31,8 +31,9 @@ from taskgate.services import (
 
 
 class LocalBackend:
-    def add_dag(self, dag_id: str, team: str | None) -> Row:
-        return views.dag(with_session(lambda s, _rt: control.add_dag(s, dag_id, team=team)))
+    def add_dag(self, dag_id: str, team: str | None, token_binding: str | None) -> Row:
+        return views.dag(with_session(lambda s, _rt: control.add_dag(
+            s, dag_id, team=team, token_binding=token_binding)))
 
     def list_dags(self) -> list[Row]:
         return [views.dag(d) for d in with_session(lambda s, _rt: control.list_dags(s))]

@@ -66,9 +66,9 @@ class RemoteBackend:
         except ValueError as exc:
             raise fail(f"--server / $TASKGATE_SERVER: {exc}", 2) from None
 
-    def add_dag(self, dag_id: str, team: str | None) -> Row:
+    def add_dag(self, dag_id: str, team: str | None, token_binding: str | None) -> Row:
         with _answered():
-            return self.api.add_dag(dag_id, team).raw
+            return self.api.add_dag(dag_id, team, token_binding).raw
 
     def list_dags(self) -> list[Row]:
         with _answered():

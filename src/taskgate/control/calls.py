@@ -72,11 +72,15 @@ class ControlCalls(ABC):
 
     # DAGs and runs ---------------------------------------------------------------------
 
-    def add_dag(self, dag_id: str, team: str | None = None) -> Dag:
+    def add_dag(
+        self, dag_id: str, team: str | None = None, token_binding: str | None = None
+    ) -> Dag:
         """Register a DAG with its team (admin). Again with the same team is fine; another
-        team is ``Conflict`` (``team_mismatch``)."""
+        team is ``Conflict`` (``team_mismatch``). ``token_binding`` (``dpop``/``bearer``)
+        replaces the DAG's when given."""
         return self._call(Call("PUT", f"/dags/{_seg(dag_id)}", _one(Dag.from_json),
-                               idempotent=True, json={"team": team}))
+                               idempotent=True,
+                               json={"team": team, "token_binding": token_binding}))
 
     def list_dags(self) -> list[Dag]:
         """The DAGs this operator may see."""

@@ -33,11 +33,12 @@ def _raw() -> Any:
 class Dag:
     dag_id: str
     team: str | None
+    token_binding: str | None  # None: the server's default
     raw: Raw = _raw()
 
     @classmethod
     def from_json(cls, data: Raw) -> Dag:
-        return cls(data["dag_id"], data.get("team"), data)
+        return cls(data["dag_id"], data.get("team"), data.get("token_binding"), data)
 
 
 @dataclass(frozen=True)

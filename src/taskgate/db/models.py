@@ -69,6 +69,9 @@ class Dag(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # What its tasks may read (services.declared_access), JSON; None: not declared.
     access: Mapped[str | None] = mapped_column(Text)
+    # "dpop": /run issues its tasks only key-bound tokens; "bearer": either kind; None:
+    # the server's TASKGATE_TOKEN_BINDING.
+    token_binding: Mapped[str | None] = mapped_column(String(10))
 
 
 class DagRun(Base):

@@ -34,6 +34,7 @@ _STATUS = {
     Refusal.WORKLOAD_TOKEN_REUSED: status.HTTP_409_CONFLICT,
     Refusal.DPOP_PROOF_REQUIRED: status.HTTP_401_UNAUTHORIZED,
     Refusal.TOKEN_NOT_BOUND: status.HTTP_401_UNAUTHORIZED,
+    Refusal.DAG_REQUIRES_DPOP: status.HTTP_401_UNAUTHORIZED,
 }
 _HEADERS = {
     **dict.fromkeys(PROOF_REFUSALS, {
@@ -44,6 +45,7 @@ _HEADERS = {
     },
     Refusal.MISSING_TOKEN: {"WWW-Authenticate": "Bearer"},
     Refusal.TOKEN_NOT_BOUND: {"WWW-Authenticate": "Bearer"},
+    Refusal.DAG_REQUIRES_DPOP: {"WWW-Authenticate": f'DPoP algs="{DPOP_ALGS}"'},
     # RFC 9449 §7.1: the scheme the token needs, and what was wrong.
     Refusal.DPOP_PROOF_REQUIRED: {
         "WWW-Authenticate": f'DPoP error="invalid_token", algs="{DPOP_ALGS}"'

@@ -25,24 +25,38 @@ from taskgate.services.errors import Conflict, InvalidInput, NotFound
 from taskgate.services.states import TIState
 from taskgate.services.xcoms import MAX_MAP_LENGTH
 
+TOKEN_BINDINGS = ("bearer", "dpop")
+
 
 async def add_dag(
-    session: AsyncSession, dag_id: str, *, team: str | None = None, actor: str = events.LOCAL_ACTOR
+    session: AsyncSession,
+    dag_id: str,
+    *,
+    team: str | None = None,
+    token_binding: str | None = None,
+    actor: str = events.LOCAL_ACTOR,
 ) -> Dag:
     """Register a DAG. Repeating it is fine; changing its team is refused (it moves data
-    access between teams, so it must be deliberate: delete and re-add)."""
+    access between teams, so it must be deliberate: delete and re-add). ``token_binding``
+    (``dpop``: its tasks start only with a DPoP proof, so every execution token they hold
+    is bound to a key; ``bearer``) is set when given and kept when not; a DAG that never
+    had one follows the server's ``TASKGATE_TOKEN_BINDING``."""
+    if token_binding is not None and token_binding not in TOKEN_BINDINGS:
+        raise InvalidInput("invalid_token_binding", f"token binding must be one of {TOKEN_BINDINGS}")
     dag = await session.get(Dag, dag_id)
     if dag is not None:
         if dag.team != team:
             raise Conflict(
                 "team_mismatch", f"DAG '{dag_id}' already exists with team {dag.team!r}"
             )
-        return dag
-    dag = Dag(dag_id=dag_id, team=team)
-    session.add(dag)
-    await events.commit(
-        session, actor, [events.operator_action("dag.put", dag_id, dag_id=dag_id, team=team)]
-    )
+        if token_binding is None or token_binding == dag.token_binding:
+            return dag
+        dag.token_binding = token_binding
+    else:
+        dag = Dag(dag_id=dag_id, team=team, token_binding=token_binding)
+        session.add(dag)
+    await events.commit(session, actor, [events.operator_action(
+        "dag.put", dag_id, dag_id=dag_id, team=team, token_binding=dag.token_binding)])
     return dag
 
 

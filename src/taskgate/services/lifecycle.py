@@ -8,7 +8,8 @@ state machine (``services.state_machine``) and then does what that transition re
   of that TI (``services.token_standing``) is dropped, so the next request reads it
   afresh instead of trusting it for up to ``token_standing_cache_seconds``;
 - at ``/run`` with a workload token, the workload token is spent in the same transaction
-  and an execution token is issued for the TI.
+  and an execution token is issued for the TI, bound to the key the request proved it
+  holds (DPoP); a DAG whose tokens must be bound refuses a start without a proof first.
 
 Each transition writes its event in its own transaction (``services.events``); ``actor``
 names who asked (an operator, or ``LOCAL_ACTOR`` for the CLI on the database host).
@@ -26,16 +27,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from taskgate.db.group_commit import GroupCommit
-from taskgate.db.models import TaskInstance
+from taskgate.db.models import Dag, TaskInstance
 from taskgate.services import events, state_machine
-from taskgate.services.errors import Unavailable
+from taskgate.services.errors import TokenRefused, Unavailable
 from taskgate.services.state_machine import RunContext
 from taskgate.services.states import TIState
 from taskgate.services.token_standing import StandingLookup
-from taskgate.tokens import TaskToken, TokenIssuer, TokenType, WorkloadToken
+from taskgate.tokens import Refusal, TaskToken, TokenIssuer, TokenType, WorkloadToken
 
 __all__ = ["Lifecycle", "QueuedTI", "RunContext", "Started"]
 
@@ -63,8 +65,10 @@ class Lifecycle:
         issuer: Callable[[], TokenIssuer | None],
         *,
         leeway: float,
+        token_binding: str = "bearer",
     ) -> None:
         self._sessions = sessions
+        self._token_binding = token_binding  # for DAGs registered without one
         self._writes = writes
         self._standing = standing
         # Read on each use: a key reload swaps the issuer without a restart.
@@ -112,6 +116,9 @@ class Lifecycle:
         workload = token if isinstance(token, WorkloadToken) else None
         issuer = self._require_issuer(TokenType.EXECUTION) if workload is not None else None
         async with self._changing(ti_id) as session:
+            if workload is not None and bind_to is None and \
+                    await self._token_binding_of(session, ti_id) == "dpop":
+                raise TokenRefused(Refusal.DAG_REQUIRES_DPOP)  # before the token is spent
             context = await state_machine.start(
                 session,
                 ti_id,
@@ -122,6 +129,13 @@ class Lifecycle:
                 workload=(workload.jti, workload.exp + self._leeway) if workload else None,
             )
         return Started(context, issuer.issue(ti_id, jkt=bind_to) if issuer is not None else None)
+
+    async def _token_binding_of(self, session: AsyncSession, ti_id: uuid.UUID) -> str:
+        binding = await session.scalar(
+            select(Dag.token_binding).join(TaskInstance, TaskInstance.dag_id == Dag.dag_id)
+            .where(TaskInstance.id == ti_id)
+        )
+        return binding or self._token_binding
 
     async def heartbeat(
         self, ti_id: uuid.UUID, *, hostname: str, pid: int, token_iat: float

@@ -60,7 +60,7 @@ def audit_read(row: ReadAudit) -> dict[str, Any]:
 
 
 def dag(row: Dag) -> dict[str, Any]:
-    return {"dag_id": row.dag_id, "team": row.team}
+    return {"dag_id": row.dag_id, "team": row.team, "token_binding": row.token_binding}
 
 
 def dag_access(dag_id: str, declaration: Declaration | None) -> dict[str, Any]:

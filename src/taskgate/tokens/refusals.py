@@ -36,6 +36,7 @@ class Refusal(Enum):
     # A token bound to a key (cnf.jkt) sent without a proof of that key (as Bearer).
     DPOP_PROOF_REQUIRED = "dpop_proof_required"
     TOKEN_NOT_BOUND = "token_not_bound"  # an unbound token sent as DPoP
+    DAG_REQUIRES_DPOP = "dag_requires_dpop"  # /run without a proof, for a DPoP-only DAG
     # The DPoP proof of a bound token's request: missing, or which check failed
     # (tokens.dpop.DPoPReason, the same codes), or already used.
     MISSING_DPOP_PROOF = "missing_dpop_proof"
@@ -102,6 +103,9 @@ _MESSAGES = {
     ),
     Refusal.TOKEN_NOT_BOUND: (
         "This token is not bound to a key: send it as 'Authorization: Bearer <token>'"
+    ),
+    Refusal.DAG_REQUIRES_DPOP: (
+        "This DAG's tasks run on key-bound tokens only: start it with a DPoP proof"
     ),
     Refusal.MISSING_DPOP_PROOF: "A DPoP-bound token needs exactly one DPoP proof header",
     Refusal.PROOF_REPLAYED: "DPoP proof was already used; sign a new one for each request",

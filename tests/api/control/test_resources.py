@@ -17,7 +17,16 @@ CONTROL = "/control/v1"
 async def test_an_orchestrators_loop(client, operator_key) -> None:
     admin = await operator_key(Role.ADMIN)
     dag = await client.put(f"{CONTROL}/dags/etl", json={"team": "data"}, headers=admin)
-    assert dag.json() == {"dag_id": "etl", "team": "data"}
+    assert dag.json() == {"dag_id": "etl", "team": "data", "token_binding": None}
+    bound = await client.put(f"{CONTROL}/dags/etl", json={"team": "data", "token_binding": "dpop"},
+                             headers=admin)
+    assert bound.json()["token_binding"] == "dpop"
+    unknown = await client.put(f"{CONTROL}/dags/etl", json={"team": "data", "token_binding": "mtls"},
+                               headers=admin)
+    assert unknown.status_code == 422
+    unbound = await client.put(f"{CONTROL}/dags/etl", json={"team": "data", "token_binding": "bearer"},
+                               headers=admin)
+    assert unbound.json()["token_binding"] == "bearer"
     assert (await client.put(f"{CONTROL}/dags/etl", json={"team": "data"}, headers=admin)).status_code == 200
     moved = await client.put(f"{CONTROL}/dags/etl", json={"team": "other"}, headers=admin)
     assert (moved.status_code, moved.json()["detail"]["reason"]) == (409, "team_mismatch")

@@ -7,7 +7,7 @@ Security policy: an operator key; reading DAGs and their declared access needs
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Security
 from pydantic import BaseModel, Field
@@ -28,6 +28,9 @@ router = APIRouter(
 
 class DagBody(BaseModel):
     team: str | None = Field(None, max_length=ID_LENGTH)
+    # dpop: the DAG's tasks run on key-bound tokens only; None: unchanged (new DAG: the
+    # server's TASKGATE_TOKEN_BINDING).
+    token_binding: Literal["bearer", "dpop"] | None = None
 
 
 class AccessBody(BaseModel):
@@ -57,11 +60,12 @@ async def list_dags(operator: CurrentOperator, session: DbSession) -> list[dict[
 async def put_dag(
     dag_id: Identifier, body: DagBody, operator: CurrentOperator, session: DbSession
 ) -> dict[str, Any]:
-    """Register a DAG with its team (repeating it is fine; changing the team is 409)."""
+    """Register a DAG with its team and token binding (repeating it is fine; changing the
+    team is 409; a token binding given replaces the DAG's)."""
     operator.check_team(body.team, f"DAG {dag_id}")
-    return views.dag(
-        await control.add_dag(session, dag_id, team=body.team, actor=operator.name)
-    )
+    return views.dag(await control.add_dag(
+        session, dag_id, team=body.team, token_binding=body.token_binding, actor=operator.name
+    ))
 
 
 @router.post(

@@ -95,53 +95,51 @@ async def test_of_many_concurrent_uses_of_one_proof_exactly_one_is_accepted(engi
     await writes.aclose()
 
 
-@FAST_OR_PUBLIC
-async def test_two_replicas_racing_on_one_proof_accept_it_once(settings, fast, database_url):
+@pytest.fixture
+async def replica_engines(settings, fast, database_url) -> AsyncIterator[list[AsyncEngine]]:  # type: ignore[no-untyped-def]
+    """Two engines on one PostgreSQL database: two replicas."""
     if database_url is None:
         pytest.skip("the embedded database has one process")
     engines = [await _engine(settings, fast) for _ in range(2)]
-    try:
-        # Replicas on their own engines: one gathers its requests, the other writes each
-        # one alone, each on its pooled connections (opened first, so the races are close).
-        replicas = [GroupCommit(engines[0], gather=True), GroupCommit(engines[1], gather=False)]
-        for replica in replicas:
-            assert await _use(replica, BOB, f"warm-up-{id(replica)}") is True
-        for round_ in range(10):
-            accepted = await asyncio.wait_for(asyncio.gather(
-                *(_use(replica, ALICE, f"raced-{round_}") for _ in range(10) for replica in replicas)
-            ), 10)
-            assert accepted.count(True) == 1, accepted
-        for replica in replicas:
-            await replica.aclose()
-    finally:
-        for engine in engines:
-            await engine.dispose()
+    yield engines
+    for engine in engines:
+        await engine.dispose()
+
+
+@FAST_OR_PUBLIC
+async def test_two_replicas_racing_on_one_proof_accept_it_once(replica_engines):
+    # Replicas on their own engines: one gathers its requests, the other writes each one
+    # alone, each on its pooled connections (opened first, so the races are close).
+    replicas = [GroupCommit(replica_engines[0], gather=True),
+                GroupCommit(replica_engines[1], gather=False)]
+    for replica in replicas:
+        assert await _use(replica, BOB, f"warm-up-{id(replica)}") is True
+    for round_ in range(10):
+        accepted = await asyncio.wait_for(asyncio.gather(
+            *(_use(replica, ALICE, f"raced-{round_}") for _ in range(10) for replica in replicas)
+        ), 10)
+        assert accepted.count(True) == 1, accepted
+    for replica in replicas:
+        await replica.aclose()
 
 
 @FAST_OR_PUBLIC
 async def test_replicas_recording_the_same_proofs_in_opposite_orders_never_deadlock(
-    settings, fast, database_url
+    replica_engines,
 ):
     # One batch is one transaction: two replicas' batches inserting the same proofs in
     # opposite orders would each wait for the other's row (PostgreSQL detects the deadlock
     # and fails one batch, every caller of it). A batch is sent in its key order instead.
-    if database_url is None:
-        pytest.skip("the embedded database has one process")
-    engines = [await _engine(settings, fast) for _ in range(2)]
-    try:
-        replicas = [GroupCommit(engine, gather=True) for engine in engines]
-        for round_ in range(30):
-            jtis = [f"round-{round_}-{n}" for n in range(8)]
-            accepted = await asyncio.wait_for(asyncio.gather(
-                *(_use(replicas[0], ALICE, jti) for jti in jtis),
-                *(_use(replicas[1], ALICE, jti) for jti in reversed(jtis)),
-            ), 10)
-            assert accepted.count(True) == len(jtis), accepted
-        for replica in replicas:
-            await replica.aclose()
-    finally:
-        for engine in engines:
-            await engine.dispose()
+    replicas = [GroupCommit(engine, gather=True) for engine in replica_engines]
+    for round_ in range(30):
+        jtis = [f"round-{round_}-{n}" for n in range(8)]
+        accepted = await asyncio.wait_for(asyncio.gather(
+            *(_use(replicas[0], ALICE, jti) for jti in jtis),
+            *(_use(replicas[1], ALICE, jti) for jti in reversed(jtis)),
+        ), 10)
+        assert accepted.count(True) == len(jtis), accepted
+    for replica in replicas:
+        await replica.aclose()
 
 
 @FAST_OR_PUBLIC

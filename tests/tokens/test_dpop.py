@@ -332,3 +332,11 @@ def test_normalize_htu_refuses_what_is_not_an_http_url(url):
 def test_the_real_clock_works_too(signer):
     now = time.time()
     assert verify(signer.proof(iat=int(now)), now=now).jti
+
+
+def test_every_proof_refusal_is_a_refusal_of_the_security_layers():
+    # The security layers answer a refused proof with the Refusal of the same code (its
+    # status, WWW-Authenticate and metric label): a new reason here needs one there.
+    from taskgate.tokens.refusals import PROOF_REFUSALS
+
+    assert {reason.value for reason in DPoPReason} <= {r.code for r in PROOF_REFUSALS}

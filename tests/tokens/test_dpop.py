@@ -340,3 +340,17 @@ def test_every_proof_refusal_is_a_refusal_of_the_security_layers():
     from taskgate.tokens.refusals import PROOF_REFUSALS
 
     assert {reason.value for reason in DPoPReason} <= {r.code for r in PROOF_REFUSALS}
+
+
+@pytest.mark.parametrize("sent, signed", [
+    ("https://h/execution/variables/a%20b", "https://h/execution/variables/a%20b"),
+    ("https://h/execution/variables/a%2fb", "https://h/execution/variables/a%2Fb"),  # hex case
+    ("https://h/execution/variables/%7Euser", "https://h/execution/variables/~user"),  # unreserved
+    ("https://h/execution/variables/%C3%A9", "https://h/execution/variables/%c3%a9"),
+])
+def test_percent_encodings_are_compared_normalized(sent, signed):
+    assert normalize_htu(sent) == normalize_htu(signed)
+
+
+def test_an_encoded_slash_is_not_a_slash():
+    assert normalize_htu("https://h/a%2Fb") != normalize_htu("https://h/a/b")

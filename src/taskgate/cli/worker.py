@@ -74,6 +74,11 @@ def run(
         "(default: <data_dir>/logs/dag_id=D/run_id=R/task_id=T/attempt=N.log).",
         show_default=False,
     ),
+    dpop: bool = typer.Option(
+        True, "--dpop/--no-dpop",
+        help="Prove a key generated in memory for this run on every request (DPoP), so the "
+        "execution token is bound to it and worthless without it; --no-dpop: bearer tokens.",
+    ),
 ) -> None:
     from taskgate.client import Client
     from taskgate.client.in_process import InProcessServer
@@ -110,10 +115,10 @@ def run(
                 server = stack.enter_context(InProcessServer(runtime))
             except Exception as exc:  # noqa: BLE001 - any startup failure is reported, not traced
                 raise fail(f"database not ready: {exc}") from None
-            api = server.client(token=workload.token, retry=WORKER_RETRY)
+            api = server.client(token=workload.token, retry=WORKER_RETRY, dpop=dpop)
         else:
             try:
-                api = Client(api_url_option, token=workload.token, retry=WORKER_RETRY)
+                api = Client(api_url_option, token=workload.token, retry=WORKER_RETRY, dpop=dpop)
             except CaBundleError as exc:
                 raise fail(str(exc)) from None
         stack.enter_context(api)

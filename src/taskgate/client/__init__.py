@@ -8,9 +8,11 @@
         api.finish(ti_id, "success")
 
 Answers are the server's pydantic wire models; failures are typed (``errors``); a token
-the server refreshes is picked up for every later call; idempotent calls are retried with
-backoff (``RetryPolicy``). ``taskgate.client.in_process`` serves the real app without a
-network, authentication included. docs/client.md has the details.
+the server refreshes is picked up for every later call; every request carries a DPoP
+proof of a key generated in memory (``DPoPKey``), so ``run`` gets an execution token bound
+to it; idempotent calls are retried with backoff (``RetryPolicy``).
+``taskgate.client.in_process`` serves the real app without a network, authentication
+included. docs/client.md has the details.
 
 The names below are loaded on first use: ``taskgate.control`` (the control API's client)
 and the CLI import ``taskgate.client.errors`` and ``exchange`` without the wire models
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from taskgate.client.asynchronous import AsyncClient
+    from taskgate.client.dpop import DPoPKey
     from taskgate.client.errors import (
         AccessDenied,
         ApiError,
@@ -39,6 +42,7 @@ if TYPE_CHECKING:
 
 _HOMES = {
     "AsyncClient": "asynchronous",
+    "DPoPKey": "dpop",
     "AccessDenied": "errors",
     "ApiError": "errors",
     "Conflict": "errors",
@@ -60,6 +64,7 @@ __all__ = [
     "AsyncClient",
     "Client",
     "Conflict",
+    "DPoPKey",
     "InvalidRequest",
     "NotFound",
     "RetryPolicy",

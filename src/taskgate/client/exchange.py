@@ -3,8 +3,8 @@
 ``exchange`` is a generator that does no I/O itself: it yields an ``httpx.Request`` to
 send (and is sent back the response, or the transport error) or a number of seconds to
 wait before the next attempt, and returns the parsed result. The sync client drives it
-with blocking calls, the async client with awaits; retries, token pickup, correlation ids
-and error mapping live here only.
+with blocking calls, the async client with awaits; retries, token pickup, correlation ids,
+DPoP proofs and error mapping live here only.
 """
 
 from __future__ import annotations
@@ -15,14 +15,17 @@ import time
 import uuid
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import httpx
 
 from taskgate.client.errors import error_from_response, no_answer
 from taskgate.client.retry import RetryPolicy
-from taskgate.client.token import TokenHolder
-from taskgate.wire.http import CORRELATION_ID_HEADER
+from taskgate.client.token import TokenHolder, bound_key
+from taskgate.wire.http import CORRELATION_ID_HEADER, DPOP_HEADER
+
+if TYPE_CHECKING:  # the control API's client shares this module and signs no proofs
+    from taskgate.client.dpop import DPoPKey
 
 T = TypeVar("T")
 
@@ -47,7 +50,12 @@ class Call(Generic[T]):
 
 
 def exchange(
-    http: httpx.Client | httpx.AsyncClient, call: Call[T], token: TokenHolder, retry: RetryPolicy
+    http: httpx.Client | httpx.AsyncClient,
+    call: Call[T],
+    token: TokenHolder,
+    retry: RetryPolicy,
+    *,
+    dpop: DPoPKey | None = None,
 ) -> Generator[Step, Outcome, T]:
     # One id for the call, kept across its retries: the server's log lines of every
     # attempt carry it.
@@ -55,12 +63,12 @@ def exchange(
     started = time.monotonic()
     retry_number = 0
     while True:
-        headers = {CORRELATION_ID_HEADER: correlation_id}
-        if (current := token.current) is not None:  # read afresh: another call may refresh it
-            headers["Authorization"] = f"Bearer {current}"
         request = http.build_request(
-            call.method, call.path, json=call.json, params=call.params, headers=headers
+            call.method, call.path, json=call.json, params=call.params,
+            headers={CORRELATION_ID_HEADER: correlation_id},
         )
+        if (current := token.current) is not None:  # read afresh: another call may refresh it
+            authorize(request, current, dpop)
         outcome = yield request
         if isinstance(outcome, httpx.Response):
             token.pick_up(outcome)
@@ -85,6 +93,22 @@ def exchange(
         )
         yield wait
         retry_number += 1
+
+
+def authorize(request: httpx.Request, token: str, dpop: DPoPKey | None) -> None:
+    """Put ``token`` on ``request``: as ``DPoP`` when it is bound to a key (``cnf.jkt``),
+    else as ``Bearer``; with ``dpop``, add a fresh proof of that key for this very request
+    (every attempt gets its own: the server accepts a proof once).
+
+    A bound token goes as ``DPoP`` even without the key, or with another one: the server
+    then refuses it with the reason (``missing_dpop_proof``, ``key_mismatch``), which says
+    more than anything the client could guess.
+    """
+    scheme = "DPoP" if bound_key(token) is not None else "Bearer"
+    request.headers["Authorization"] = f"{scheme} {token}"
+    if dpop is not None:
+        target = str(request.url.copy_with(query=None, fragment=None))
+        request.headers[DPOP_HEADER] = dpop.proof(request.method, target, token)
 
 
 def run_blocking(http: httpx.Client, steps: Generator[Step, Outcome, T]) -> T:

@@ -1,8 +1,9 @@
 """In-process mode: the real app, served without a network, with authentication on.
 
 Requests go through ``httpx.ASGITransport`` into the application ``create_app`` builds
-for a runtime, so bearer validation, ``require_auth``, the token gate, the access policy
-and the re-issue step all run, exactly as behind uvicorn. Tokens are real: minted with the
+for a runtime, so bearer validation, DPoP proofs (their ``htu`` is ``IN_PROCESS_URL`` plus
+the path, the URL the app sees), ``require_auth``, the token gate, the access policy and
+the re-issue step all run, exactly as behind uvicorn. Tokens are real: minted with the
 runtime's signing key (``taskgate ti queue``, ``InProcessServer.mint``, the ``/run``
 exchange). Nothing is switched off; only the socket is left out.
 

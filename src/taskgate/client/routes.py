@@ -66,13 +66,19 @@ def _xcom_count(response: httpx.Response) -> int:
     return int(response.headers.get(XCOM_COUNT_HEADER, f"{XCOM_COUNT_UNIT} 0").rsplit(" ", 1)[-1])
 
 
+# What a path segment may hold as it is (RFC 3986 §3.3 pchar, besides letters, digits and
+# "-._~"): Airflow's run ids ("manual__2026-01-01T00:00:00+00:00") then travel unescaped,
+# so the URL a DPoP proof names is the one the server sees, however it decodes the path.
+_PCHAR = "!$&'()*+,;=:@"
+
+
 def _segment(value: str) -> str:
-    return quote(value, safe="")
+    return quote(value, safe=_PCHAR)
 
 
 def _key(value: str) -> str:
     # Variable and XCom keys may contain "/" (the routes take the rest of the path).
-    return quote(value, safe="/")
+    return quote(value, safe=_PCHAR + "/")
 
 
 def _body(payload: BaseModel) -> Any:

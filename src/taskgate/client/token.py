@@ -21,13 +21,23 @@ from taskgate.wire.http import REFRESHED_TOKEN_HEADER
 
 def unverified_claims(token: str) -> dict[str, Any]:
     """The token's claims, read without checking the signature: the client only uses them
-    to order tokens it received from the server, never to decide what is allowed."""
+    to order tokens it received from the server and to choose how to send them, never to
+    decide what is allowed."""
     try:
         payload = token.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     except (IndexError, ValueError, binascii.Error):
         return {}
     return claims if isinstance(claims, dict) else {}
+
+
+def bound_key(token: str) -> str | None:
+    """The thumbprint of the key ``token`` is bound to (its ``cnf.jkt``), None for a
+    bearer token: it decides whether the token is sent as ``DPoP`` or ``Bearer``. Read
+    unverified too; the server checks the binding, whatever the client sends."""
+    confirmation = unverified_claims(token).get("cnf")
+    jkt = confirmation.get("jkt") if isinstance(confirmation, dict) else None
+    return jkt if isinstance(jkt, str) else None
 
 
 def _expiry(claims: dict[str, Any]) -> float:

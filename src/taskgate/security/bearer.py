@@ -20,6 +20,9 @@ from taskgate.runtime import Runtime
 from taskgate.security import dpop
 from taskgate.security.request_auth import AUTH_SCOPE_KEY, RequestAuth, refuse
 from taskgate.tokens import InvalidToken, Refusal, TaskToken
+from taskgate.wire.http import DPOP_HEADER, asgi_name
+
+_DPOP = asgi_name(DPOP_HEADER)
 
 
 def _credentials(request: Request) -> tuple[str, str, str | None]:
@@ -29,7 +32,7 @@ def _credentials(request: Request) -> tuple[str, str, str | None]:
     for name, value in request.scope["headers"]:
         if name == b"authorization":
             authorization.append(value)
-        elif name == b"dpop":
+        elif name == _DPOP:
             proofs.append(value)
     if len(authorization) > 1:
         # RFC 6750 §3.1: more than one method (or copy) of credentials is a bad request.

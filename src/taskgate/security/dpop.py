@@ -33,10 +33,13 @@ _RECORD_MARGIN_SECONDS = 1.0
 
 
 def request_url(request: Request, public_url: str | None) -> str:
-    """The URL the client called, without query: behind ``public_url`` if set."""
+    """The URL the client called, without query: behind ``public_url`` if set. The path
+    as the client sent it (percent-encoded), not as decoded for routing."""
+    raw = request.scope.get("raw_path")
+    path = raw.decode("latin-1") if raw else request.url.path
     if public_url:
-        return public_url.rstrip("/") + request.url.path
-    return str(request.url.replace(query="", fragment=""))
+        return public_url.rstrip("/") + path
+    return f"{request.url.scheme}://{request.url.netloc}{path}"
 
 
 async def proven_key(

@@ -38,6 +38,7 @@ import hmac
 import json
 import math
 import re
+import string
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -66,6 +67,8 @@ _REFUSED_HEADERS = frozenset({"crit", "b64"})
 
 _COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_PERCENT_ENCODED = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")  # RFC 3986 §2.3
 
 
 class DPoPReason(StrEnum):
@@ -151,8 +154,9 @@ def access_token_hash(token: str) -> str:
 
 def normalize_htu(url: str) -> str:
     """The form in which ``htu`` and the request URL are compared (RFC 9449 §4.3, with
-    RFC 3986 §6.2.3 scheme-based normalization): scheme and host lower-case, the scheme's
-    default port dropped, query and fragment dropped, the path as it is ("/" if empty).
+    RFC 3986 §6.2.2 and §6.2.3 normalization): scheme and host lower-case, the scheme's
+    default port dropped, query and fragment dropped, the path's percent-encodings in
+    upper case and those of unreserved characters decoded ("/" if empty).
 
     Raises ``ValueError`` for anything but an absolute http(s) URL with a host and no
     user information.
@@ -170,7 +174,13 @@ def normalize_htu(url: str) -> str:
     if ":" in host:
         host = f"[{host}]"
     netloc = host if port is None or port == _DEFAULT_PORTS[scheme] else f"{host}:{port}"
-    return f"{scheme}://{netloc}{parts.path or '/'}"
+    path = _PERCENT_ENCODED.sub(_normal_percent, parts.path) or "/"
+    return f"{scheme}://{netloc}{path}"
+
+
+def _normal_percent(match: re.Match[str]) -> str:
+    character = chr(int(match.group(1), 16))
+    return character if character in _UNRESERVED else f"%{match.group(1).upper()}"
 
 
 def _same(a: str, b: str) -> bool:

@@ -16,6 +16,7 @@ XCOMS = "/xcoms"
 # A fresh execution token, on the answer to /run (exchanged for the workload token) and
 # on any answer whose token was close to expiry.
 REFRESHED_TOKEN_HEADER = "Refreshed-API-Token"
+DPOP_HEADER = "DPoP"  # the request header that carries a DPoP proof (RFC 9449 §4.1)
 # The API version (a date) a request speaks; answers name the served one.
 API_VERSION_HEADER = "Airflow-API-Version"
 # Echoed on the answer and bound to the request's log lines.

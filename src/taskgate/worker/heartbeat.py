@@ -11,6 +11,9 @@ from taskgate.client.errors import ApiError, Conflict, NotFound, TokenRejected
 # ended or was re-queued, its tokens were revoked (403), it is gone (404). The command must
 # stop; retrying cannot help.
 LOST = (Conflict, TokenRejected, NotFound)
+# DPoP refusals about one proof's timing or reuse, not about the TI or the key: a clock
+# that stepped, a proxy that replayed a request. The next beat signs a new proof.
+PROOF_TIMING = frozenset({"proof_expired", "proof_not_yet_valid", "proof_replayed"})
 
 
 class Heartbeater:
@@ -45,6 +48,10 @@ class Heartbeater:
             try:
                 self._beat()
             except LOST as exc:
+                if isinstance(exc, TokenRejected) and exc.reason in PROOF_TIMING:
+                    if not self._stop.is_set():
+                        self._on_failure(exc)
+                    continue
                 if not self._stop.is_set():  # after stop(), a 409 just means "reported"
                     self.lost = exc
                     self._on_lost(exc)

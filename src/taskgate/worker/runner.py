@@ -1,6 +1,7 @@
 """One task instance, from ``/run`` to the final state report.
 
-1. ``/run`` with the workload token (the client swaps to the execution token it returns);
+1. ``/run`` with the workload token (the client swaps to the execution token it returns,
+   bound to the client's in-memory DPoP key unless the worker runs with ``--no-dpop``);
 2. the command runs as a child with ``$TASKGATE_XCOM_FILE`` and the TI's identity in its
    environment (never a token: the command gets no more access than it needs);
 3. heartbeats every interval from a thread; SIGTERM/SIGINT are forwarded to the command;
@@ -29,6 +30,7 @@ from types import FrameType
 from taskgate.client import Client
 from taskgate.client.errors import ApiError
 from taskgate.client.routes import FinalState
+from taskgate.client.token import bound_key
 from taskgate.signals import handling_stop_signals
 from taskgate.worker.child import Child, exit_code
 from taskgate.worker.console import WorkerConsole
@@ -51,6 +53,14 @@ class WorkerError(Exception):
     def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def described(exc: ApiError) -> str:
+    """``exc`` with its reason code when the message does not say it (a refused DPoP proof
+    reads "Invalid DPoP proof"; the code says which check failed)."""
+    if exc.reason and exc.reason not in exc.message and " " not in exc.reason:
+        return f"{exc} ({exc.reason})"
+    return str(exc)
 
 
 def task_environment(ti: WorkloadTI, xcom_file: Path) -> dict[str, str]:
@@ -98,21 +108,35 @@ class TaskRun:
                 self.ti.id, hostname=self.hostname, unixname=getpass.getuser(), pid=self.pid
             )
         except ApiError as exc:
-            raise WorkerError(f"cannot start task instance {self.ti.id}: {exc}") from None
+            raise WorkerError(
+                f"cannot start task instance {self.ti.id}: {described(exc)}"
+            ) from None
         self.should_retry = context.should_retry
         self.progress.state = "running"
         ti = self.ti
         self.console.note(
             f"running {ti.dag_id}/{ti.run_id}/{ti.task_id} (task instance {ti.id}, "
-            f"try {ti.try_number}) on {self.hostname}, pid {self.pid}"
+            f"try {ti.try_number}) on {self.hostname}, pid {self.pid}; {self._binding()}"
         )
+
+    def _binding(self) -> str:
+        """How the execution token is held, for the start note (a thumbprint is public)."""
+        key, token = self.api.dpop_key, self.api.token
+        jkt = bound_key(token) if token else None
+        if key is None:
+            return "bearer token (--no-dpop)"
+        if jkt == key.thumbprint:
+            return f"token bound to DPoP key {jkt}"
+        return "the server issued an unbound token; proofs are sent but bind nothing"
 
     def _run_child(self, command: Sequence[str], xcom_file: Path) -> tuple[int, Heartbeater]:
         heartbeater = Heartbeater(
             lambda: self.api.heartbeat(self.ti.id, hostname=self.hostname, pid=self.pid),
             self.options.heartbeat_interval,
             on_lost=self._lost,
-            on_failure=lambda exc: self.console.note(f"heartbeat failed, will retry: {exc}"),
+            on_failure=lambda exc: self.console.note(
+                f"heartbeat failed, will retry: {described(exc)}"
+            ),
         )
         try:
             self.child = Child(command, task_environment(self.ti, xcom_file), self.console.output)

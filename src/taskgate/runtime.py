@@ -28,6 +28,7 @@ from taskgate.services.token_standing import StandingLookup
 from taskgate.settings import Settings
 from taskgate.tokens import CachedTokenValidator, TokenIssuer, TokenValidator
 from taskgate.tokens import keys as keylib
+from taskgate.tokens.nonces import Nonces
 
 if TYPE_CHECKING:
     from starlette.requests import HTTPConnection
@@ -152,6 +153,8 @@ class Runtime:
     # Every task's read of a variable or connection, recorded (services/read_audit.py);
     # the records of concurrent reads share transactions.
     read_audit: ReadAudit = field(init=False, repr=False)
+    # The DPoP nonces proofs must carry, when TASKGATE_DPOP_REQUIRE_NONCE (tokens/nonces.py).
+    nonces: Nonces | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         self.writes = GroupCommit(self.engine)
@@ -165,6 +168,8 @@ class Runtime:
         )
         self.events = EventFeed(self.sessionmaker, poll_interval=self.settings.event_poll_interval)
         self.read_audit = ReadAudit(self.engine, enabled=self.settings.read_audit)
+        if self.settings.dpop_require_nonce:
+            self.nonces = Nonces(self.secrets.keys)
 
     @staticmethod
     def of(connection: HTTPConnection) -> Runtime:

@@ -184,6 +184,11 @@ class Settings(BaseSettings):
         description="How old (seconds) a DPoP proof's iat may be; a proof is accepted once "
         "within it. Proofs dated ahead of this server's clock get TASKGATE_LEEWAY.",
     )
+    dpop_require_nonce: bool = Field(
+        False,
+        description="DPoP proofs must carry a nonce this server (or a replica sharing its "
+        "Fernet keys) handed out in DPoP-Nonce within the last two minutes.",
+    )
     public_url: str | None = Field(
         None,
         description="The scheme, host and port clients use to reach this server "

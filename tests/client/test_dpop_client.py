@@ -244,3 +244,23 @@ async def test_a_key_that_needs_escaping(runtime, factory):
         await api.run(ti.id, unixname="tester", **HOST)
         with pytest.raises(NotFound):
             await api.get_variable("needs escaping")
+
+
+async def test_the_client_takes_up_the_servers_nonce_and_keeps_the_newest(settings, runtime, factory):
+    from taskgate.api.app import create_app
+    from tests.support.asgi_server import serving
+
+    strict = Runtime.from_settings(settings.model_copy(update={"dpop_require_nonce": True}))
+    ti = await factory.queued_ti()
+    recording = Recording()
+    with serving(create_app(strict), lifespan="on") as url, \
+            Client(f"{url}/execution", token=ti.workload_token, transport=recording) as api:
+        api.run(ti.id, unixname="tester", **HOST)
+        api.heartbeat(ti.id, **HOST)
+        api.finish(ti.id, "success")
+    # The first proof had no nonce: refused with one, and the call went again at once with
+    # it; every later proof carried the server's nonce from the start.
+    claims = [proof_claims(r) for r in recording.sent]
+    assert [c["htm"] for c in claims] == ["PATCH", "PATCH", "PUT", "PATCH"]
+    assert "nonce" not in claims[0]
+    assert all(c["nonce"] for c in claims[1:])

@@ -230,3 +230,29 @@ async def test_the_server_default_applies_to_dags_without_a_binding_of_their_own
             answer = await client.patch(f"/execution/task-instances/{own.id}/run",
                                         json=RUN_BODY, headers=bearer(own.workload_token))
             assert answer.status_code == 200, answer.text
+
+
+async def test_a_required_nonce_is_handed_out_and_then_checked(factory, settings, http):
+    key = ProofKey()
+    ti, token = await start_bound(http, factory, key)
+    strict = Runtime.from_settings(settings.model_copy(update={"dpop_require_nonce": True}))
+    with serving(create_app(strict), lifespan="on") as url:
+        target = f"{url}/execution/task-instances/{ti.id}/heartbeat"
+        async with httpx.AsyncClient() as client:
+            refused = await client.put(target, json=BEAT_BODY, headers=key.headers("PUT", target, token))
+            assert refused.status_code == 401
+            assert refused.headers["Taskgate-Reason"] == "use_dpop_nonce"
+            assert refused.headers["WWW-Authenticate"].startswith('DPoP error="use_dpop_nonce"')
+            nonce = refused.headers["DPoP-Nonce"]
+            accepted = await client.put(target, json=BEAT_BODY,
+                                        headers=key.headers("PUT", target, token, nonce=nonce))
+            assert accepted.status_code == 204, accepted.text
+            assert accepted.headers["DPoP-Nonce"]  # every answer to a proof carries one
+            wrong = await client.put(target, json=BEAT_BODY,
+                                     headers=key.headers("PUT", target, token, nonce=nonce + "x"))
+            assert wrong.headers.get("Taskgate-Reason") == "use_dpop_nonce", (wrong.status_code, wrong.text)
+    # The first server requires none: a proof with or without one is accepted there.
+    here = f"{http.base_url}/execution/task-instances/{ti.id}/heartbeat"
+    assert (await http.put(here, json=BEAT_BODY, headers=key.headers("PUT", here, token))).status_code == 204
+    assert "DPoP-Nonce" not in (await http.put(
+        here, json=BEAT_BODY, headers=key.headers("PUT", here, token))).headers

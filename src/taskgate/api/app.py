@@ -44,6 +44,7 @@ from taskgate.api.routes import metrics as metrics_route
 from taskgate.db.availability import Fault
 from taskgate.runtime import Runtime
 from taskgate.security import TokenReissueMiddleware
+from taskgate.security.dpop_nonce import DPoPNonceMiddleware
 from taskgate.security.route_policy import check_policies_are_local, served_routes
 from taskgate.security.routing import SECURITY_SCHEME_NAME
 from taskgate.settings import Settings
@@ -145,6 +146,7 @@ def create_app(runtime: Runtime | None = None, *, tracer_provider: Any = None) -
         for path, _m, declared, _e in served_routes(control_app.routes)
     })
     errors.install(app, on_database_fault)
+    app.add_middleware(DPoPNonceMiddleware, nonces=lambda: runtime and runtime.nonces)
     app.add_middleware(
         TokenReissueMiddleware,
         issuer=lambda: runtime and runtime.issuer,

@@ -14,11 +14,13 @@ import secrets
 import time
 from typing import Any, NoReturn
 
+import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from jwt.algorithms import OKPAlgorithm
 
 from taskgate.tokens.dpop import DPOP_PROOF_TYPE, access_token_hash, jwk_thumbprint
+from taskgate.wire.http import DPOP_NONCE_HEADER
 
 PROOF_ALGORITHM = "EdDSA"
 
@@ -31,7 +33,7 @@ class DPoPKey:
     server accepts once.
     """
 
-    __slots__ = ("__private", "jwk", "thumbprint")
+    __slots__ = ("__private", "jwk", "nonce", "thumbprint")
 
     def __init__(self) -> None:
         self.__private = ed25519.Ed25519PrivateKey.generate()
@@ -40,6 +42,8 @@ class DPoPKey:
             self.__private.public_key(), as_dict=True
         )
         self.thumbprint = jwk_thumbprint(self.jwk)  # the cnf.jkt of a token bound to it
+        # The server's latest DPoP-Nonce, put into every proof once it has sent one.
+        self.nonce: str | None = None
 
     def proof(self, method: str, url: str, token: str | None = None) -> str:
         """A fresh proof for a ``method`` request to ``url`` (the full URL the request is
@@ -52,10 +56,19 @@ class DPoPKey:
         }
         if token is not None:
             claims["ath"] = access_token_hash(token)
+        if self.nonce is not None:
+            claims["nonce"] = self.nonce
         return jwt.encode(
             claims, self.__private, algorithm=PROOF_ALGORITHM,
             headers={"typ": DPOP_PROOF_TYPE, "jwk": self.jwk},
         )
+
+    def pick_up_nonce(self, response: httpx.Response) -> bool:
+        """Keep the server's ``DPoP-Nonce`` from ``response``, if it sent one."""
+        nonce = response.headers.get(DPOP_NONCE_HEADER)
+        if nonce:
+            self.nonce = nonce
+        return bool(nonce)
 
     def __repr__(self) -> str:
         return f"DPoPKey(thumbprint={self.thumbprint!r})"

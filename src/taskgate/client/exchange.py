@@ -22,12 +22,13 @@ import httpx
 from taskgate.client.errors import error_from_response, no_answer
 from taskgate.client.retry import RetryPolicy
 from taskgate.client.token import TokenHolder, bound_key
-from taskgate.wire.http import CORRELATION_ID_HEADER, DPOP_HEADER
+from taskgate.wire.http import CORRELATION_ID_HEADER, DPOP_HEADER, REASON_HEADER
 
 if TYPE_CHECKING:  # the control API's client shares this module and signs no proofs
     from taskgate.client.dpop import DPoPKey
 
 T = TypeVar("T")
+USE_DPOP_NONCE = "use_dpop_nonce"  # the Taskgate-Reason of a proof without the server's nonce
 
 log = logging.getLogger("taskgate.client")
 
@@ -62,6 +63,7 @@ def exchange(
     correlation_id = uuid.uuid4().hex
     started = time.monotonic()
     retry_number = 0
+    nonce_retried = False
     while True:
         request = http.build_request(
             call.method, call.path, json=call.json, params=call.params,
@@ -72,6 +74,12 @@ def exchange(
         outcome = yield request
         if isinstance(outcome, httpx.Response):
             token.pick_up(outcome)
+            if dpop is not None and dpop.pick_up_nonce(outcome) and not nonce_retried \
+                    and outcome.headers.get(REASON_HEADER) == USE_DPOP_NONCE:
+                # The server wants its nonce in the proof, and has just sent it: nothing was
+                # done, so the call goes again at once, whatever its kind.
+                nonce_retried = True
+                continue
             if outcome.status_code < 500:
                 if outcome.status_code >= 400:
                     raise error_from_response(outcome, correlation_id)

@@ -27,6 +27,7 @@ from taskgate.security.request_auth import refuse
 from taskgate.services import dpop_replay
 from taskgate.tokens import Refusal, TaskToken
 from taskgate.tokens.dpop import DPoPRefusal, verify_proof
+from taskgate.wire.http import DPOP_NONCE_HEADER
 
 # Kept past the last moment a proof could be accepted: its iat is read to the second.
 _RECORD_MARGIN_SECONDS = 1.0
@@ -61,9 +62,14 @@ async def proven_key(
             leeway=settings.leeway,
             access_token=raw_token,
             expected_jkt=token.jkt,
+            nonce=None if runtime.nonces is None else runtime.nonces.accepts,
         )
     except DPoPRefusal as exc:
-        raise refuse(request, Refusal(exc.reason.value), exc.message, log=who) from None
+        refusal = Refusal(exc.reason.value)
+        if refusal is Refusal.USE_DPOP_NONCE and runtime.nonces is not None:
+            raise refuse(request, refusal, exc.message, log=who,
+                         headers={DPOP_NONCE_HEADER: runtime.nonces.current()}) from None
+        raise refuse(request, refusal, exc.message, log=who) from None
     last_acceptable = accepted.iat + settings.dpop_proof_window + settings.leeway
     first = await dpop_replay.first_use(
         runtime.writes,

@@ -77,11 +77,13 @@ def refuse(
     message: str | None = None,
     *,
     log: dict[str, object] | None = None,
+    headers: dict[str, str] | None = None,
     **fields: str,
 ) -> HTTPException:
     """Mark the request refused and log the one audit event of it (never the token
     itself); returns the HTTP answer to raise. ``message`` replaces the refusal's own
-    (a validator's wording), ``fields`` fill its placeholders, ``log`` adds to the event."""
+    (a validator's wording), ``fields`` fill its placeholders, ``log`` adds to the event,
+    ``headers`` to the answer's."""
     scope = connection.scope
     auth = auth_of(scope)
     if auth is None:
@@ -100,5 +102,5 @@ def refuse(
     return HTTPException(
         _STATUS.get(refusal, status.HTTP_403_FORBIDDEN),
         refusal.detail(message, **fields),
-        headers={REASON_HEADER: refusal.code, **_HEADERS.get(refusal, {})},
+        headers={REASON_HEADER: refusal.code, **_HEADERS.get(refusal, {}), **(headers or {})},
     )

@@ -24,6 +24,11 @@ class SecretBox:
         except (ValueError, TypeError) as exc:
             raise SecretKeyError(f"invalid Fernet key: {exc}") from None
 
+    @property
+    def keys(self) -> MultiFernet:
+        """The keys, for other secrets every replica must share (DPoP nonces)."""
+        return self._fernet
+
     def seal(self, value: str | None) -> str | None:
         return None if value is None else self._fernet.encrypt(value.encode()).decode()
 

@@ -17,6 +17,7 @@ XCOMS = "/xcoms"
 # on any answer whose token was close to expiry.
 REFRESHED_TOKEN_HEADER = "Refreshed-API-Token"
 DPOP_HEADER = "DPoP"  # the request header that carries a DPoP proof (RFC 9449 §4.1)
+DPOP_NONCE_HEADER = "DPoP-Nonce"  # the server's nonce for the next proofs (RFC 9449 §8)
 # The API version (a date) a request speaks; answers name the served one.
 API_VERSION_HEADER = "Airflow-API-Version"
 # Echoed on the answer and bound to the request's log lines.

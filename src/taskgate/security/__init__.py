@@ -13,7 +13,9 @@ The enforcement flow, end to end, for one request:
    ``Authorization: DPoP`` with a proof of that key (``dpop``: the proof's checks, the URL
    the client called, the replay record shared by every replica) -> else 401 with the
    failed check (``key_mismatch``, ``proof_replayed``, ...). A bearer token's proof, on
-   ``/run``, names the key the issued execution token is bound to.
+   ``/run``, names the key the issued execution token is bound to. With nonces required
+   (``dpop_nonce``), a proof must also carry a recent server nonce (401
+   ``use_dpop_nonce`` hands one out), and every answer to a proof carries the current one.
    The typed token is kept on the ASGI scope in a ``RequestAuth`` (``request_auth``), so
    the signature is checked at most once per request whatever else asks for the token
    (and not at all when the token is in the verified-token cache, ``tokens.cache``).

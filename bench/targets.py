@@ -2,7 +2,8 @@
 
 A ``Target`` is a running Execution API on 127.0.0.1 with task instances prepared for the
 workloads: running TIs (with execution tokens) for heartbeats, variable reads and XCom
-writes, and queued TIs (with the tokens that start them) for whole lifecycles. Both
+writes, and queued TIs (with the tokens that start them) for whole lifecycles; on taskgate,
+on request, running TIs whose execution tokens are bound to a DPoP key as well. Both
 taskgate and the Airflow reference speak the same wire protocol, so the workloads in
 ``compare.py`` drive either without knowing which it is.
 """
@@ -15,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,8 @@ class Target:
     queued: list[TI]  # workload tokens: what /run takes
     variable_key: str = VARIABLE_KEY
     headers: dict[str, str] = field(default_factory=dict)  # sent with every request
+    # started with RUN_BODY and a DPoP proof: (TI, the caller's key), the token bound to it
+    bound: list[tuple[TI, Any]] = field(default_factory=list)
 
     def take_queued(self) -> TI | None:
         return self.queued.pop() if self.queued else None
@@ -87,7 +90,8 @@ async def migrated_runtime(env: dict[str, str]) -> AsyncIterator[Any]:
         await runtime.aclose()
 
 
-async def _prepare_taskgate(env: dict[str, str], n_running: int, n_queued: int):
+async def _prepare_taskgate(env: dict[str, str], n_running: int, n_queued: int,
+                            n_bound: int = 0):
     """Schema, DAG, runs and queued TIs, written through taskgate's own control-plane
     services, on the same data directory and database the server gets in ``env``."""
     from taskgate.services import control, variables
@@ -97,7 +101,8 @@ async def _prepare_taskgate(env: dict[str, str], n_running: int, n_queued: int):
             await control.add_dag(session, "bench")
             await variables.put(session, runtime.secrets, VARIABLE_KEY, "a value")
             prepared = {}
-            for run_id, count in (("steady", n_running), ("lifecycles", n_queued)):
+            for run_id, count in (("steady", n_running), ("lifecycles", n_queued),
+                                  ("bound", n_bound)):
                 if not count:
                     prepared[run_id] = []
                     continue
@@ -122,10 +127,15 @@ def postgres_database() -> Iterator[str]:
 
 @contextmanager
 def taskgate(
-    backend: str, n_running: int, n_queued: int, settings: dict[str, str] | None = None
+    backend: str, n_running: int, n_queued: int, settings: dict[str, str] | None = None,
+    *, n_bound: int = 0, bind: Callable[[str, str], tuple[Any, str]] | None = None,
 ) -> Iterator[Target]:
     """``taskgate serve`` as shipped (one worker) on ``backend``: sqlite or postgresql;
-    ``settings``: more ``TASKGATE_*`` variables for the server."""
+    ``settings``: more ``TASKGATE_*`` variables for the server.
+
+    ``n_bound`` more TIs are started with a DPoP proof, so their execution tokens are
+    bound to a key (``Target.bound``): ``bind(url, workload_token)`` gives a new key and
+    its proof for ``PATCH url``; the key is kept next to the TI."""
     data_dir = tempfile.mkdtemp(prefix="taskgate-bench-")
     env = {"TASKGATE_DATA_DIR": data_dir, "TASKGATE_LOG_LEVEL": "warning",
            "TASKGATE_EXECUTION_TOKEN_TTL": str(TOKEN_LIFETIME_SECONDS),
@@ -134,7 +144,9 @@ def taskgate(
         if backend == "postgresql":
             dsn = stack.enter_context(postgres_database())
             env["TASKGATE_DATABASE_URL"] = dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
-        prepared = asyncio.run(_prepare_taskgate(env, n_running, n_queued))
+        if n_bound and bind is None:
+            raise ValueError("n_bound TIs need bind, to sign their /run proofs")
+        prepared = asyncio.run(_prepare_taskgate(env, n_running, n_queued, n_bound))
         port = free_port()
         server = subprocess.Popen(
             [sys.executable, "-m", "taskgate", "serve", "--port", str(port)],
@@ -150,9 +162,18 @@ def taskgate(
                 answer.raise_for_status()
                 running.append(TI(str(ti.id), ti.dag_id, ti.run_id, ti.task_id, ti.map_index,
                                   answer.headers["Refreshed-API-Token"]))
+            bound = []
+            for ti, workload in prepared["bound"]:
+                url = f"{base_url}/task-instances/{ti.id}/run"
+                key, proof = bind(url, workload)  # type: ignore[misc]
+                answer = http.patch(url, json=RUN_BODY, headers={
+                    "Authorization": f"Bearer {workload}", "DPoP": proof})
+                answer.raise_for_status()
+                bound.append((TI(str(ti.id), ti.dag_id, ti.run_id, ti.task_id, ti.map_index,
+                                 answer.headers["Refreshed-API-Token"]), key))
         queued = [TI(str(ti.id), ti.dag_id, ti.run_id, ti.task_id, ti.map_index, workload)
                   for ti, workload in prepared["lifecycles"]]
-        yield Target(f"taskgate ({backend})", port, running, queued)
+        yield Target(f"taskgate ({backend})", port, running, queued, bound=bound)
 
 
 # Airflow ----------------------------------------------------------------------------------

@@ -264,3 +264,32 @@ async def test_the_client_takes_up_the_servers_nonce_and_keeps_the_newest(settin
     assert [c["htm"] for c in claims] == ["PATCH", "PATCH", "PUT", "PATCH"]
     assert "nonce" not in claims[0]
     assert all(c["nonce"] for c in claims[1:])
+
+
+async def test_a_bound_worker_heartbeats_on_re_issued_tokens_past_the_token_lifetime(
+    settings, runtime, factory
+):
+    # Execution tokens live 3 s (no leeway): every answer re-issues one, bound to the same
+    # key; heartbeats go on for twice that lifetime on the successors.
+    import time
+
+    from taskgate.api.app import create_app
+    from tests.support.asgi_server import serving
+
+    short = Runtime.from_settings(
+        settings.model_copy(update={"execution_token_ttl": 3, "leeway": 0}))
+    ti = await factory.queued_ti()
+    with serving(create_app(short), lifespan="on") as url, \
+            Client(f"{url}/execution", token=ti.workload_token) as api:
+        api.run(ti.id, unixname="tester", **HOST)
+        first = api.token
+        tokens = {first}
+        until = time.monotonic() + 6
+        while time.monotonic() < until:
+            api.heartbeat(ti.id, **HOST)
+            tokens.add(api.token)
+            time.sleep(0.5)
+        api.finish(ti.id, "success")
+    assert len(tokens) > 3  # re-issued along the way
+    jkts = {jwt.decode(t, options={"verify_signature": False})["cnf"]["jkt"] for t in tokens}
+    assert jkts == {api.dpop_key.thumbprint}

@@ -1,8 +1,10 @@
-"""``INSERT ... ON CONFLICT DO UPDATE`` for the two backends: concurrent writers of the same
-row both succeed, last write wins, in one statement."""
+"""``INSERT ... ON CONFLICT`` for the two backends: ``upsert`` (DO UPDATE: concurrent
+writers of the same row both succeed, last write wins, in one statement), and each
+dialect's own ``insert`` for other conflict clauses (``dialect_insert``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import import_module
 from typing import Any
 
@@ -12,6 +14,15 @@ from sqlalchemy.sql.dml import Insert
 # The dialect's module is imported on first use: a CLI command on SQLite does not load
 # PostgreSQL's.
 _DIALECTS = {"postgresql": "sqlalchemy.dialects.postgresql", "sqlite": "sqlalchemy.dialects.sqlite"}
+
+
+def dialect_insert(dialect: str) -> Callable[..., Insert]:
+    """The ``insert`` of ``dialect`` (``sqlite`` or ``postgresql``), the one with
+    ``ON CONFLICT``."""
+    try:
+        return import_module(_DIALECTS[dialect]).insert  # type: ignore[no-any-return]
+    except KeyError:
+        raise ValueError(f"taskgate supports SQLite and PostgreSQL, not {dialect}") from None
 
 
 def upsert(
@@ -25,12 +36,7 @@ def upsert(
 ) -> Insert:
     """An insert of ``values`` that updates ``update`` columns when ``conflict`` columns
     clash (only where ``where`` holds, if given)."""
-    dialect = session.get_bind().dialect.name
-    try:
-        insert = import_module(_DIALECTS[dialect]).insert
-    except KeyError:
-        raise ValueError(f"taskgate supports SQLite and PostgreSQL, not {dialect}") from None
-    stmt = insert(model).values(**values)
+    stmt = dialect_insert(session.get_bind().dialect.name)(model).values(**values)
     return stmt.on_conflict_do_update(
         index_elements=conflict,
         set_={column: stmt.excluded[column] for column in update},

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from importlib import import_module
 
 from sqlalchemy import bindparam, delete
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,14 +32,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from taskgate.db.direct import DirectStatement
 from taskgate.db.group_commit import GroupCommit
 from taskgate.db.models import DPoPProofUse, utcnow
+from taskgate.db.upsert import dialect_insert
 from taskgate.tokens.claims import JKT
 
 _USES = DPoPProofUse.__table__
 
-# ON CONFLICT is each dialect's own clause; a dialect's module is imported on first use,
-# so a process on SQLite never loads PostgreSQL's.
-_DIALECTS = {"postgresql": "sqlalchemy.dialects.postgresql", "sqlite": "sqlalchemy.dialects.sqlite"}
-_RECORD: dict[str, DirectStatement] = {}
+_RECORD: dict[str, DirectStatement] = {}  # per dialect: ON CONFLICT is each one's own
 
 
 def proof_id(jkt: str, jti: str) -> str:
@@ -56,12 +53,8 @@ def proof_id(jkt: str, jti: str) -> str:
 def _record(dialect: str) -> DirectStatement:
     found = _RECORD.get(dialect)
     if found is None:
-        try:
-            insert = import_module(_DIALECTS[dialect]).insert
-        except KeyError:
-            raise ValueError(f"taskgate supports SQLite and PostgreSQL, not {dialect}") from None
         found = _RECORD[dialect] = DirectStatement(
-            insert(_USES)
+            dialect_insert(dialect)(_USES)
             .values(
                 proof_id=bindparam("proof_id", type_=_USES.c.proof_id.type),
                 expires_at=bindparam("expires_at", type_=_USES.c.expires_at.type),

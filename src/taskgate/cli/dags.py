@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any
 
 import typer
 
 from taskgate.cli.backend import backend
 from taskgate.cli.common import JsonOption, console, print_json, print_table
+from taskgate.wire.http import TokenBinding
 
 app = typer.Typer(help="DAGs.", no_args_is_help=True)
-
-
-class TokenBinding(StrEnum):
-    bearer = "bearer"
-    dpop = "dpop"
 
 
 @app.command()

@@ -24,8 +24,7 @@ from taskgate.services import events, task_instances, views
 from taskgate.services.errors import Conflict, InvalidInput, NotFound
 from taskgate.services.states import TIState
 from taskgate.services.xcoms import MAX_MAP_LENGTH
-
-TOKEN_BINDINGS = ("bearer", "dpop")
+from taskgate.wire.http import TokenBinding
 
 
 async def add_dag(
@@ -41,8 +40,9 @@ async def add_dag(
     (``dpop``: its tasks start only with a DPoP proof, so every execution token they hold
     is bound to a key; ``bearer``) is set when given and kept when not; a DAG that never
     had one follows the server's ``TASKGATE_TOKEN_BINDING``."""
-    if token_binding is not None and token_binding not in TOKEN_BINDINGS:
-        raise InvalidInput("invalid_token_binding", f"token binding must be one of {TOKEN_BINDINGS}")
+    if token_binding is not None and token_binding not in set(TokenBinding):
+        raise InvalidInput("invalid_token_binding",
+                           f"token binding must be one of {', '.join(TokenBinding)}")
     dag = await session.get(Dag, dag_id)
     if dag is not None:
         if dag.team != team:

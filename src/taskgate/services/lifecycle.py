@@ -38,6 +38,7 @@ from taskgate.services.state_machine import RunContext
 from taskgate.services.states import TIState
 from taskgate.services.token_standing import StandingLookup
 from taskgate.tokens import Refusal, TaskToken, TokenIssuer, TokenType, WorkloadToken
+from taskgate.wire.http import TokenBinding
 
 __all__ = ["Lifecycle", "QueuedTI", "RunContext", "Started"]
 
@@ -117,7 +118,7 @@ class Lifecycle:
         issuer = self._require_issuer(TokenType.EXECUTION) if workload is not None else None
         async with self._changing(ti_id) as session:
             if workload is not None and bind_to is None and \
-                    await self._token_binding_of(session, ti_id) == "dpop":
+                    await self._token_binding_of(session, ti_id) == TokenBinding.DPOP:
                 raise TokenRefused(Refusal.DAG_REQUIRES_DPOP)  # before the token is spent
             context = await state_machine.start(
                 session,

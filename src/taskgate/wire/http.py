@@ -1,5 +1,7 @@
-"""Names on the wire that the server and the client share: the API's path prefixes, and
-header names and formats."""
+"""Names on the wire that the server and the client share: the API's path prefixes,
+header names and formats, and the values of a DAG's token binding."""
+
+from enum import StrEnum
 
 # The Execution API's path prefix (the client's base URL ends in it), and the prefix of
 # each of its areas under it.
@@ -34,3 +36,12 @@ XCOM_COUNT_UNIT = "map_indexes"
 def asgi_name(header: str) -> bytes:
     """A header name as ASGI carries it: lower-case bytes."""
     return header.lower().encode("latin-1")
+
+
+class TokenBinding(StrEnum):
+    """A DAG's ``token_binding`` (control API, ``taskgate dags add --token-binding``, and
+    ``TASKGATE_TOKEN_BINDING`` for DAGs without one): ``dpop``, its tasks start only with a
+    DPoP proof, so their execution tokens are bound to a key; ``bearer``, unbound too."""
+
+    BEARER = "bearer"
+    DPOP = "dpop"

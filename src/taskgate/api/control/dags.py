@@ -7,7 +7,7 @@ Security policy: an operator key; reading DAGs and their declared access needs
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Security
 from pydantic import BaseModel, Field
@@ -17,6 +17,7 @@ from taskgate.api.params import MAX_INT, Identifier
 from taskgate.db.models import ID_LENGTH
 from taskgate.security.operator_auth import ControlRoute, CurrentOperator, require_operator
 from taskgate.services import control, declared_access, views
+from taskgate.wire.http import TokenBinding
 
 router = APIRouter(
     prefix="/dags",
@@ -30,7 +31,7 @@ class DagBody(BaseModel):
     team: str | None = Field(None, max_length=ID_LENGTH)
     # dpop: the DAG's tasks run on key-bound tokens only; None: unchanged (new DAG: the
     # server's TASKGATE_TOKEN_BINDING).
-    token_binding: Literal["bearer", "dpop"] | None = None
+    token_binding: TokenBinding | None = None
 
 
 class AccessBody(BaseModel):

@@ -21,7 +21,7 @@ import httpx
 
 from taskgate.client.errors import error_from_response, no_answer
 from taskgate.client.retry import RetryPolicy
-from taskgate.client.token import TokenHolder, bound_key
+from taskgate.client.token import TokenHolder
 from taskgate.wire.http import CORRELATION_ID_HEADER, DPOP_HEADER, REASON_HEADER
 
 if TYPE_CHECKING:  # the control API's client shares this module and signs no proofs
@@ -69,8 +69,9 @@ def exchange(
             call.method, call.path, json=call.json, params=call.params,
             headers={CORRELATION_ID_HEADER: correlation_id},
         )
-        if (current := token.current) is not None:  # read afresh: another call may refresh it
-            authorize(request, current, dpop)
+        current, authorization = token.held  # read afresh: another call may refresh it
+        if current is not None and authorization is not None:
+            authorize(request, current, authorization, dpop)
         outcome = yield request
         if isinstance(outcome, httpx.Response):
             token.pick_up(outcome)
@@ -103,17 +104,19 @@ def exchange(
         retry_number += 1
 
 
-def authorize(request: httpx.Request, token: str, dpop: DPoPKey | None) -> None:
-    """Put ``token`` on ``request``: as ``DPoP`` when it is bound to a key (``cnf.jkt``),
-    else as ``Bearer``; with ``dpop``, add a fresh proof of that key for this very request
-    (every attempt gets its own: the server accepts a proof once).
+def authorize(
+    request: httpx.Request, token: str, authorization: str, dpop: DPoPKey | None
+) -> None:
+    """Put ``token`` on ``request`` (``authorization``: ``DPoP`` when it is bound to a key,
+    ``cnf.jkt``, else ``Bearer``; ``TokenHolder.held``); with ``dpop``, add a fresh proof
+    of that key for this very request (every attempt gets its own: the server accepts a
+    proof once).
 
     A bound token goes as ``DPoP`` even without the key, or with another one: the server
     then refuses it with the reason (``missing_dpop_proof``, ``key_mismatch``), which says
     more than anything the client could guess.
     """
-    scheme = "DPoP" if bound_key(token) is not None else "Bearer"
-    request.headers["Authorization"] = f"{scheme} {token}"
+    request.headers["Authorization"] = authorization
     if dpop is not None:
         target = str(request.url.copy_with(query=None, fragment=None))
         request.headers[DPOP_HEADER] = dpop.proof(request.method, target, token)

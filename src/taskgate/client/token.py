@@ -45,30 +45,49 @@ def _expiry(claims: dict[str, Any]) -> float:
     return float(exp) if isinstance(exp, int | float) else float("-inf")
 
 
+def _authorization(token: str | None) -> str | None:
+    """The ``Authorization`` header value that sends ``token``: ``DPoP`` when it is bound
+    to a key, else ``Bearer``."""
+    if token is None:
+        return None
+    return f"{'DPoP' if bound_key(token) is not None else 'Bearer'} {token}"
+
+
 class TokenHolder:
     def __init__(self, token: str | None) -> None:
-        self._token = token
+        # The token and how it is sent, decided once per token, not per request, and read
+        # together: a refresh from another thread swaps both at once.
+        self._held = (token, _authorization(token))
         self._lock = threading.Lock()
         self.refreshes = 0  # execution tokens replaced by fresher ones (not the /run exchange)
 
     @property
     def current(self) -> str | None:
-        return self._token
+        return self._held[0]
+
+    @property
+    def held(self) -> tuple[str | None, str | None]:
+        """The token and its ``Authorization`` header value, from one moment."""
+        return self._held
+
+    def _set(self, token: str | None) -> None:
+        self._held = (token, _authorization(token))
 
     def replace(self, token: str | None) -> None:
         with self._lock:
-            self._token = token
+            self._set(token)
 
     def pick_up(self, response: httpx.Response) -> None:
         fresh = response.headers.get(REFRESHED_TOKEN_HEADER)
         if not fresh:
             return
         with self._lock:
-            claims = unverified_claims(self._token) if self._token else {}
+            current = self._held[0]
+            claims = unverified_claims(current) if current else {}
             exchanged = claims.get("scope") == "workload"
             # Two threads may each receive a fresh token; keep the one that lives longer.
             if not exchanged and _expiry(unverified_claims(fresh)) < _expiry(claims):
                 return
-            self._token = fresh
+            self._set(fresh)
             if not exchanged:
                 self.refreshes += 1

@@ -154,14 +154,17 @@ async def test_a_batch_of_new_proofs_and_replays_answers_each_caller_for_its_own
         (ALICE, "new-1"),  # replay within the batch
         (ALICE, "new-2"),
     ]
+    expires_at = datetime(2098, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
     accepted = await asyncio.wait_for(
-        asyncio.gather(*(_use(writes, jkt, jti) for jkt, jti in calls)), 10
+        asyncio.gather(*(_use(writes, jkt, jti, expires_at) for jkt, jti in calls)), 10
     )
     assert accepted == [False, True, False, True, False, True]
     await writes.aclose()
-    assert set(await _recorded(engine)) == {
-        proof_id(jkt, jti) for jkt, jti in calls + [(ALICE, "old-2")]
-    }
+    recorded = await _recorded(engine)
+    assert set(recorded) == {proof_id(jkt, jti) for jkt, jti in calls + [(ALICE, "old-2")]}
+    # The batch's own records keep their expiry exactly (on PostgreSQL: one statement).
+    assert {recorded[proof_id(jkt, jti)]
+            for (jkt, jti), first in zip(calls, accepted, strict=True) if first} == {expires_at}
 
 
 @FAST_OR_PUBLIC
@@ -194,38 +197,70 @@ async def test_purge_deletes_only_the_records_past_their_expiry(engine):
     await writes.aclose()
 
 
-async def test_the_migration_creates_the_table_and_its_downgrade_drops_it(database_url, tmp_path):
+def _schema(connection):  # type: ignore[no-untyped-def]
+    found = inspect(connection)
+    if not found.has_table("dpop_proof_uses"):
+        return None
+    rowid = None
+    if connection.dialect.name == "sqlite":
+        sql = connection.execute(text(
+            "SELECT sql FROM sqlite_master WHERE name = 'dpop_proof_uses'")).scalar_one()
+        rowid = "WITHOUT ROWID" not in sql.upper()
+    return {
+        "columns": {c["name"]: (type(c["type"]).__name__, c["nullable"])
+                    for c in found.get_columns("dpop_proof_uses")},
+        "primary key": found.get_pk_constraint("dpop_proof_uses")["constrained_columns"],
+        "indexes": [(i["name"], i["column_names"]) for i in found.get_indexes("dpop_proof_uses")],
+        "rowid": rowid,
+    }
+
+
+async def _migrate(engine: AsyncEngine, to: str, *, down: bool = False) -> None:
+    def run(connection):  # type: ignore[no-untyped-def]
+        (command.downgrade if down else command.upgrade)(migrate.alembic_config(connection), to)
+
+    async with engine.begin() as connection:
+        await connection.run_sync(run)
+    assert await migrate.current_revision(engine) == to
+
+
+async def test_the_migrations_make_the_table_lean_and_keep_its_records(database_url, tmp_path):
     # PostgreSQL: the fixture made a fresh database and migrated it with migrate.upgrade.
     engine = create_engine(database_url or f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}")
+    sqlite = database_url is None
     try:
         await migrate.upgrade(engine)
-
-        def schema(connection):  # type: ignore[no-untyped-def]
-            found = inspect(connection)
-            if not found.has_table("dpop_proof_uses"):
-                return None
-            return (
-                {c["name"]: (type(c["type"]).__name__, c["nullable"])
-                 for c in found.get_columns("dpop_proof_uses")},
-                found.get_pk_constraint("dpop_proof_uses"),
-                [(i["name"], i["column_names"]) for i in found.get_indexes("dpop_proof_uses")],
-            )
-
+        await _migrate(engine, "0009", down=True)
         async with engine.connect() as connection:
-            columns, primary_key, indexes = await connection.run_sync(schema)
-        assert set(columns) == {"proof_id", "expires_at"}
-        assert columns["proof_id"] == ("VARCHAR", False)
-        assert columns["expires_at"][1] is False
-        assert primary_key["constrained_columns"] == ["proof_id"]
-        assert indexes == [("ix_dpop_proof_uses_expires_at", ["expires_at"])]
-
-        def downgrade(connection):  # type: ignore[no-untyped-def]
-            command.downgrade(migrate.alembic_config(connection), "0007")
-
+            as_created = await connection.run_sync(_schema)
+        assert as_created["columns"] == {"proof_id": ("VARCHAR", False),
+                                         "expires_at": (as_created["columns"]["expires_at"][0],
+                                                        False)}
+        assert as_created["primary key"] == ["proof_id"]
+        assert as_created["indexes"] == [("ix_dpop_proof_uses_expires_at", ["expires_at"])]
+        assert as_created["rowid"] is (True if sqlite else None)
+        # A proof recorded before the upgrade is still a replay after it.
         async with engine.begin() as connection:
-            await connection.run_sync(downgrade)
-        assert await migrate.current_revision(engine) == "0007"
+            await connection.execute(
+                text("INSERT INTO dpop_proof_uses (proof_id, expires_at) VALUES (:p, :e)"),
+                {"p": proof_id(ALICE, "before-the-upgrade"), "e": LATER})
+
+        await _migrate(engine, "0010")
         async with engine.connect() as connection:
-            assert await connection.run_sync(schema) is None
+            lean = await connection.run_sync(_schema)
+        assert lean == {**as_created, "indexes": [], "rowid": False if sqlite else None}
+        writes = GroupCommit(engine)
+        assert await _use(writes, ALICE, "before-the-upgrade") is False
+        assert await _use(writes, ALICE, "after-the-upgrade") is True
+        await writes.aclose()
+
+        await _migrate(engine, "0009", down=True)
+        async with engine.connect() as connection:
+            assert await connection.run_sync(_schema) == as_created
+        assert set(await _recorded(engine)) == {proof_id(ALICE, "before-the-upgrade"),
+                                                proof_id(ALICE, "after-the-upgrade")}
+        await _migrate(engine, "0007", down=True)
+        async with engine.connect() as connection:
+            assert await connection.run_sync(_schema) is None
     finally:
         await engine.dispose()

@@ -241,6 +241,26 @@ def test_the_first_failing_check_is_the_reason(signer):
                    expected_jkt=jwk_thumbprint(other.jwk)) == "access_token_hash_mismatch"
 
 
+def test_a_key_seen_before_still_verifies_every_signature(signer):
+    """The key of a header already seen is reused, never the proof: a signature by
+    another key under that same header is a forgery, and refused as one."""
+    verify(signer.proof())  # the header, and its key, are now known
+    other = Signer(signer.alg)
+    forged = other.proof(headers={"jwk": signer.jwk})
+    assert forged.split(".")[0] == signer.proof().split(".")[0]  # the very same header
+    assert _reason(forged) == "bad_proof_signature"
+    assert verify(signer.proof()).jkt == jwk_thumbprint(signer.jwk)
+
+
+def test_a_refused_header_is_refused_every_time(signer):
+    bad_type = signer.proof(headers={"typ": "JWT"})
+    for _ in range(2):
+        assert _reason(bad_type) == "proof_type_invalid"
+    private = signer.proof(headers={"jwk": signer.private_jwk})
+    for _ in range(2):
+        assert _reason(private) == "proof_key_invalid"
+
+
 def _reason(proof, **extra):
     with pytest.raises(DPoPRefusal) as err:
         verify(proof, **extra)

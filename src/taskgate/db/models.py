@@ -299,9 +299,11 @@ class DPoPProofUse(Base):
     """A DPoP proof already used (``services.dpop_replay``): a proof is accepted once. The
     key is a hash of the proof key's thumbprint and the proof's ``jti``, never either one;
     a row outlives ``expires_at`` (after which the proof is too old anyway) only until the
-    next purge."""
+    next purge. Each request writes one, so the row enters one B-tree only: its primary
+    key (no index on ``expires_at``, which the purge scans for; on SQLite no rowid)."""
 
     __tablename__ = "dpop_proof_uses"
+    __table_args__ = {"sqlite_with_rowid": False}
 
     proof_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # hex SHA-256
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -51,7 +51,6 @@ async def proven_key(
     runtime = Runtime.of(request)
     settings = runtime.settings
     now = time.time()
-    who = {"sub": str(token.sub), "jti": token.jti}
     try:
         accepted = verify_proof(
             proof,
@@ -65,6 +64,7 @@ async def proven_key(
             nonce=None if runtime.nonces is None else runtime.nonces.accepts,
         )
     except DPoPRefusal as exc:
+        who = _who(token)
         refusal = Refusal(exc.reason.value)
         if refusal is Refusal.USE_DPOP_NONCE and runtime.nonces is not None:
             raise refuse(request, refusal, exc.message, log=who,
@@ -78,5 +78,9 @@ async def proven_key(
         expires_at=datetime.fromtimestamp(last_acceptable + _RECORD_MARGIN_SECONDS, UTC),
     )
     if not first:
-        raise refuse(request, Refusal.PROOF_REPLAYED, log=who)
+        raise refuse(request, Refusal.PROOF_REPLAYED, log=_who(token))
     return accepted.jkt
+
+
+def _who(token: TaskToken) -> dict[str, str]:
+    return {"sub": str(token.sub), "jti": token.jti}

@@ -17,17 +17,20 @@ proof could still be accepted; ``purge`` deletes the records past it.
 It runs on every DPoP-bound request, the heartbeat included, so it goes through the
 group-commit writer as the heartbeat does (``taskgate.db.group_commit``): one statement
 sent on the driver connection, and on PostgreSQL the records of one turn of the event
-loop in one transaction. A database error propagates (the caller answers 503): a proof
+loop in one transaction, as one statement (``INSERT ... SELECT FROM unnest(...)``). A database error propagates (the caller answers 503): a proof
 that could not be recorded is never taken as a first use.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, delete
+from sqlalchemy import ARRAY, bindparam, column, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Executable
 
 from taskgate.db.direct import DirectStatement
 from taskgate.db.group_commit import GroupCommit
@@ -53,16 +56,49 @@ def proof_id(jkt: str, jti: str) -> str:
 def _record(dialect: str) -> DirectStatement:
     found = _RECORD.get(dialect)
     if found is None:
+        insert = dialect_insert(dialect)
         found = _RECORD[dialect] = DirectStatement(
-            dialect_insert(dialect)(_USES)
+            insert(_USES)
             .values(
                 proof_id=bindparam("proof_id", type_=_USES.c.proof_id.type),
                 expires_at=bindparam("expires_at", type_=_USES.c.expires_at.type),
             )
             .on_conflict_do_nothing(index_elements=[_USES.c.proof_id]),
+            many=_record_many(insert) if dialect == "postgresql" else None,
+            many_key="proof_id",
             lock_order="proof_id",
         )
     return found
+
+
+def _record_many(insert: Callable[..., Any]) -> Executable:
+    """The records of a whole batch in one statement (PostgreSQL): the sets come from
+    ``unnest`` of one array per column, numbered; the statement returns the number of
+    each set it inserted (the sets of one run name distinct proofs, see ``many_key``)."""
+    sets = (
+        func.unnest(
+            bindparam("proof_id", type_=ARRAY(_USES.c.proof_id.type)),
+            bindparam("expires_at", type_=ARRAY(_USES.c.expires_at.type)),
+        )
+        .table_valued(
+            column("proof_id", _USES.c.proof_id.type),
+            column("expires_at", _USES.c.expires_at.type),
+            with_ordinality="n",
+        )
+        .render_derived(name="parameter_set")
+    )
+    numbered = select(sets.c.proof_id, sets.c.expires_at, sets.c.n).cte("numbered")
+    inserted = (
+        insert(_USES)
+        .from_select(["proof_id", "expires_at"],
+                     select(numbered.c.proof_id, numbered.c.expires_at))
+        .on_conflict_do_nothing(index_elements=[_USES.c.proof_id])
+        .returning(_USES.c.proof_id)
+        .cte("inserted")
+    )
+    return select(numbered.c.n).join_from(
+        numbered, inserted, inserted.c.proof_id == numbered.c.proof_id
+    )
 
 
 async def first_use(writes: GroupCommit, *, jkt: str, jti: str, expires_at: datetime) -> bool:

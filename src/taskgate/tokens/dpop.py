@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import json
@@ -54,6 +55,9 @@ from taskgate.tokens.keys import THUMBPRINT_MEMBERS, b64url, thumbprint
 
 DPOP_PROOF_TYPE = "dpop+jwt"
 MAX_PROOF_BYTES = 8192
+# Proof headers (one per client key) whose key is kept ready: more than the task attempts
+# one server runs at once, so a busy server does not evict a key it will need next.
+PROOF_KEYS_CACHED = 4096
 
 # The only proof algorithms accepted, each with the only key type and curve it may use.
 DPOP_ALGORITHMS: dict[str, tuple[str, str]] = {
@@ -191,7 +195,7 @@ def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(encoded_a, encoded_b)
 
 
-def _header(proof: Any) -> dict[str, Any]:
+def _checked_proof(proof: Any) -> str:
     if not isinstance(proof, str):
         raise DPoPRefusal(DPoPReason.MALFORMED_PROOF)
     too_large = len(proof) > MAX_PROOF_BYTES
@@ -199,12 +203,36 @@ def _header(proof: Any) -> dict[str, Any]:
         raise DPoPRefusal(DPoPReason.PROOF_TOO_LARGE)
     if not _COMPACT_JWS.fullmatch(proof):
         raise DPoPRefusal(DPoPReason.MALFORMED_PROOF)
+    return proof
+
+
+def _header(segment: str) -> dict[str, Any]:
     # The regular expression has checked the alphabet: each segment is decoded once here,
     # not again, character by character, by a general JWS parser (most of a proof's cost).
-    header = _json_segment(proof[: proof.index(".")])
+    header = _json_segment(segment)
     if _REFUSED_HEADERS.intersection(header):
         raise DPoPRefusal(DPoPReason.MALFORMED_PROOF)
     return header
+
+
+@functools.lru_cache(maxsize=PROOF_KEYS_CACHED)
+def _proof_key(segment: str) -> tuple[str, jwt.PyJWK, str]:
+    """The algorithm, public key and thumbprint of a proof whose header segment is
+    ``segment``, once every check of the header has passed.
+
+    A client signs every proof with the same key and the same header, so the header
+    segment repeats, byte for byte, on every request of a task attempt; reading it, and
+    building and checking its key, is done once per segment (a refusal is not kept: it
+    raises again each time). Only what the exact bytes of the segment determine is kept;
+    the signature and the claims of each proof are checked every time."""
+    header = _header(segment)
+    if header.get("typ") != DPOP_PROOF_TYPE:
+        raise DPoPRefusal(DPoPReason.PROOF_TYPE_INVALID)
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in DPOP_ALGORITHMS:
+        raise DPoPRefusal(DPoPReason.PROOF_ALGORITHM_NOT_ALLOWED)
+    key, jkt = _public_key(header, alg)
+    return alg, key, jkt
 
 
 def _segment(segment: str) -> bytes:
@@ -306,13 +334,8 @@ def verify_proof(
     second use. ``ValueError`` if ``url`` itself is not an http(s) URL.
     """
     request_url = normalize_htu(url)
-    header = _header(proof)
-    if header.get("typ") != DPOP_PROOF_TYPE:
-        raise DPoPRefusal(DPoPReason.PROOF_TYPE_INVALID)
-    alg = header.get("alg")
-    if not isinstance(alg, str) or alg not in DPOP_ALGORITHMS:
-        raise DPoPRefusal(DPoPReason.PROOF_ALGORITHM_NOT_ALLOWED)
-    key, jkt = _public_key(header, alg)
+    proof = _checked_proof(proof)
+    alg, key, jkt = _proof_key(proof[: proof.index(".")])
     claims = _payload(proof, key, alg)
     _claims(claims, need_ath=access_token is not None)
     if claims["htm"] != method:

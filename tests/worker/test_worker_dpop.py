@@ -1,19 +1,28 @@
 """`taskgate worker run` proves a DPoP key of its own by default: a DAG whose tasks may
 start only with a proof (``token_binding="dpop"``) runs under it, over HTTP and
 in-process, and every request is proved (the server records each proof it accepts).
-``--no-dpop`` runs on bearer tokens."""
+``--no-dpop`` runs on bearer tokens. A copy of a worker's token, without its key, is
+refused on every route."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import sys
+import time
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 
+from taskgate.api.app import create_app
 from taskgate.db.models import DPoPProofUse, XCom
+from taskgate.runtime import Runtime
+from taskgate.security.route_policy import route_policies
 from taskgate.services import control
+from tests.support.asgi_server import serving
+from tests.support.dpop import ProofKey
 from tests.support.workloads import finish, start_worker, worker_env
 
 pytestmark = pytest.mark.integration
@@ -100,3 +109,69 @@ async def test_in_process_worker_proves_its_key(workloads, runtime, settings):
     assert "token bound to DPoP key" in err
     assert (await workloads.ti(ti_id)).state == "success"
     assert await proof_uses(runtime) >= 3 + heartbeats(err)
+
+
+class TokenTap:
+    """What a sidecar on the worker's path sees: every ``Authorization`` header value."""
+
+    def __init__(self, app) -> None:  # type: ignore[no-untyped-def]
+        self.app = app
+        self.seen: list[str] = []
+
+    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        if scope["type"] == "http":
+            self.seen += [v.decode() for k, v in scope["headers"] if k == b"authorization"]
+        await self.app(scope, receive, send)
+
+
+def _example_path(path: str, ti_id: str) -> str:
+    values = {"task_instance_id": ti_id, "dag_id": "dag", "run_id": "run", "task_id": "task",
+              "key": "key", "offset": "0", "variable_key": "v", "connection_id": "c"}
+    return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], path)
+
+
+async def test_a_copy_of_the_workers_token_is_refused_on_every_route(
+    workloads, runtime, settings
+):
+    """The execution token leaks while the task runs (here: read off the wire by a tap in
+    front of the server); another process holding it, but not the worker's key, is
+    refused on every route that takes an execution token, and the task is undisturbed."""
+    await require_dpop(runtime)
+    ti_id = await workloads.new_ti()
+    server_runtime = Runtime.from_settings(settings)
+    app = create_app(server_runtime)
+    tap = TokenTap(app)
+    routes = [p for p in route_policies(app.routes) if "execution" in p.token_types]
+    assert len(routes) >= 30
+    with serving(tap, lifespan="on") as url:
+        worker = start_worker(
+            await workloads.queue(ti_id), sys.executable, "-c", "import time; time.sleep(4)",
+            env=worker_env(settings), api_url=f"{url}/execution", interval=INTERVAL,
+        )
+        deadline = time.monotonic() + 20
+        while not any(v.startswith("DPoP ") for v in tap.seen):
+            assert time.monotonic() < deadline and worker.poll() is None, "no bound request"
+            await asyncio.sleep(0.05)
+        stolen = next(v for v in tap.seen if v.startswith("DPoP ")).partition(" ")[2]
+        thief = ProofKey()
+        refused: dict[str, set[str]] = {}
+        async with httpx.AsyncClient(timeout=10) as http:
+            for route in routes:
+                target = url + _example_path(route.path, str(ti_id))
+                body = {} if route.method in ("PUT", "POST", "PATCH") else None
+                for attempt, headers in {
+                    "as Bearer": {"Authorization": f"Bearer {stolen}"},
+                    "without a proof": {"Authorization": f"DPoP {stolen}"},
+                    "with another key's proof": thief.headers(route.method, target, stolen),
+                }.items():
+                    answer = await http.request(route.method, target, json=body,
+                                                headers=headers)
+                    assert answer.status_code == 401, (route.method, route.path, attempt)
+                    refused.setdefault(attempt, set()).add(answer.headers["Taskgate-Reason"])
+        code, _out, err = finish(worker)
+    await server_runtime.aclose()
+    assert refused == {"as Bearer": {"dpop_proof_required"},
+                       "without a proof": {"missing_dpop_proof"},
+                       "with another key's proof": {"key_mismatch"}}
+    assert code == 0, err
+    assert (await workloads.ti(ti_id)).state == "success"

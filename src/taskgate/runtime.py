@@ -19,7 +19,7 @@ from taskgate.db import migrate
 from taskgate.db.availability import FaultMemory
 from taskgate.db.group_commit import GroupCommit
 from taskgate.db.session import EngineOptions, create_engine, create_sessionmaker
-from taskgate.services import dpop_replay, events, read_audit
+from taskgate.services import dpop_replay, events, operator_sessions, read_audit
 from taskgate.services.event_feed import EventFeed
 from taskgate.services.lifecycle import Lifecycle
 from taskgate.services.read_audit import ReadAudit
@@ -234,14 +234,20 @@ class Runtime:
         async with self.sessionmaker() as session:
             return await dpop_replay.purge(session)
 
+    async def purge_operator_sessions(self) -> int:
+        """Delete the operator page sessions past their end; how many."""
+        async with self.sessionmaker() as session:
+            return await operator_sessions.purge(session)
+
     async def purge_periodically(self) -> None:
-        """``purge_events``, ``purge_read_audit`` and ``purge_dpop_proof_uses`` every
-        ``event_purge_interval`` until cancelled."""
+        """``purge_events``, ``purge_read_audit``, ``purge_dpop_proof_uses`` and
+        ``purge_operator_sessions`` every ``event_purge_interval`` until cancelled."""
         while True:
             await asyncio.sleep(self.settings.event_purge_interval)
             for what, purge in (("events", self.purge_events),
                                 ("read-audit records", self.purge_read_audit),
-                                ("DPoP proof records", self.purge_dpop_proof_uses)):
+                                ("DPoP proof records", self.purge_dpop_proof_uses),
+                                ("operator page sessions", self.purge_operator_sessions)):
                 try:
                     purged = await purge()
                 except Exception as exc:  # noqa: BLE001 - try again next time

@@ -127,8 +127,9 @@ class Settings(BaseSettings):
     event_purge_interval: float = Field(
         600.0,
         gt=0,
-        description="How often a server deletes events and read-audit records older than "
-        "their retention (seconds).",
+        description="How often a server deletes what has outlived its use (seconds): events "
+        "and read-audit records older than their retention, DPoP proof records past their "
+        "window, operator page sessions past their end.",
     )
     read_audit: bool = Field(
         True,
@@ -208,6 +209,13 @@ class Settings(BaseSettings):
         "reads no variable, no connection and no other DAG's XComs.",
     )
 
+    ui_session_ttl: float = Field(
+        28800.0,
+        gt=0,
+        le=7 * 24 * 3600,
+        description="How long an operator page session lasts after sign-in (seconds); one "
+        "made from an OIDC token ends no later than the token. Signing out ends it at once.",
+    )
     # The control API's OIDC sign-in (security/oidc.py, docs/control.md "OIDC"): all
     # three of issuer, audience and JWKS URL, or none of them.
     control_oidc_issuer: str | None = Field(

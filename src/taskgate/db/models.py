@@ -307,3 +307,23 @@ class DPoPProofUse(Base):
 
     proof_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # hex SHA-256
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class OperatorSession(Base):
+    """A browser session of an operator (the operator page, ``services.operator_sessions``):
+    made from an operator key or an OIDC token, held by the browser as a cookie. The row
+    keeps the SHA-256 of the cookie's secret, never the secret; ``csrf_token`` is what
+    every state-changing request of the session must repeat in a header."""
+
+    __tablename__ = "operator_sessions"
+
+    session_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # hex SHA-256
+    # A key's session names its operator (role, teams and revocation read on each
+    # request); an OIDC token's keeps what the token said, for at most its lifetime.
+    operator: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    name: Mapped[str] = mapped_column(String(ID_LENGTH))
+    role: Mapped[str] = mapped_column(String(20))
+    teams: Mapped[list[str]] = mapped_column(JSON)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -73,6 +73,7 @@ class OidcIdentity:
     name: str  # oidc:<name claim>
     role: Role
     teams: frozenset[str]  # empty: every team
+    expires_at: float | None = None  # the token's exp (a session made from it ends then)
 
 
 class JwksCache:
@@ -317,7 +318,9 @@ class OidcVerifier:
                 f"claim {self.name_claim!r} (the operator's name) must be a printable string "
                 f"of 1-{MAX_NAME_LENGTH} characters",
             )
-        return OidcIdentity(f"oidc:{name}", self._role(claims), self._teams(claims))
+        exp = claims.get("exp")
+        return OidcIdentity(f"oidc:{name}", self._role(claims), self._teams(claims),
+                            float(exp) if isinstance(exp, int | float) else None)
 
     def _role(self, claims: Mapping[str, Any]) -> Role:
         value = claims.get(self.role_claim)

@@ -6,8 +6,12 @@ operator key is not a JWT. For one control request:
 
 1. ``require_operator``, attached with ``Security(require_operator, scopes=["role:<r>"])``
    to each control router (and to a route that needs more than its router), reads
-   ``Authorization: Bearer <credential>``. None -> 401 ``missing_key`` with
-   ``WWW-Authenticate``.
+   ``Authorization: Bearer <credential>``. Without that header, the operator page's
+   session cookie stands for the credential (``services.operator_sessions``): an ended,
+   expired or unknown session -> 401 ``session_ended``; a request that changes something
+   (not GET, HEAD or OPTIONS) without the session's CSRF token in ``X-CSRF-Token`` -> 403
+   ``csrf_token_required``; otherwise the session's operator, as of this request. Neither
+   -> 401 ``missing_key`` with ``WWW-Authenticate``.
 2. Who it is. A credential starting ``tgk_`` is an operator key: looked up by its id and
    its secret compared in constant time (``services.operators``); unknown or revoked ->
    401 ``invalid_key``. The row is read on every request, so a revocation holds from the
@@ -48,7 +52,7 @@ from fastapi.security import SecurityScopes
 from taskgate.runtime import Runtime
 from taskgate.security.oidc import OidcRefusal, OidcVerifier
 from taskgate.security.routing import declared_scopes
-from taskgate.services import operators
+from taskgate.services import operator_sessions, operators
 from taskgate.services.errors import AccessDenied
 from taskgate.services.operators import KEY_PREFIX, Role
 
@@ -56,6 +60,12 @@ ROLE_SCOPE_PREFIX = "role:"
 # On a router whose routes act across teams (operators): only an operator without teams.
 ALL_TEAMS_SCOPE = "teams:all"
 OPERATOR_SCOPE_KEY = "taskgate.operator"
+SESSION_SCOPE_KEY = "taskgate.operator_session"
+# The operator page's session (services.operator_sessions) and the header repeating its
+# CSRF token; requests with these methods change nothing, so they need no CSRF token.
+SESSION_COOKIE = "taskgate_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SCHEME_NAME = "OperatorKey"
 REALM = 'Bearer realm="taskgate-control"'
 
@@ -65,6 +75,10 @@ class OperatorPrincipal:
     name: str
     role: Role
     teams: frozenset[str]  # empty: every team
+    # What it was proved with: "key" (the operator row ``name``), "oidc" (a token ending
+    # at ``expires_at``) or "session" (the operator page's cookie).
+    via: str = "key"
+    expires_at: float | None = None
 
     def sees(self, team: str | None) -> bool:
         """Whether this operator may see and act on what belongs to ``team``."""
@@ -86,19 +100,11 @@ def _refused(status: int, reason: str, message: str, challenge: str) -> HTTPExce
 
 
 async def require_operator(security_scopes: SecurityScopes, request: Request) -> OperatorPrincipal:
-    runtime = Runtime.of(request)
-    verifier: OidcVerifier | None = request.app.state.oidc_verifier
-    header = request.headers.get("authorization", "")
-    scheme, _, credential = header.partition(" ")
-    credential = credential.strip()
-    if scheme.lower() != "bearer" or not credential:
-        wanted = "An operator key or an OIDC access token" if verifier else "An operator key"
-        raise _refused(401, "missing_key", f"{wanted} is required", REALM)
     # A route that needs more than its router runs this twice: the second time, the
     # request's credential is already checked.
     principal: OperatorPrincipal | None = request.scope.get(OPERATOR_SCOPE_KEY)
     if principal is None:
-        principal = await _authenticate(runtime, verifier, credential)
+        principal = await _identify(request)
     needed = getattr(request.scope.get("route"), "required_role", None) or Role.ADMIN
     if not principal.role.allows(needed):
         raise HTTPException(403, {
@@ -113,6 +119,42 @@ async def require_operator(security_scopes: SecurityScopes, request: Request) ->
         })
     request.scope[OPERATOR_SCOPE_KEY] = principal
     return principal
+
+
+async def _identify(request: Request) -> OperatorPrincipal:
+    """Who sends this request: its ``Authorization`` credential or, without one, its
+    operator page session (and, for a request that changes something, the session's
+    CSRF token)."""
+    runtime = Runtime.of(request)
+    verifier: OidcVerifier | None = request.app.state.oidc_verifier
+    header = request.headers.get("authorization")
+    if header is None and SESSION_COOKIE in request.cookies:
+        return await _session_principal(runtime, request)
+    scheme, _, credential = (header or "").partition(" ")
+    credential = credential.strip()
+    if scheme.lower() != "bearer" or not credential:
+        wanted = "An operator key or an OIDC access token" if verifier else "An operator key"
+        raise _refused(401, "missing_key", f"{wanted} is required", REALM)
+    return await _authenticate(runtime, verifier, credential)
+
+
+async def _session_principal(runtime: Runtime, request: Request) -> OperatorPrincipal:
+    async with runtime.sessionmaker() as session:
+        view = await operator_sessions.resolve(session, request.cookies[SESSION_COOKIE])
+    if view is None:
+        raise _refused(401, "session_ended",
+                       "The operator page session has ended or expired: sign in again",
+                       f'{REALM}, error="invalid_token"')
+    if request.method not in SAFE_METHODS and not operator_sessions.csrf_matches(
+        view, request.headers.get(CSRF_HEADER)
+    ):
+        raise HTTPException(403, {
+            "reason": "csrf_token_required",
+            "message": f"a change made with the session cookie must carry the session's "
+            f"CSRF token in {CSRF_HEADER}",
+        })
+    request.scope[SESSION_SCOPE_KEY] = view
+    return OperatorPrincipal(view.name, Role(view.role), view.teams, via="session")
 
 
 async def _authenticate(
@@ -140,7 +182,8 @@ async def _oidc_principal(verifier: OidcVerifier, token: str) -> OperatorPrincip
         if refusal.retry_after is not None:
             retry = {"Retry-After": str(math.ceil(refusal.retry_after))}
         raise HTTPException(refusal.status, detail, headers=retry) from None
-    return OperatorPrincipal(identity.name, identity.role, identity.teams)
+    return OperatorPrincipal(identity.name, identity.role, identity.teams, via="oidc",
+                             expires_at=identity.expires_at)
 
 
 def current_operator(request: Request) -> OperatorPrincipal:

@@ -14,6 +14,7 @@ import uuid
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -113,6 +114,23 @@ async def test_a_role_list_counts_for_its_highest_role(client, idp) -> None:
     token = idp.token(taskgate_role=["reader", "some-other-app-role", "admin"])
     answer = await client.put(f"{DAGS}/d", json={"team": None}, headers=bearer(token))
     assert answer.status_code == 200, answer.text
+
+
+async def test_an_oidc_session_ends_no_later_than_its_token(client, idp) -> None:
+    token = idp.token(idp.claims(lifetime=120, taskgate_role="reader", taskgate_teams=["blue"],
+                                 sub="alice"))
+    answer = await client.post("/control/v1/sessions", headers=bearer(token))
+    assert answer.status_code == 201, answer.text
+    body = answer.json()
+    assert (body["name"], body["role"], body["teams"]) == ("oidc:alice", "reader", ["blue"])
+    exp = jwt.decode(token, options={"verify_signature": False})["exp"]
+    assert datetime.fromisoformat(body["expires_at"]).timestamp() <= exp
+    max_age = int(answer.headers["set-cookie"].lower().split("max-age=")[1].split(";")[0])
+    assert 100 <= max_age <= 120
+    # The cookie carries the token's identity; the IdP is not asked again.
+    fetched = idp.jwks_requests
+    assert (await client.get(DAGS)).status_code == 200
+    assert idp.jwks_requests == fetched
 
 
 # -- roles and teams, exactly as for keys --------------------------------------------------

@@ -11,7 +11,16 @@ from fastapi.responses import HTMLResponse
 
 import taskgate
 from taskgate.api import docs_pages, errors
-from taskgate.api.control import audit, dags, events, operators, secrets, task_instances, xcoms
+from taskgate.api.control import (
+    audit,
+    dags,
+    events,
+    operators,
+    secrets,
+    sessions,
+    task_instances,
+    xcoms,
+)
 from taskgate.runtime import Runtime
 from taskgate.security.oidc import OidcVerifier
 from taskgate.security.operator_auth import SCHEME_NAME
@@ -21,7 +30,7 @@ CONTROL_PREFIX = "/control/v1"
 CONTROL_DOCS = "/control/docs"
 CONTROL_ROUTERS = (
     dags.router, task_instances.router, secrets.router, xcoms.router, operators.router,
-    events.router, audit.router,
+    events.router, audit.router, sessions.router,
 )
 
 

@@ -19,10 +19,11 @@ from taskgate.db import migrate
 from taskgate.db.availability import FaultMemory
 from taskgate.db.group_commit import GroupCommit
 from taskgate.db.session import EngineOptions, create_engine, create_sessionmaker
-from taskgate.services import dpop_replay, events, operator_sessions, read_audit
+from taskgate.services import dpop_replay, events, operator_sessions, read_audit, refusal_log
 from taskgate.services.event_feed import EventFeed
 from taskgate.services.lifecycle import Lifecycle
 from taskgate.services.read_audit import ReadAudit
+from taskgate.services.refusal_log import RefusalLog
 from taskgate.services.secrets import SecretBox, create_key_file, read_key_file
 from taskgate.services.token_standing import StandingLookup
 from taskgate.settings import Settings
@@ -153,6 +154,9 @@ class Runtime:
     # Every task's read of a variable or connection, recorded (services/read_audit.py);
     # the records of concurrent reads share transactions.
     read_audit: ReadAudit = field(init=False, repr=False)
+    # Every request the security layers refuse, recorded in the background
+    # (services/refusal_log.py).
+    refusals: RefusalLog = field(init=False, repr=False)
     # The DPoP nonces proofs must carry, when TASKGATE_DPOP_REQUIRE_NONCE (tokens/nonces.py).
     nonces: Nonces | None = field(init=False, repr=False, default=None)
 
@@ -168,6 +172,7 @@ class Runtime:
         )
         self.events = EventFeed(self.sessionmaker, poll_interval=self.settings.event_poll_interval)
         self.read_audit = ReadAudit(self.engine, enabled=self.settings.read_audit)
+        self.refusals = RefusalLog(self.engine)
         if self.settings.dpop_require_nonce:
             self.nonces = Nonces(self.secrets.keys)
 
@@ -234,20 +239,29 @@ class Runtime:
         async with self.sessionmaker() as session:
             return await dpop_replay.purge(session)
 
+    async def purge_refusals(self) -> int:
+        """Delete the refusal records older than their retention; how many."""
+        async with self.sessionmaker() as session:
+            return await refusal_log.purge(
+                session, timedelta(hours=self.settings.refusal_retention_hours)
+            )
+
     async def purge_operator_sessions(self) -> int:
         """Delete the operator page sessions past their end; how many."""
         async with self.sessionmaker() as session:
             return await operator_sessions.purge(session)
 
     async def purge_periodically(self) -> None:
-        """``purge_events``, ``purge_read_audit``, ``purge_dpop_proof_uses`` and
-        ``purge_operator_sessions`` every ``event_purge_interval`` until cancelled."""
+        """``purge_events``, ``purge_read_audit``, ``purge_dpop_proof_uses``,
+        ``purge_operator_sessions`` and ``purge_refusals`` every ``event_purge_interval``
+        until cancelled."""
         while True:
             await asyncio.sleep(self.settings.event_purge_interval)
             for what, purge in (("events", self.purge_events),
                                 ("read-audit records", self.purge_read_audit),
                                 ("DPoP proof records", self.purge_dpop_proof_uses),
-                                ("operator page sessions", self.purge_operator_sessions)):
+                                ("operator page sessions", self.purge_operator_sessions),
+                                ("refusal records", self.purge_refusals)):
                 try:
                     purged = await purge()
                 except Exception as exc:  # noqa: BLE001 - try again next time
@@ -274,4 +288,5 @@ class Runtime:
     async def aclose(self) -> None:
         await self.writes.aclose()
         await self.read_audit.aclose()
+        await self.refusals.aclose()
         await self.engine.dispose()

@@ -129,7 +129,7 @@ class Settings(BaseSettings):
         gt=0,
         description="How often a server deletes what has outlived its use (seconds): events "
         "and read-audit records older than their retention, DPoP proof records past their "
-        "window, operator page sessions past their end.",
+        "window, operator page sessions past their end, refusal records past theirs.",
     )
     read_audit: bool = Field(
         True,
@@ -209,6 +209,12 @@ class Settings(BaseSettings):
         "reads no variable, no connection and no other DAG's XComs.",
     )
 
+    refusal_retention_hours: float = Field(
+        24.0,
+        gt=0,
+        description="How long the records of refused requests (the operator page's "
+        "refusals, GET /control/v1/refusals) are kept (hours).",
+    )
     ui_session_ttl: float = Field(
         28800.0,
         gt=0,

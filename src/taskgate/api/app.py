@@ -14,7 +14,7 @@ from fastapi.telemetry import TelemetryConfig
 
 import taskgate
 from taskgate import tracing
-from taskgate.api import docs_pages, errors
+from taskgate.api import docs_pages, errors, ui_page
 from taskgate.api.control.app import (
     CONTROL_DOCS,
     CONTROL_PREFIX,
@@ -123,6 +123,7 @@ def create_app(runtime: Runtime | None = None, *, tracer_provider: Any = None) -
     app.include_router(jwks.router)
     app.include_router(metrics_route.router)
     app.include_router(docs_pages.router)
+    app.include_router(ui_page.router)
     app.state.metrics = metrics = Metrics()
     if runtime is not None:
         metrics.watch_pool(lambda: runtime.engine.sync_engine.pool)
@@ -160,7 +161,8 @@ def create_app(runtime: Runtime | None = None, *, tracer_provider: Any = None) -
         seconds=settings.db_request_deadline,
         on_timeout=lambda scope: on_database_fault(Fault.TIMEOUT, scope["path"], "deadline"),
     )
-    app.add_middleware(MetricsMiddleware, metrics=metrics, routes=lambda: route_templates)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, routes=lambda: route_templates,
+                       refusals=lambda: runtime and runtime.refusals)
     app.add_middleware(AccessLogMiddleware, routes=lambda: route_templates)
     app.add_middleware(CorrelationIdMiddleware)
     if runtime is not None and runtime.settings.otel_enabled:

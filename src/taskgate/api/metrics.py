@@ -2,7 +2,8 @@
 
 One pure ASGI middleware observes every request: the route template (never the concrete
 path, so label cardinality stays bounded), method, status and latency; security refusals
-by reason (the security layers note the reason on the ASGI scope); fresh tokens handed out
+by reason (the security layers note the reason on the ASGI scope), each also recorded in
+the refusal log (``services.refusal_log``); fresh tokens handed out
 in ``Refreshed-API-Token`` by kind. Database faults by reason, the time each checkout of a
 database connection took, requests shed by admission control. The database pool is read
 at scrape time.
@@ -21,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from taskgate.security.reissue import REFRESH_HEADER
 from taskgate.security.request_auth import auth_of
+from taskgate.services.refusal_log import RefusalLog
 from taskgate.tokens import TokenType
 
 log = structlog.get_logger("taskgate.api")
@@ -115,9 +117,15 @@ def route_template(routes: dict[int, str], scope: Scope) -> str:
 
 
 class MetricsMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics, routes: Callable[[], dict[int, str]]) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: Metrics, routes: Callable[[], dict[int, str]],
+        refusals: Callable[[], RefusalLog | None] = lambda: None,
+    ) -> None:
         self.app = app
         self.metrics = metrics
+        # Each refusal counted here is also recorded, for the operator page: the one
+        # place that knows the route, the status and the refusal together.
+        self.refusals = refusals
         self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -151,3 +159,8 @@ class MetricsMiddleware:
             auth = auth_of(scope)
             if auth is not None and auth.refusal is not None:
                 self.metrics.denials.labels(auth.refusal.code).inc()
+                refusal_log = self.refusals()
+                if refusal_log is not None:
+                    refusal_log.note(method=method, route=route, status=status,
+                                     reason=auth.refusal.code,
+                                     ti_id=auth.token.sub if auth.token else None)

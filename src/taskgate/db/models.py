@@ -327,3 +327,19 @@ class OperatorSession(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class RefusalRecord(Base):
+    """One request the Execution API's security layers refused (``services.refusal_log``):
+    when, which route, why, and the TI its token named if a token was read; never the
+    token. What the operator page charts and lists."""
+
+    __tablename__ = "refusals"
+
+    id: Mapped[int] = mapped_column(AutoincrementId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    method: Mapped[str] = mapped_column(String(10))
+    route: Mapped[str] = mapped_column(String(ID_LENGTH))  # the template, not the path
+    status: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(50))
+    ti_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)

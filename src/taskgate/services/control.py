@@ -144,11 +144,13 @@ async def list_task_instances(
     dag_id: str | None = None,
     run_id: str | None = None,
     state: str | None = None,
+    team: str | None = None,
     teams: Collection[str] = (),
     limit: int | None = None,
     offset: int = 0,
 ) -> Sequence[TaskInstance]:
-    """TIs in a stable order, filtered; with ``teams``, only of DAGs of those teams."""
+    """TIs in a stable order, filtered (``team``: of DAGs of that team); with ``teams``,
+    only of DAGs of those teams (what the caller may see)."""
     stmt = select(TaskInstance).order_by(
         TaskInstance.dag_id, TaskInstance.run_id, TaskInstance.task_id, TaskInstance.map_index
     )
@@ -158,8 +160,12 @@ async def list_task_instances(
         stmt = stmt.where(TaskInstance.run_id == run_id)
     if state is not None:
         stmt = stmt.where(TaskInstance.state == state)
+    if teams or team is not None:
+        stmt = stmt.join(Dag, Dag.dag_id == TaskInstance.dag_id)
     if teams:
-        stmt = stmt.join(Dag, Dag.dag_id == TaskInstance.dag_id).where(Dag.team.in_(teams))
+        stmt = stmt.where(Dag.team.in_(teams))
+    if team is not None:
+        stmt = stmt.where(Dag.team == team)
     if limit is not None:
         stmt = stmt.limit(limit).offset(offset)
     return (await session.execute(stmt)).scalars().all()

@@ -139,3 +139,27 @@ async def test_a_database_fault_is_503_on_the_control_api_too(client, operator_k
         event.remove(runtime.engine.sync_engine, "before_cursor_execute", fail)
     assert answer.status_code == 503, answer.text
     assert (answer.json()["detail"]["reason"], answer.headers["Retry-After"]) == ("database_unavailable", "1")
+
+
+async def test_task_instances_are_filtered_by_team_within_what_the_operator_sees(
+    client, operator_key
+) -> None:
+    admin = await operator_key(Role.ADMIN)
+    for dag, team in (("blue-etl", "blue"), ("red-etl", "red"), ("shared", None)):
+        assert (await client.put(f"{CONTROL}/dags/{dag}", json={"team": team},
+                                 headers=admin)).status_code == 200
+        run = await client.post(f"{CONTROL}/dags/{dag}/runs", headers=admin,
+                                json={"run_id": "r1", "tasks": ["t"]})
+        assert run.status_code == 201, run.text
+
+    async def dags(headers: dict[str, str], query: str = "") -> list[str]:
+        answer = await client.get(f"{CONTROL}/task-instances{query}", headers=headers)
+        assert answer.status_code == 200, answer.text
+        return [ti["dag_id"] for ti in answer.json()]
+
+    assert await dags(admin) == ["blue-etl", "red-etl", "shared"]
+    assert await dags(admin, "?team=red") == ["red-etl"]
+    assert await dags(admin, "?team=green") == []
+    blue = await operator_key(Role.READER, "blue")
+    assert await dags(blue) == ["blue-etl"]
+    assert await dags(blue, "?team=red") == []  # a filter never widens what one sees

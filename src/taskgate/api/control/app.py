@@ -16,6 +16,7 @@ from taskgate.api.control import (
     dags,
     events,
     operators,
+    refusals,
     secrets,
     sessions,
     task_instances,
@@ -30,7 +31,7 @@ CONTROL_PREFIX = "/control/v1"
 CONTROL_DOCS = "/control/docs"
 CONTROL_ROUTERS = (
     dags.router, task_instances.router, secrets.router, xcoms.router, operators.router,
-    events.router, audit.router, sessions.router,
+    events.router, audit.router, sessions.router, refusals.router,
 )
 
 

@@ -74,12 +74,13 @@ async def list_task_instances(
     dag_id: str | None = None,
     run_id: str | None = None,
     state: str | None = None,
+    team: str | None = Query(None, description="Only TIs of DAGs of this team"),
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=MAX_INT),
 ) -> list[dict[str, Any]]:
     """Task instances in a stable order (DAG, run, task, map index), a page at a time."""
     tis = await control.list_task_instances(
-        session, dag_id=dag_id, run_id=run_id, state=state, teams=operator.teams,
+        session, dag_id=dag_id, run_id=run_id, state=state, team=team, teams=operator.teams,
         limit=limit, offset=offset,
     )
     return [views.task_instance(ti) for ti in tis]

@@ -19,11 +19,19 @@ from taskgate.db import migrate
 from taskgate.db.availability import FaultMemory
 from taskgate.db.group_commit import GroupCommit
 from taskgate.db.session import EngineOptions, create_engine, create_sessionmaker
-from taskgate.services import dpop_replay, events, operator_sessions, read_audit, refusal_log
+from taskgate.services import (
+    dpop_replay,
+    events,
+    operator_sessions,
+    read_audit,
+    refusal_log,
+    replicas,
+)
 from taskgate.services.event_feed import EventFeed
 from taskgate.services.lifecycle import Lifecycle
 from taskgate.services.read_audit import ReadAudit
 from taskgate.services.refusal_log import RefusalLog
+from taskgate.services.replicas import ThisReplica
 from taskgate.services.secrets import SecretBox, create_key_file, read_key_file
 from taskgate.services.token_standing import StandingLookup
 from taskgate.settings import Settings
@@ -157,6 +165,8 @@ class Runtime:
     # Every request the security layers refuse, recorded in the background
     # (services/refusal_log.py).
     refusals: RefusalLog = field(init=False, repr=False)
+    # This process among the replicas on its database (services/replicas.py).
+    replica: ThisReplica = field(init=False, repr=False, default_factory=ThisReplica)
     # The DPoP nonces proofs must carry, when TASKGATE_DPOP_REQUIRE_NONCE (tokens/nonces.py).
     nonces: Nonces | None = field(init=False, repr=False, default=None)
 
@@ -239,6 +249,26 @@ class Runtime:
         async with self.sessionmaker() as session:
             return await dpop_replay.purge(session)
 
+    async def announce(self) -> None:
+        """Record that this replica is alive (``services.replicas``); a failure is logged
+        (the next announcement may succeed)."""
+        try:
+            async with self.sessionmaker() as session:
+                await replicas.announce(session, self.replica)
+        except Exception as exc:  # noqa: BLE001 - serving goes on without it
+            log.warning("announcing this replica failed", error=str(exc))
+
+    async def announce_periodically(self) -> None:
+        """``announce`` every ``replicas.ANNOUNCE_SECONDS`` until cancelled."""
+        while True:
+            await asyncio.sleep(replicas.ANNOUNCE_SECONDS)
+            await self.announce()
+
+    async def purge_replicas(self) -> int:
+        """Forget replicas silent for a day; how many."""
+        async with self.sessionmaker() as session:
+            return await replicas.purge(session)
+
     async def purge_refusals(self) -> int:
         """Delete the refusal records older than their retention; how many."""
         async with self.sessionmaker() as session:
@@ -253,15 +283,16 @@ class Runtime:
 
     async def purge_periodically(self) -> None:
         """``purge_events``, ``purge_read_audit``, ``purge_dpop_proof_uses``,
-        ``purge_operator_sessions`` and ``purge_refusals`` every ``event_purge_interval``
-        until cancelled."""
+        ``purge_operator_sessions``, ``purge_refusals`` and ``purge_replicas`` every
+        ``event_purge_interval`` until cancelled."""
         while True:
             await asyncio.sleep(self.settings.event_purge_interval)
             for what, purge in (("events", self.purge_events),
                                 ("read-audit records", self.purge_read_audit),
                                 ("DPoP proof records", self.purge_dpop_proof_uses),
                                 ("operator page sessions", self.purge_operator_sessions),
-                                ("refusal records", self.purge_refusals)):
+                                ("refusal records", self.purge_refusals),
+                                ("silent replicas", self.purge_replicas)):
                 try:
                     purged = await purge()
                 except Exception as exc:  # noqa: BLE001 - try again next time

@@ -84,6 +84,7 @@ def create_app(runtime: Runtime | None = None, *, tracer_provider: Any = None) -
         if runtime is None:
             raise RuntimeError("create_app() without a runtime cannot serve requests")
         await runtime.prepare_database()
+        await runtime.announce()
         loop = asyncio.get_running_loop()
         end_event_streams = also_on_stop_signals(
             lambda: loop.call_soon_threadsafe(runtime.events.stop)
@@ -91,6 +92,7 @@ def create_app(runtime: Runtime | None = None, *, tracer_provider: Any = None) -
         chores = [
             asyncio.create_task(runtime.watch_keys()),
             asyncio.create_task(runtime.purge_periodically()),
+            asyncio.create_task(runtime.announce_periodically()),
         ]
         try:
             yield

@@ -343,3 +343,17 @@ class RefusalRecord(Base):
     status: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(String(50))
     ti_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+
+
+class Replica(Base):
+    """A ``taskgate serve`` process on this database, as it last announced itself
+    (``services.replicas``): the operator page's count of replicas seen."""
+
+    __tablename__ = "replicas"
+
+    replica_id: Mapped[str] = mapped_column(String(32), primary_key=True)  # per process start
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    version: Mapped[str] = mapped_column(String(50))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -15,6 +15,7 @@ from taskgate.api.control import (
     audit,
     dags,
     events,
+    health,
     operators,
     refusals,
     secrets,
@@ -32,6 +33,7 @@ CONTROL_DOCS = "/control/docs"
 CONTROL_ROUTERS = (
     dags.router, task_instances.router, secrets.router, xcoms.router, operators.router,
     events.router, audit.router, sessions.router, refusals.router,
+    health.router,
 )
 
 

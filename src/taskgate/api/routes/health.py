@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from taskgate.api.deps import RuntimeDep
 from taskgate.db.availability import Fault, fault_of
+from taskgate.runtime import Runtime
 from taskgate.security import TaskRoute
 from taskgate.wire.http import HEALTH
 
@@ -26,11 +27,9 @@ DATABASE_STATE = {
 RECENT_FAULT_SECONDS = 1.0
 
 
-@router.get("", responses={503: {"description": "The database does not answer, or faults"}})
-async def health(runtime: RuntimeDep) -> JSONResponse:
-    """Readiness: 200 when the database answers a trivial query and no request met a
-    database fault in the last second; else 503 naming the fault."""
-    fault: Fault | None
+async def database_fault(runtime: Runtime) -> Fault | None:
+    """The database's fault now: it does not answer a trivial query, or a request met a
+    fault in the last second; None when it is fine."""
     try:
         async with runtime.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
@@ -39,8 +38,15 @@ async def health(runtime: RuntimeDep) -> JSONResponse:
         if fault is None:
             raise
         runtime.faults.note(fault)
-    else:
-        fault = runtime.faults.recent(RECENT_FAULT_SECONDS)
+        return fault
+    return runtime.faults.recent(RECENT_FAULT_SECONDS)
+
+
+@router.get("", responses={503: {"description": "The database does not answer, or faults"}})
+async def health(runtime: RuntimeDep) -> JSONResponse:
+    """Readiness: 200 when the database answers a trivial query and no request met a
+    database fault in the last second; else 503 naming the fault."""
+    fault = await database_fault(runtime)
     if fault is not None:
         body = {"status": "unhealthy", "database": DATABASE_STATE[fault], "reason": fault.value}
         return JSONResponse(body, status_code=503, headers={"Retry-After": str(fault.retry_after)})

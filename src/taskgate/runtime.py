@@ -7,6 +7,7 @@ database, the same keys and the same token lifetimes.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -230,24 +231,26 @@ class Runtime:
             except Exception as exc:  # noqa: BLE001 - keep serving with the keys we have
                 log.error("key reload failed; keeping the current keys", error=str(exc))
 
-    async def purge_events(self) -> int:
-        """Delete the events older than the retention; how many."""
-        async with self.sessionmaker() as session:
-            return await events.purge(
-                session, timedelta(days=self.settings.event_retention_days)
-            )
+    def _purges(self) -> dict[str, Callable[[AsyncSession], Awaitable[int]]]:
+        """What outlives its use, by name, and how each one's old rows are deleted."""
+        settings = self.settings
+        return {
+            "events": lambda session: events.purge(
+                session, timedelta(days=settings.event_retention_days)),
+            "read_audit": lambda session: read_audit.purge(
+                session, timedelta(days=settings.read_audit_retention_days)),
+            "dpop_proof_uses": dpop_replay.purge,  # too old to be accepted again
+            "operator_sessions": operator_sessions.purge,  # past their end
+            "refusals": lambda session: refusal_log.purge(
+                session, timedelta(hours=settings.refusal_retention_hours)),
+            "replicas": replicas.purge,  # silent for a day
+        }
 
-    async def purge_read_audit(self) -> int:
-        """Delete the read-audit records older than their retention; how many."""
+    async def purge(self, what: str) -> int:
+        """Delete the rows of ``what`` (``events``, ``read_audit``, ``dpop_proof_uses``,
+        ``operator_sessions``, ``refusals``, ``replicas``) past their retention; how many."""
         async with self.sessionmaker() as session:
-            return await read_audit.purge(
-                session, timedelta(days=self.settings.read_audit_retention_days)
-            )
-
-    async def purge_dpop_proof_uses(self) -> int:
-        """Delete the records of DPoP proofs too old to be accepted again; how many."""
-        async with self.sessionmaker() as session:
-            return await dpop_replay.purge(session)
+            return await self._purges()[what](session)
 
     async def announce(self) -> None:
         """Record that this replica is alive (``services.replicas``); a failure is logged
@@ -264,37 +267,13 @@ class Runtime:
             await asyncio.sleep(replicas.ANNOUNCE_SECONDS)
             await self.announce()
 
-    async def purge_replicas(self) -> int:
-        """Forget replicas silent for a day; how many."""
-        async with self.sessionmaker() as session:
-            return await replicas.purge(session)
-
-    async def purge_refusals(self) -> int:
-        """Delete the refusal records older than their retention; how many."""
-        async with self.sessionmaker() as session:
-            return await refusal_log.purge(
-                session, timedelta(hours=self.settings.refusal_retention_hours)
-            )
-
-    async def purge_operator_sessions(self) -> int:
-        """Delete the operator page sessions past their end; how many."""
-        async with self.sessionmaker() as session:
-            return await operator_sessions.purge(session)
-
     async def purge_periodically(self) -> None:
-        """``purge_events``, ``purge_read_audit``, ``purge_dpop_proof_uses``,
-        ``purge_operator_sessions``, ``purge_refusals`` and ``purge_replicas`` every
-        ``event_purge_interval`` until cancelled."""
+        """``purge`` everything every ``event_purge_interval`` until cancelled."""
         while True:
             await asyncio.sleep(self.settings.event_purge_interval)
-            for what, purge in (("events", self.purge_events),
-                                ("read-audit records", self.purge_read_audit),
-                                ("DPoP proof records", self.purge_dpop_proof_uses),
-                                ("operator page sessions", self.purge_operator_sessions),
-                                ("refusal records", self.purge_refusals),
-                                ("silent replicas", self.purge_replicas)):
+            for what in self._purges():
                 try:
-                    purged = await purge()
+                    purged = await self.purge(what)
                 except Exception as exc:  # noqa: BLE001 - try again next time
                     log.warning(f"purging old {what} failed", error=str(exc))
                     continue

@@ -122,7 +122,7 @@ async def test_old_records_are_purged(client, runtime, factory):
         long_ago = utcnow() - timedelta(days=runtime.settings.read_audit_retention_days + 1)
         await session.execute(update(ReadAudit).where(ReadAudit.id == oldest).values(at=long_ago))
         await session.commit()
-    assert await runtime.purge_read_audit() == 1
+    assert await runtime.purge("read_audit") == 1
     async with runtime.sessionmaker() as session:
         left = (await session.execute(select(ReadAudit.id))).scalars().all()
     assert len(left) == 2 and oldest not in left

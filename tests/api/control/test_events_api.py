@@ -86,7 +86,7 @@ async def test_a_resume_point_older_than_the_retention_is_410(client, runtime, o
     async with runtime.sessionmaker() as session:
         await session.execute(update(Event).values(at=utcnow() - timedelta(days=8)))
         await session.commit()
-    assert await runtime.purge_events() > 0  # the default retention: 7 days
+    assert await runtime.purge("events") > 0  # the default retention: 7 days
     for params in ({"follow": "false", "after": first}, {"after": first}):
         gone = await client.get(EVENTS, params=params, headers=admin)
         assert gone.status_code == 410

@@ -130,7 +130,7 @@ async def test_an_expired_session_is_refused(client, operator_key, runtime) -> N
     answer = await client.get(DAGS)
     assert reason(answer) == (401, "session_ended")
     assert answer.headers["WWW-Authenticate"].startswith("Bearer")
-    assert await runtime.purge_operator_sessions() == 1
+    assert await runtime.purge("operator_sessions") == 1
 
 
 async def test_a_session_cannot_start_another(client, operator_key) -> None:

@@ -5,6 +5,7 @@ import uuid
 
 import pytest
 
+from taskgate.db.models import TaskInstance
 from taskgate.security.reissue import needs_refresh
 from taskgate.tokens import TokenIssuer, TokenType
 from tests.support.api import BEAT_BODY, RUN_BODY, bearer, signed
@@ -179,6 +180,26 @@ async def test_reissue_only_near_expiry_with_same_subject_and_scope(client, fact
     renewed = runtime.validator.validate(response.headers["Refreshed-API-Token"])
     assert renewed.sub == ti.id and renewed.token_type is TokenType.EXECUTION
     assert renewed.exp > runtime.validator.validate(old).exp
+
+
+async def test_the_ti_notes_when_its_newest_execution_token_expires(client, factory, runtime):
+    async def noted() -> float | None:
+        async with runtime.sessionmaker() as session:
+            return (await session.get(TaskInstance, ti.id, populate_existing=True)).token_expires_at
+
+    ti, issued = await factory.running_ti(client)
+    assert await noted() == runtime.validator.validate(issued).exp  # at the /run exchange
+    url = f"/execution/task-instances/{ti.id}/heartbeat"
+    response = await client.put(url, json=BEAT_BODY,
+                                headers=bearer(factory.token(ti.id, ttl=NEAR_EXPIRY)))
+    renewed = runtime.validator.validate(response.headers["Refreshed-API-Token"])
+    assert await noted() == renewed.exp > runtime.validator.validate(issued).exp  # re-issued
+    # A token re-issued to a request whose TI just ended is not handed out, nor noted.
+    answer = await client.patch(f"/execution/task-instances/{ti.id}/state",
+                                json={"state": "success", "end_date": "2026-01-01T00:00:00Z"},
+                                headers=bearer(factory.token(ti.id, ttl=NEAR_EXPIRY)))
+    assert answer.status_code == 204 and "Refreshed-API-Token" not in answer.headers
+    assert await noted() == renewed.exp
 
 
 async def test_refused_request_never_gets_a_fresh_token(client, factory, runtime):

@@ -152,8 +152,7 @@ def create_app(runtime: Runtime | None = None, *, tracer_provider: Any = None) -
     app.add_middleware(DPoPNonceMiddleware, nonces=lambda: runtime and runtime.nonces)
     app.add_middleware(
         TokenReissueMiddleware,
-        issuer=lambda: runtime and runtime.issuer,
-        standing=lambda: runtime and runtime.standing,
+        lifecycle=lambda: runtime and runtime.lifecycle,
     )
     app.add_middleware(ApiVersionMiddleware)
     settings = runtime.settings if runtime else Settings()

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest revision in migrations/versions (tests/db/test_migrations.py holds them equal).
-HEAD = "0013"
+HEAD = "0014"
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

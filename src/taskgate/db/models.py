@@ -125,6 +125,9 @@ class TaskInstance(Base):
     # Tokens of this TI issued before this instant (epoch seconds) are refused: set by a
     # revoke and by queuing a new try.
     tokens_not_before: Mapped[float | None] = mapped_column(Float)
+    # When the newest execution token issued for this TI expires (epoch seconds): set at
+    # the /run exchange and at each re-issue, for the operator to see.
+    token_expires_at: Mapped[float | None] = mapped_column(Float)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 

@@ -4,8 +4,8 @@ When an authorized request's execution token has less than 20 % of its lifetime 
 (at least 30 s), the response carries a new token with the same subject, scope and key
 binding (``cnf.jkt``) in ``Refreshed-API-Token``. It reuses the token that bearer validation cached on the ASGI
 scope: no second signature check. Workload tokens and refused requests get nothing, and
-neither does a token whose TI has ended or was revoked (read fresh from the database, as
-this very request may have ended the TI).
+neither does a token whose TI has ended or was revoked (``Lifecycle.reissue``, which also
+notes the new token's expiry on the TI).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from collections.abc import Callable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from taskgate.security.request_auth import AuthState, auth_of
-from taskgate.services.token_standing import StandingLookup, refusal_of
-from taskgate.tokens import TaskToken, TokenIssuer, TokenType
+from taskgate.services.lifecycle import Lifecycle
+from taskgate.tokens import TaskToken, TokenType
 from taskgate.wire.http import REFRESHED_TOKEN_HEADER, asgi_name
 
 REFRESH_HEADER = asgi_name(REFRESHED_TOKEN_HEADER)
@@ -36,13 +36,11 @@ class TokenReissueMiddleware:
     def __init__(
         self,
         app: ASGIApp,
-        issuer: Callable[[], TokenIssuer | None],
-        standing: Callable[[], StandingLookup | None],
+        lifecycle: Callable[[], Lifecycle | None],
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.app = app
-        self.issuer = issuer
-        self.standing = standing
+        self.lifecycle = lifecycle
         self.clock = clock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -66,14 +64,8 @@ class TokenReissueMiddleware:
         headers = message.get("headers", [])
         if any(name.lower() == REFRESH_HEADER for name, _ in headers):
             return  # the handler already issued one (the /run exchange)
-        issuer, standing = self.issuer(), self.standing()
-        if issuer is None or standing is None:
-            return  # a validation-only node cannot mint
-        current = await standing.fresh(auth.token.sub)
-        if current is None or current.ended:
-            return
-        if refusal_of(auth.token.iat, current, state_machine_route=True) is not None:
-            return  # revoked during the request
-        # A bound token's successor is bound to the same key.
-        fresh = issuer.issue(auth.token.sub, auth.token.token_type, jkt=auth.token.jkt)
+        lifecycle = self.lifecycle()
+        fresh = None if lifecycle is None else await lifecycle.reissue(auth.token)
+        if fresh is None:
+            return  # the TI has ended, the token was revoked, or this node cannot sign
         message["headers"] = [*headers, (REFRESH_HEADER, fresh.encode("ascii"))]

@@ -182,11 +182,13 @@ async def dag_team(session: AsyncSession, dag_id: str) -> str | None:
 async def describe_task_instance(session: AsyncSession, ti: TaskInstance) -> dict[str, Any]:
     """A TI as ``taskgate ti show`` and ``GET /control/v1/task-instances/{id}`` show it:
     its row, its rendered template fields and its token standing (the revocation
-    watermark, how many workload tokens have started it)."""
+    watermark, when the newest execution token issued expires, how many workload tokens
+    have started it)."""
     return {
         **views.task_instance(ti),
         "rendered_fields": await task_instances.get_rendered_fields(session, ti.id),
         "tokens_not_before": ti.tokens_not_before,
+        "token_expires_at": ti.token_expires_at,
         "workload_tokens_spent": await spent_workload_tokens(session, ti.id),
     }
 

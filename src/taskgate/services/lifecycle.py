@@ -36,7 +36,7 @@ from taskgate.services import events, state_machine
 from taskgate.services.errors import TokenRefused, Unavailable
 from taskgate.services.state_machine import RunContext
 from taskgate.services.states import TIState
-from taskgate.services.token_standing import StandingLookup
+from taskgate.services.token_standing import StandingLookup, refusal_of
 from taskgate.tokens import Refusal, TaskToken, TokenIssuer, TokenType, WorkloadToken
 from taskgate.wire.http import TokenBinding
 
@@ -120,6 +120,9 @@ class Lifecycle:
             if workload is not None and bind_to is None and \
                     await self._token_binding_of(session, ti_id) == TokenBinding.DPOP:
                 raise TokenRefused(Refusal.DAG_REQUIRES_DPOP)  # before the token is spent
+            # Signed before the commit, so its expiry is noted with the transition; a
+            # token of a start that does not commit is never handed out.
+            issued = issuer.mint(ti_id, jkt=bind_to) if issuer is not None else None
             context = await state_machine.start(
                 session,
                 ti_id,
@@ -128,8 +131,26 @@ class Lifecycle:
                 pid=pid,
                 start_date=start_date,
                 workload=(workload.jti, workload.exp + self._leeway) if workload else None,
+                token_expires_at=issued.exp if issued is not None else None,
             )
-        return Started(context, issuer.issue(ti_id, jkt=bind_to) if issuer is not None else None)
+        return Started(context, issued.token if issued is not None else None)
+
+    async def reissue(self, token: TaskToken) -> str | None:
+        """A successor of the execution ``token``: same subject, type and key binding
+        (``cnf.jkt``), a new lifetime; its expiry noted on the TI. None when this node
+        cannot sign, the TI has ended, or the token was revoked (read fresh from the
+        database: the request carrying it may have just ended the TI)."""
+        issuer = self._issuer()
+        if issuer is None:
+            return None
+        current = await self._standing.fresh(token.sub)
+        if current is None or current.ended:
+            return None
+        if refusal_of(token.iat, current, state_machine_route=True) is not None:
+            return None
+        issued = issuer.mint(token.sub, token.token_type, jkt=token.jkt)
+        await state_machine.token_issued(self._writes, token.sub, exp=issued.exp)
+        return issued.token
 
     async def _token_binding_of(self, session: AsyncSession, ti_id: uuid.UUID) -> str:
         binding = await session.scalar(

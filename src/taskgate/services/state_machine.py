@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, tuple_, update
+from sqlalchemy import and_, bindparam, delete, insert, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -132,6 +132,7 @@ async def start(
     pid: int,
     start_date: datetime,
     workload: tuple[str, float] | None = None,
+    token_expires_at: float | None = None,
 ) -> RunContext:
     """queued/restarting -> running. An identical repeat from the same process is accepted.
 
@@ -139,6 +140,8 @@ async def start(
     transaction as the transition, and a token whose jti is already recorded is refused,
     whatever state the TI is in now. The expiry must include the validator's clock leeway:
     the record must outlive every moment the token could still validate.
+    ``token_expires_at``: the expiry of the execution token issued for this start, noted
+    on the TI in the same transaction.
     """
     if workload is not None:
         await _spend_workload_token(session, ti_id, *workload)
@@ -169,6 +172,8 @@ async def start(
                 "TI was not in a state where it could be marked as running",
                 previous_state=ti.state,
             )
+    if token_expires_at is not None:
+        ti.token_expires_at = token_expires_at
     dag_run = await dag_run_of(session, ti)
     # A new try starts clean: the XComs of an earlier try of this TI are removed, and their
     # keys returned so the worker can drop anything it cached. A TI resuming after deferral
@@ -243,6 +248,24 @@ _HEARTBEAT = DirectStatement.batched(
     },
     key="ti_id",
 )
+
+
+_TOKEN_ISSUED = DirectStatement(
+    update(_TI)
+    .where(
+        _TI.c.id == bindparam("ti_id", type_=_TI.c.id.type),
+        or_(_TI.c.token_expires_at.is_(None), _TI.c.token_expires_at < bindparam("exp")),
+    )
+    .values(token_expires_at=bindparam("exp", type_=_TI.c.token_expires_at.type),
+            updated_at=bindparam("now", type_=_TI.c.updated_at.type)),
+    lock_order="ti_id",
+)
+
+
+async def token_issued(writes: GroupCommit, ti_id: uuid.UUID, *, exp: float) -> None:
+    """Note that an execution token of the TI expiring at ``exp`` was issued (kept only
+    if it is the latest expiry so far)."""
+    await writes.rowcount(_TOKEN_ISSUED, {"ti_id": ti_id, "exp": exp, "now": utcnow()})
 
 
 async def heartbeat(

@@ -6,11 +6,18 @@ import math
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import jwt
 
 from taskgate.tokens.claims import TokenType
 from taskgate.tokens.keys import SigningKey
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    exp: float  # seconds since the epoch
 
 
 class TokenIssuer:
@@ -41,15 +48,27 @@ class TokenIssuer:
     ) -> str:
         """A signed token for ``ti_id``; with ``jkt`` (a key's RFC 7638 thumbprint) bound
         to that key (``cnf.jkt``): usable only with a DPoP proof signed by it."""
+        return self.mint(ti_id, token_type, ttl=ttl, jkt=jkt).token
+
+    def mint(
+        self,
+        ti_id: uuid.UUID,
+        token_type: TokenType = TokenType.EXECUTION,
+        *,
+        ttl: int | None = None,
+        jkt: str | None = None,
+    ) -> IssuedToken:
+        """``issue``, with the token's expiry (``exp``) beside it."""
         # Millisecond precision: a per-TI revocation watermark must separate tokens issued
         # just before it from tokens issued just after (RFC 7519 NumericDate may be fractional).
         now = math.floor(self._clock() * 1000) / 1000
+        exp = now + (ttl if ttl is not None else self.ttl[token_type])
         claims: dict[str, object] = {
             "aud": self.audience,
             "sub": str(ti_id),
             "iat": now,
             "nbf": now,
-            "exp": now + (ttl if ttl is not None else self.ttl[token_type]),
+            "exp": exp,
             "jti": uuid.uuid4().hex,
             "scope": token_type.value,
         }
@@ -57,4 +76,6 @@ class TokenIssuer:
             claims["iss"] = self.issuer
         if jkt is not None:
             claims["cnf"] = {"jkt": jkt}
-        return jwt.encode(claims, self.key.key, algorithm=self.key.algorithm, headers=self._headers)
+        token = jwt.encode(claims, self.key.key, algorithm=self.key.algorithm,
+                           headers=self._headers)
+        return IssuedToken(token, exp)

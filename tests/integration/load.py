@@ -15,6 +15,7 @@ import random
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -32,6 +33,14 @@ TASK_ID = "work"
 VARIABLE = ("soak-greeting", "hello from the soak")
 FAILED_SHARE = 0.25  # lifecycles that end "failed" instead of "success"
 RERUN_ATTEMPTS = 12  # /run sent again when it did not reach the server, with growing waits
+# ride_out_overload: a call answered 503 overloaded (admission control turned it away
+# before any work) is sent again after the server's Retry-After, up to this many times.
+OVERLOAD_ATTEMPTS = 5
+SHED_RETRY_AFTER = 1.0  # seconds: what the server's Retry-After says
+
+
+def _shed(exc: ApiError) -> bool:
+    return exc.status == 503 and exc.reason == "overloaded"
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,7 @@ class Tally:
     calls: Counter = field(default_factory=Counter)  # (call, outcome) -> count
     failures: list[str] = field(default_factory=list)  # one line per failed call
     slowest: float = 0.0  # seconds, the slowest answered call
+    shed: int = 0  # calls answered 503 overloaded and sent again (ride_out_overload)
 
     @property
     def requests(self) -> int:
@@ -81,6 +91,7 @@ class Tally:
             f"{len(self.lifecycles)} lifecycles, {self.requests} requests "
             f"{dict(by_outcome)}, slowest call {self.slowest:.2f} s, "
             f"{len(self.failures)} failures"
+            + (f", {self.shed} shed and sent again" if self.shed else "")
         )
 
 
@@ -124,9 +135,11 @@ class Worker:
         retry: RetryPolicy,
         timeout: httpx.Timeout,
         rerun_unsent: bool = False,
+        ride_out_overload: bool = False,
     ) -> None:
         self.index = index
         self.rerun_unsent = rerun_unsent
+        self.ride_out_overload = ride_out_overload
         self.runtime = runtime
         self.tally = tally
         self.pacing = pacing
@@ -153,17 +166,17 @@ class Worker:
             return
         for _ in range(self.pacing.beats):
             await asyncio.sleep(self.pacing.wait(self.rng))
-            if not await self._call("heartbeat", self.api.heartbeat(ti_id, **self.host)):
+            if not await self._call("heartbeat", lambda: self.api.heartbeat(ti_id, **self.host)):
                 return
-        if not await self._call("variable", self.api.get_variable(VARIABLE[0])):
+        if not await self._call("variable", lambda: self.api.get_variable(VARIABLE[0])):
             return
         xcom = {"worker": self.index, "run": run_id}
         if not await self._call(
-            "xcom", self.api.push_xcom(DAG_ID, run_id, TASK_ID, "return_value", xcom)
+            "xcom", lambda: self.api.push_xcom(DAG_ID, run_id, TASK_ID, "return_value", xcom)
         ):
             return
         state = "failed" if self.rng.random() < FAILED_SHARE else "success"
-        if await self._call("state", self.api.finish(ti_id, state)):
+        if await self._call("state", lambda: self.api.finish(ti_id, state)):
             self.tally.lifecycles.append(Lifecycle(ti_id, run_id, state, xcom))
 
     async def _start(self, ti_id: uuid.UUID) -> bool:
@@ -176,6 +189,9 @@ class Worker:
             try:
                 await self.api.run(ti_id, unixname="soak", **self.host)
             except ServerUnavailable as exc:
+                if self.ride_out_overload and _shed(exc):
+                    await self._after_shedding("run", started)
+                    continue
                 if self.rerun_unsent and exc.status is None and (
                     exc.reason == "ConnectError" or await self._still_queued(ti_id)
                 ):
@@ -195,15 +211,27 @@ class Worker:
     async def _still_queued(self, ti_id: uuid.UUID) -> bool:
         return (await fresh_ti(self.runtime, ti_id)).state == "queued"
 
-    async def _call(self, name: str, call) -> bool:
+    async def _call(self, name: str, call: Callable[[], Awaitable[object]]) -> bool:
         started = time.monotonic()
-        try:
-            await call
-        except ApiError as exc:
-            self._failed(name, exc, started)
-            return False
-        self.tally.record(name, "ok", time.monotonic() - started)
-        return True
+        for attempt in range(OVERLOAD_ATTEMPTS):
+            try:
+                await call()
+            except ApiError as exc:
+                if self.ride_out_overload and _shed(exc) and attempt + 1 < OVERLOAD_ATTEMPTS:
+                    await self._after_shedding(name, started)
+                    continue
+                self._failed(name, exc, started)
+                return False
+            self.tally.record(name, "ok", time.monotonic() - started)
+            return True
+        return False  # not reached: the last attempt returns either way
+
+    async def _after_shedding(self, name: str, started: float) -> None:
+        """Answered 503 ``overloaded``: turned away before any work was done, so it is
+        sent again after the server's ``Retry-After``, as a real worker would."""
+        self.tally.record(name, "503 overloaded, sent again", time.monotonic() - started)
+        self.tally.shed += 1
+        await asyncio.sleep(self.rng.uniform(0.5, 1.0) * SHED_RETRY_AFTER)
 
     def _failed(self, name: str, exc: ApiError, started: float) -> None:
         elapsed = time.monotonic() - started
@@ -224,13 +252,14 @@ async def drive(
     timeout: httpx.Timeout,
     tally: Tally | None = None,
     rerun_unsent: bool = False,
+    ride_out_overload: bool = False,
 ) -> Tally:
     """``workers`` workers doing lifecycles for ``seconds``; returns what they saw."""
     tally = tally if tally is not None else Tally()
     deadline = time.monotonic() + seconds
     crew = [
         Worker(i, api_url, runtime, tally, pacing=pacing, retry=retry, timeout=timeout,
-               rerun_unsent=rerun_unsent)
+               rerun_unsent=rerun_unsent, ride_out_overload=ride_out_overload)
         for i in range(workers)
     ]
     await asyncio.gather(*(w.run_until(deadline) for w in crew))

@@ -121,6 +121,19 @@ async def require_operator(security_scopes: SecurityScopes, request: Request) ->
     return principal
 
 
+async def still_admitted(request: Request, principal: OperatorPrincipal) -> bool:
+    """Whether the credential of ``request`` (a long-lived one: an event stream) still
+    admits it as ``principal``: read again, as on a new request, with the same name, role
+    and teams. False once the key is revoked, the session ended or the token expired, or
+    the operator's role or teams changed (a new request would then be judged anew)."""
+    try:
+        again = await _identify(request)
+    except HTTPException:
+        return False
+    return (again.name, again.role, again.teams) == (principal.name, principal.role,
+                                                     principal.teams)
+
+
 async def _identify(request: Request) -> OperatorPrincipal:
     """Who sends this request: its ``Authorization`` credential or, without one, its
     operator page session (and, for a request that changes something, the session's

@@ -143,3 +143,70 @@ async def test_a_stopping_feed_ends_its_streams(runtime, factory):
     got = await asyncio.wait_for(task, 2)
     assert [r.kind for r in got if r is not None][-1] == "ti.state"  # the backlog came first
     assert None in got  # and keep-alive ticks while idle
+
+
+@pytest.fixture
+def quick_rechecks(monkeypatch):
+    """Keep-alives, and with them the credential's re-reads, every 0.2 s."""
+    from taskgate.api.control import events as route
+
+    monkeypatch.setattr(route, "KEEP_ALIVE_SECONDS", 0.2)
+    monkeypatch.setattr(route, "RECHECK_SECONDS", 0.2)
+
+
+def _lines_until_closed(stream: httpx.Response, limit: float) -> float:
+    """Read ``stream`` until the server ends it; how long that took (fails past limit)."""
+    started = time.monotonic()
+    for _line in stream.iter_lines():
+        assert time.monotonic() - started < limit, "the stream outlived its credential"
+    return time.monotonic() - started
+
+
+async def test_a_stream_ends_when_its_key_is_revoked(live_server, runtime, operator_key,
+                                                     quick_rechecks):
+    admin = await operator_key(Role.ADMIN)
+    reader = await operator_key(Role.READER)  # op2
+
+    def follow_then_revoke() -> float:
+        with httpx.Client(base_url=live_server.url, timeout=10) as http:
+            with http.stream("GET", EVENTS, headers=reader, params={"from_now": "true"}) as stream:
+                assert stream.status_code == 200
+                assert http.delete("/control/v1/operators/op2", headers=admin).status_code == 200
+                return _lines_until_closed(stream, limit=5)
+
+    assert await asyncio.to_thread(follow_then_revoke) < 5
+    async with httpx.AsyncClient(base_url=live_server.url) as http:
+        assert (await http.get(EVENTS, headers=reader)).status_code == 401
+
+
+async def test_a_stream_ends_when_its_session_is_signed_out(live_server, operator_key,
+                                                            quick_rechecks):
+    key = await operator_key(Role.READER)
+
+    def follow_then_sign_out() -> float:
+        with httpx.Client(base_url=live_server.url, timeout=10) as page:
+            csrf = page.post("/control/v1/sessions", headers=key).json()["csrf_token"]
+            with page.stream("GET", EVENTS, params={"from_now": "true"}) as stream:
+                assert stream.status_code == 200
+                signed_out = page.delete("/control/v1/sessions/current",
+                                         headers={"X-CSRF-Token": csrf})
+                assert signed_out.status_code == 204
+                return _lines_until_closed(stream, limit=5)
+
+    assert await asyncio.to_thread(follow_then_sign_out) < 5
+
+
+async def test_from_now_skips_the_backlog(live_server, operator_key):
+    admin = await operator_key(Role.ADMIN)
+
+    def follow_from_now() -> None:
+        with httpx.Client(base_url=live_server.url, headers=admin, timeout=10) as http:
+            _sync_dag_with_run(http, "old")  # the backlog
+            with http.stream("GET", EVENTS, params={"from_now": "true"}) as stream:
+                assert http.put("/control/v1/dags/new", json={}).status_code == 200
+                first = next(frames(stream))
+            assert (first.event, first.data["target"]) == ("operator.action", "new")
+            listed = http.get(EVENTS, params={"follow": "false", "from_now": "true"})
+            assert listed.json() == []  # nothing after the newest: an empty backlog
+
+    await asyncio.to_thread(follow_from_now)

@@ -7,17 +7,23 @@ only the events of its teams' DAGs, variables and connections.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import structlog
-from fastapi import APIRouter, Header, Query, Security
+from fastapi import APIRouter, Header, Query, Request, Security
 from fastapi.responses import StreamingResponse
 
 from taskgate.api.deps import RuntimeDep
 from taskgate.db.models import ID_LENGTH
 from taskgate.runtime import Runtime
-from taskgate.security.operator_auth import ControlRoute, CurrentOperator, require_operator
+from taskgate.security.operator_auth import (
+    ControlRoute,
+    CurrentOperator,
+    require_operator,
+    still_admitted,
+)
 from taskgate.services import control, events, views
 from taskgate.services.errors import InvalidRequest, NotFound
 
@@ -34,6 +40,9 @@ log = structlog.get_logger("taskgate.events")
 MAX_EVENT_ID = 2**63 - 1
 # A comment line this often keeps proxies from closing a quiet stream.
 KEEP_ALIVE_SECONDS = 15.0
+# How often a stream's credential is read again (at the latest: a keep-alive or an event
+# must come first).
+RECHECK_SECONDS = 5.0
 # What an EventSource waits before it reconnects (milliseconds).
 RECONNECT_MS = 1000
 
@@ -65,12 +74,16 @@ def _resume_point(after: int | None, last_event_id: str | None) -> int | None:
     },
 )
 async def read_events(
+    request: Request,
     operator: CurrentOperator,
     runtime: RuntimeDep,
     after: int | None = Query(None, ge=0, le=MAX_EVENT_ID, description="Resume after this id"),
     dag_id: str | None = Query(None, min_length=1, max_length=ID_LENGTH),
     follow: bool = Query(True, description="Stream (true) or answer the backlog (false)"),
     limit: int = Query(events.READ_LIMIT, ge=1, le=10_000, description="follow=false: at most"),
+    from_now: bool = Query(
+        False, description="Start after the newest event kept, not the oldest (no resume "
+        "point given): only what happens from now on"),
     last_event_id: str | None = Header(None, max_length=32),
 ) -> Any:
     """Events after the resume point (none given: the oldest kept), oldest first: ``id``
@@ -79,6 +92,8 @@ async def read_events(
     ``follow=false``."""
     after = _resume_point(after, last_event_id)
     async with runtime.sessionmaker() as session:
+        if after is None and from_now:
+            after = await events.latest_id(session)
         if dag_id is not None:
             try:
                 team = await control.dag_team(session, dag_id)
@@ -93,18 +108,28 @@ async def read_events(
             )
             return [views.event(record) for record in found]
         await events.check_resume_point(session, after)
-    stream = _stream(runtime, after=after, dag_id=dag_id, teams=operator.teams)
+    stream = _stream(runtime, after=after, dag_id=dag_id, teams=operator.teams,
+                     admitted=lambda: still_admitted(request, operator))
     return StreamingResponse(stream, media_type="text/event-stream", headers=STREAM_HEADERS)
 
 
 async def _stream(
-    runtime: Runtime, *, after: int | None, dag_id: str | None, teams: frozenset[str]
+    runtime: Runtime, *, after: int | None, dag_id: str | None, teams: frozenset[str],
+    admitted: Callable[[], Awaitable[bool]],
 ) -> AsyncIterator[str]:
     yield f"retry: {RECONNECT_MS}\n\n"
+    checked = time.monotonic()
     try:
         async for record in runtime.events.follow(
             after=after, dag_id=dag_id, teams=teams, idle=KEEP_ALIVE_SECONDS
         ):
+            # The credential is read again on a long stream, as on a new request: a
+            # revoked key, an ended session or an expired token ends the stream.
+            if time.monotonic() - checked >= RECHECK_SECONDS:
+                if not await admitted():
+                    log.info("event stream ended: its credential no longer admits it")
+                    return
+                checked = time.monotonic()
             if record is None:
                 yield ": keep-alive\n\n"
             else:

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -105,10 +106,13 @@ async def browser() -> AsyncIterator[Browser]:
             await chromium.close()
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def browser_page(browser: Browser) -> AsyncIterator[BrowserPage]:
-    """A page in a fresh context; requests off 127.0.0.1 are aborted and recorded."""
-    context = await browser.new_context(viewport=VIEWPORT, service_workers="block")
+@asynccontextmanager
+async def local_page(browser: Browser, **context_options: Any) -> AsyncIterator[BrowserPage]:
+    """A page in a fresh context (``context_options``: Playwright's, e.g. a viewport);
+    requests off 127.0.0.1 are aborted and recorded, as are console messages, uncaught
+    errors and CSP violations."""
+    context = await browser.new_context(**{"viewport": VIEWPORT, **context_options},
+                                        service_workers="block")
     context.set_default_timeout(TIMEOUT_MS)
     await context.add_init_script(RECORD_CSP_VIOLATIONS)
     recorded = BrowserPage(await context.new_page())
@@ -130,3 +134,10 @@ async def browser_page(browser: Browser) -> AsyncIterator[BrowserPage]:
         yield recorded
     finally:
         await context.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def browser_page(browser: Browser) -> AsyncIterator[BrowserPage]:
+    """A page in a fresh context at 1280x800 (``local_page``)."""
+    async with local_page(browser) as page:
+        yield page

@@ -14,28 +14,22 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, Page, Route, expect
+from playwright.async_api import Page, expect
 from sqlalchemy import update
 
 from taskgate.db.models import TaskInstance
 from taskgate.runtime import Runtime
 from taskgate.services import control, operators
 from taskgate.services.operators import Role
-from tests.support.browser import (
-    LOCAL_HOSTS,
-    RECORD_CSP_VIOLATIONS,
-    TIMEOUT_MS,
-    BrowserPage,
-)
+from tests.support.api import BEAT_BODY, RUN_BODY, bearer
+from tests.support.browser import BrowserPage, local_page
 from tests.support.database import fresh_ti
 from tests.support.workloads import Workloads, finish, start_worker, worker_env
 
@@ -153,32 +147,41 @@ async def assert_clean(browser_page: BrowserPage) -> None:
     assert unexpected == [], unexpected
 
 
-@asynccontextmanager
-async def page_with_viewport(
-    browser: Browser, viewport: dict[str, int]
-) -> AsyncIterator[BrowserPage]:
-    """A page as ``browser_page`` makes it (fresh context, off the network, CSP violations
-    recorded), at another viewport size."""
-    context = await browser.new_context(viewport=viewport, service_workers="block", is_mobile=True,
-                                        has_touch=True)
-    context.set_default_timeout(TIMEOUT_MS)
-    await context.add_init_script(RECORD_CSP_VIOLATIONS)
-    recorded = BrowserPage(await context.new_page())
+async def run_ti(db: Runtime, url: str, ti_id: uuid.UUID) -> str:
+    """Queue the TI and start it as a worker would (``/run`` with its workload token):
+    its execution token."""
+    queued = await db.lifecycle.queue(ti_id)
+    async with httpx.AsyncClient(base_url=f"{url}/execution") as http:
+        run = await http.patch(f"/task-instances/{ti_id}/run", json=RUN_BODY,
+                               headers=bearer(queued.workload_token))
+    assert run.status_code == 200, run.text
+    return run.headers["Refreshed-API-Token"]
 
-    async def only_local(route: Route) -> None:
-        if urlsplit(route.request.url).hostname in LOCAL_HOSTS:
-            await route.continue_()
-        else:
-            recorded.blocked.append(route.request.url)
-            await route.abort("blockedbyclient")
 
-    await context.route("**/*", only_local)
-    recorded.page.on("console", lambda m: recorded.console.append(f"{m.type}: {m.text}"))
-    recorded.page.on("pageerror", lambda error: recorded.page_errors.append(str(error)))
-    try:
-        yield recorded
-    finally:
-        await context.close()
+async def heartbeat(url: str, ti_id: uuid.UUID, token: str) -> int:
+    async with httpx.AsyncClient(base_url=f"{url}/execution") as http:
+        answer = await http.put(f"/task-instances/{ti_id}/heartbeat", json=BEAT_BODY,
+                                headers=bearer(token))
+    return answer.status_code
+
+
+async def control_get(url: str, key: str, path: str, **params: Any) -> Any:
+    async with httpx.AsyncClient(base_url=f"{url}/control/v1") as http:
+        answer = await http.get(path, params=params, headers=bearer(key))
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+async def refusals_recorded(url: str, key: str, total: int, **params: Any) -> dict:
+    """The refusals summary once ``total`` refusals are recorded (they are written in the
+    background)."""
+    deadline = time.monotonic() + 10
+    while True:
+        summary = await control_get(url, key, "/refusals", **params)
+        if summary["total"] >= total or time.monotonic() > deadline:
+            assert summary["total"] == total, summary
+            return summary
+        await asyncio.sleep(0.1)
 
 
 def stop(proc) -> None:  # type: ignore[no-untyped-def]
@@ -502,7 +505,7 @@ async def test_a_phone_sized_screen(live_server, db, browser):
                   hostname="worker-eu-west-1a-7f9c", start_date=now - timedelta(minutes=2),
                   last_heartbeat_at=now)
     key = await operator_key(db, "phone", Role.OPERATOR)
-    async with page_with_viewport(browser, PHONE) as phone:
+    async with local_page(browser, viewport=PHONE, is_mobile=True, has_touch=True) as phone:
         page = await open_ui(phone, live_server.url)
         overflow = ("() => document.documentElement.scrollWidth"
                     " - document.documentElement.clientWidth")
@@ -526,4 +529,188 @@ async def test_a_phone_sized_screen(live_server, db, browser):
         await row(page, run[("extract_orders", 0)]).get_by_role("link").click()
         await expect(page.locator("#ti-fields")).to_contain_text("worker-eu-west-1a-7f9c")
         assert await page.evaluate(overflow) <= 0
+        # The other views: their charts and tables fit too (a table scrolls in its box).
+        assert await heartbeat(live_server.url, run[("transform", -1)], "not-a-token") == 403
+        await refusals_recorded(live_server.url, key, 1)
+        await page.get_by_role("link", name="Refusals").click()
+        await expect(page.locator("#refusals-total")).to_have_text("1")
+        await expect(page.locator("#by-route li")).to_have_count(1)
+        assert await page.evaluate(overflow) <= 0
+        box = await page.locator("#by-route .bar-count").bounding_box()
+        assert box is not None and box["x"] + box["width"] <= PHONE["width"]
+        await page.get_by_role("link", name="Health").click()
+        await expect(page.locator("#replica-rows tr.this-replica")).to_have_count(1)
+        assert await page.evaluate(overflow) <= 0
         await assert_clean(phone)
+
+
+async def test_the_refusals_view(live_server, db, workloads, browser_page):
+    ti_a = await workloads.new_ti("extract")
+    ti_b = await workloads.new_ti("load")
+    key = await operator_key(db, "sec", Role.OPERATOR)
+    page = await open_ui(browser_page, live_server.url)
+    await sign_in(page, key)
+    nav = page.get_by_role("navigation", name="Views")
+    await expect(nav.get_by_role("link", name="Task instances")).to_have_attribute(
+        "aria-current", "page"
+    )
+    # None yet: the empty state.
+    await nav.get_by_role("link", name="Refusals").click()
+    assert page.url.endswith("#/refusals")
+    await expect(page.locator("#refusals-view")).to_be_visible()
+    await expect(nav.get_by_role("link", name="Refusals")).to_have_attribute("aria-current", "page")
+    assert await nav.get_by_role("link", name="Task instances").get_attribute("aria-current") is None
+    await expect(page.locator("#refusals-empty")).to_be_visible()
+    await expect(page.locator("#refusals-body")).to_be_hidden()
+
+    # Two garbage tokens, and TI A's real execution token sent to TI B's heartbeat.
+    token_a = await run_ti(db, live_server.url, ti_a)
+    assert await heartbeat(live_server.url, ti_b, "not-a-token") == 403
+    assert await heartbeat(live_server.url, ti_a, "not-a-token-either") == 403
+    assert await heartbeat(live_server.url, ti_b, token_a) == 403
+    summary = await refusals_recorded(live_server.url, key, 3)
+    counts = {item["reason"]: item["count"] for item in summary["by_reason"]}
+    assert sorted(counts.values()) == [1, 2], counts
+
+    # The view reads them again within 10 s, without a reload.
+    await expect(page.locator("#refusals-total")).to_have_text("3", timeout=15_000)
+    await expect(page.locator("#refusals-empty")).to_be_hidden()
+    bars = page.locator("#by-reason li")
+    await expect(bars).to_have_count(len(counts))
+    for reason, count in counts.items():
+        bar = page.locator(f'#by-reason li[data-label="{reason}"]')
+        await expect(bar.locator(".bar-label")).to_have_text(reason)
+        await expect(bar.locator(".bar-count")).to_have_text(str(count))
+        width = await bar.locator(".bar-fill").evaluate("node => node.getBoundingClientRect().width")
+        assert width > 0
+    widths = {
+        reason: await page.locator(f'#by-reason li[data-label="{reason}"] .bar-fill').evaluate(
+            "node => node.getBoundingClientRect().width")
+        for reason in counts
+    }
+    most = max(counts, key=lambda reason: counts[reason])
+    least = min(counts, key=lambda reason: counts[reason])
+    assert widths[least] == pytest.approx(widths[most] / 2, abs=2)
+    # By route: the method and the route's template, never the concrete path.
+    heartbeat_route = "PUT /execution/task-instances/{task_instance_id}/heartbeat"
+    await expect(page.locator("#by-route li")).to_have_count(1)
+    route = page.locator(f'#by-route li[data-label="{heartbeat_route}"]')
+    await expect(route.locator(".bar-label")).to_have_text(heartbeat_route)
+    await expect(route.locator(".bar-count")).to_have_text("3")
+
+    # The latest, newest first: the refusal with a token read links to TI A's page.
+    rows = page.locator("#refusals-rows tr")
+    await expect(rows).to_have_count(3)
+    await expect(rows.first).to_contain_text("403")
+    await expect(rows.first).to_contain_text("PUT ")
+    link = rows.first.get_by_role("link")
+    await expect(link).to_have_attribute("href", f"#/ti/{ti_a}")
+    await expect(link).to_have_text("dag / extract")
+    await expect(rows.nth(1)).to_contain_text("no token read")
+    await expect(rows.nth(2)).to_contain_text("no token read")
+    IMAGES.mkdir(exist_ok=True)
+    await page.screenshot(path=IMAGES / "ui-refusals.png")
+
+    await link.click()
+    await expect(page.locator("#ti-view")).to_be_visible()
+    assert page.url.endswith(f"#/ti/{ti_a}")
+    await expect(page.locator("#ti-title")).to_contain_text("extract")
+    await expect(nav.get_by_role("link", name="Task instances")).to_have_attribute(
+        "aria-current", "page"
+    )
+    await assert_clean(browser_page)
+
+
+async def test_the_health_view(live_server, db, browser_page):
+    key = await operator_key(db, "sre", Role.READER)
+    async with httpx.AsyncClient(base_url=live_server.url) as http:
+        jwks = (await http.get("/.well-known/jwks.json")).json()
+    kids = [item["kid"] for item in jwks["keys"]]
+    health = await control_get(live_server.url, key, "/health")
+    page = await open_ui(browser_page, live_server.url)
+    await sign_in(page, key)
+    # The keyboard: Tab from the page's first link reaches the navigation's, Enter follows it.
+    await page.locator(".brand").focus()
+    for _ in range(5):
+        await page.keyboard.press("Tab")
+        if await page.evaluate("() => document.activeElement.getAttribute('href')") == "#/health":
+            break
+    else:
+        raise AssertionError("no Tab reached the Health link")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#health-view")).to_be_visible()
+    assert page.url.endswith("#/health")
+    await expect(page.get_by_role("navigation", name="Views").get_by_role(
+        "link", name="Health")).to_have_attribute("aria-current", "page")
+    await expect(page.locator("#health-database")).to_have_text("ok")
+    kid = page.locator("#signing-kid")
+    await expect(kid).to_have_text(health["signing_key"]["kid"])
+    assert await kid.inner_text() in kids
+    if len(kids) == 1:
+        assert await kid.inner_text() == kids[0]
+    await expect(page.locator("#accepted-keys li")).to_have_count(len(health["accepted_keys"]))
+    await expect(page.locator("#keys-note")).to_contain_text(
+        "rotation" if len(health["accepted_keys"]) > 1 else "no key rotation"
+    )
+    await expect(page.locator("#replica-rows tr")).to_have_count(len(health["replicas"]))
+    this = page.locator("#replica-rows tr.this-replica")
+    await expect(this).to_have_count(1)
+    await expect(this).to_contain_text("this replica")
+    await expect(this).to_have_attribute("data-replica-id", health["this_replica"])
+    await expect(page.locator("#replica-rows")).to_contain_text("this replica")
+    assert await page.locator("#replica-rows .badge-this").count() == 1
+    IMAGES.mkdir(exist_ok=True)
+    await page.screenshot(path=IMAGES / "ui-health.png")
+    await assert_clean(browser_page)
+
+
+async def test_a_task_instances_token_expiry_refusals_and_xcom_keys(
+    live_server, db, workloads, browser_page
+):
+    ti_id = await workloads.new_ti("extract")
+    other = await workloads.new_ti("load")
+    key = await operator_key(db, "oncall", Role.OPERATOR)
+    page = await open_ui(browser_page, live_server.url)
+    await sign_in(page, key)
+    await row(page, ti_id).get_by_role("link").click()
+    view = page.locator("#ti-view")
+    # Not started: no token, no refusal, no XCom.
+    await expect(view.locator("#ti-tokens")).to_contain_text("Newest token expiresno token issued")
+    await expect(view.locator("#ti-refusals-empty")).to_be_visible()
+    await expect(view.locator("#ti-xcoms-empty")).to_be_visible()
+
+    token = await run_ti(db, live_server.url, ti_id)
+    async with httpx.AsyncClient(base_url=f"{live_server.url}/execution") as http:
+        pushed = await http.post(f"/xcoms/dag/{(await workloads.ti(ti_id)).run_id}/extract/row_count",
+                                 json={"secret-ish": "value-not-shown"}, headers=bearer(token))
+    assert pushed.status_code == 201, pushed.text
+    # Its token sent to another TI's heartbeat, twice: refused, and counted for this TI.
+    for _ in range(2):
+        assert await heartbeat(live_server.url, other, token) == 403
+    summary = await refusals_recorded(live_server.url, key, 2, ti_id=str(ti_id))
+    expires = (await control_get(live_server.url, key, f"/task-instances/{ti_id}"))["token_expires_at"]
+    assert expires is not None
+
+    # Away and back: the page reads it all again.
+    await page.get_by_role("navigation", name="Views").get_by_role("link", name="Task instances").click()
+    await expect(page.locator("#list-view")).to_be_visible()
+    await page.go_back()
+    await expect(view).to_be_visible()
+    await expect(view.locator("#ti-fields")).to_contain_text("running")
+    expiry = view.locator("#token-expiry")
+    shown = await expiry.get_attribute("datetime")
+    assert shown is not None
+    assert abs(datetime.fromisoformat(shown).timestamp() - expires) < 1
+    await expect(view.locator("#ti-tokens")).to_contain_text(re.compile(r"\(in \d+ (s|min|h)"))
+
+    reason = summary["by_reason"][0]["reason"]
+    await expect(view.locator("#ti-refusals-reasons li")).to_have_count(1)
+    await expect(view.locator("#ti-refusals-reasons li")).to_have_text(f"{reason}: 2")
+    await expect(view.locator("#ti-refusals-rows tr")).to_have_count(2)
+    await expect(view.locator("#ti-refusals-rows tr").first).to_contain_text("PUT ")
+    await expect(view.locator("#ti-refusals-empty")).to_be_hidden()
+
+    await expect(view.locator("#ti-xcoms li")).to_have_text(["row_count"])
+    await expect(view.locator("#ti-xcoms-empty")).to_be_hidden()
+    assert "value-not-shown" not in await page.locator("body").inner_text()
+    await assert_clean(browser_page)

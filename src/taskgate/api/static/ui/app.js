@@ -35,6 +35,9 @@
   ];
   const STREAM_EVENTS = ["ti.state", "ti.revoked", "operator.action"];
   const REVOKING_ROLES = new Set(["operator", "admin"]);
+  const VIEWS = ["sign-in-view", "list-view", "ti-view", "refusals-view", "health-view"];
+  const PANEL_REFRESH_MS = 10000; // refusals, health and a TI's extras are read this often
+  const TI_REFUSALS_LATEST = 10;
 
   // ---- State -------------------------------------------------------------------------
 
@@ -61,6 +64,9 @@
   let lastPoll = 0;
   let polling = false;
   let revokeDialog = null; // made on first use, for operators and admins only
+  let shownView = null; // the id of the view shown
+  let panelTimer = null; // refreshes the refusals, health or TI extras shown
+  let panelGeneration = 0; // a newer view makes an older answer moot
 
   const $ = (id) => document.getElementById(id);
 
@@ -243,12 +249,27 @@
   // ---- Signing in and out ------------------------------------------------------------
 
   function showView(id) {
-    for (const view of ["sign-in-view", "list-view", "ti-view"]) show($(view), view === id);
+    for (const view of VIEWS) show($(view), view === id);
     show($("loading"), false);
+    shownView = id;
+    panelGeneration += 1;
+    // The navigation marks the view shown (a task instance belongs to the list).
+    const navView = id === "ti-view" ? "list-view" : id;
+    for (const link of document.querySelectorAll("#nav a")) {
+      if (link.dataset.view === navView) link.setAttribute("aria-current", "page");
+      else link.removeAttribute("aria-current");
+    }
+  }
+
+  function focusHeading(id) {
+    const heading = $(id);
+    heading.tabIndex = -1;
+    heading.focus();
   }
 
   function showSignIn(error) {
     show($("who"), false);
+    show($("nav"), false);
     showView("sign-in-view");
     if (error) showError($("sign-in-error"), error);
     else clearError($("sign-in-error"));
@@ -319,6 +340,9 @@
 
   function resetApp() {
     stopStream();
+    if (panelTimer !== null) window.clearInterval(panelTimer);
+    panelTimer = null;
+    panelGeneration += 1;
     who = null;
     csrfToken = null;
     current = null;
@@ -344,6 +368,7 @@
     $("who-role").textContent = who.role;
     $("who-teams").textContent = who.teams.length ? `, teams ${who.teams.join(", ")}` : "";
     show($("who"), true);
+    show($("nav"), true);
     showView(null);
     show($("loading"), true);
     try {
@@ -359,20 +384,37 @@
     }
     if (!who) return;
     startStream();
+    if (panelTimer === null) panelTimer = window.setInterval(refreshPanels, PANEL_REFRESH_MS);
     route();
   }
 
   // ---- Routing: #/ (the list) and #/ti/<id> ------------------------------------------
 
-  function route() {
+  function route(event) {
     if (!who) return;
-    const match = /^#\/ti\/([0-9a-fA-F-]{36})$/.exec(window.location.hash);
+    const hash = window.location.hash;
+    const match = /^#\/ti\/([0-9a-fA-F-]{36})$/.exec(hash);
     if (match) {
       showTiView(match[1].toLowerCase());
-    } else {
-      current = null;
-      showListView();
+      return;
     }
+    current = null;
+    if (hash === "#/refusals") showRefusalsView();
+    else if (hash === "#/health") showHealthView();
+    else showListView();
+    // Followed a link: focus moves to the heading of the view now shown.
+    if (event) {
+      const heading = document.querySelector(".view:not([hidden]) h1");
+      if (heading) focusHeading(heading.id);
+    }
+  }
+
+  /** Every PANEL_REFRESH_MS: read again what the view shown holds. */
+  function refreshPanels() {
+    if (!who) return;
+    if (shownView === "refusals-view") loadRefusals();
+    else if (shownView === "health-view") loadHealth();
+    else if (shownView === "ti-view" && current && current.ti) loadTiExtras(current);
   }
 
   // ---- Task instances (the list) -----------------------------------------------------
@@ -701,6 +743,10 @@
     clearError($("ti-error"));
     show($("ti-body"), false);
     $("revoke-status").textContent = "";
+    for (const id of ["ti-refusals-reasons", "ti-refusals-rows", "ti-xcoms"]) $(id).replaceChildren();
+    for (const id of ["ti-refusals-wrap", "ti-refusals-empty", "ti-xcoms-empty"]) show($(id), false);
+    clearError($("ti-refusals-error"));
+    clearError($("ti-xcoms-error"));
     try {
       const seq = ++readSeq;
       const ti = await api("GET", `/task-instances/${encodeURIComponent(id)}`);
@@ -710,6 +756,7 @@
       renderTi();
       show($("ti-body"), true);
       $("ti-title").focus();
+      loadTiExtras(view);
       await loadHistory(view);
     } catch (error) {
       if (current !== view) return;
@@ -833,6 +880,232 @@
         " (tokens issued before it are refused; set by revoking and by queueing)"));
     }
     addField(list, "Workload tokens spent", ti.workload_tokens_spent);
+    current.expiryCell = addField(list, "Newest token expires", "");
+    fillExpiry(current.expiryCell, ti.token_expires_at, Date.now());
+  }
+
+  /** When the newest execution token expires: the time and how far off, in words. */
+  function fillExpiry(cell, expires, now) {
+    cell.replaceChildren();
+    if (expires === null || expires === undefined) {
+      cell.append(el("span", "no-token", "no token issued"));
+      return;
+    }
+    const date = new Date(expires * 1000);
+    const left = date.getTime() - now;
+    const words = left >= 0 ? `in ${roughSpan(left)}` : `expired ${roughSpan(-left)} ago`;
+    const node = timeElement(date);
+    node.id = "token-expiry";
+    cell.append(node, el("span", "hint", ` (${words})`));
+  }
+
+  /** A span, roughly: "40 s", "9 min", "2 h 5 min". */
+  function roughSpan(ms) {
+    const s = Math.round(ms / 1000);
+    if (s < 60) return `${s} s`;
+    const m = Math.floor(s / 60);
+    if (m < 60) return `${m} min`;
+    return `${Math.floor(m / 60)} h ${m % 60} min`;
+  }
+
+  // ---- A task instance's refusals and XCom keys --------------------------------------
+
+  async function loadTiExtras(view) {
+    if (view.extrasLoading) return;
+    view.extrasLoading = true;
+    const ti = view.ti;
+    const refusalsQuery = new URLSearchParams({
+      minutes: "60", ti_id: view.id, latest: String(TI_REFUSALS_LATEST),
+    });
+    const xcomsQuery = new URLSearchParams({
+      dag_id: ti.dag_id, run_id: ti.run_id, task_id: ti.task_id,
+    });
+    try {
+      await Promise.all([
+        api("GET", `/refusals?${refusalsQuery}`).then((summary) => {
+          if (current !== view) return;
+          clearError($("ti-refusals-error"));
+          renderTiRefusals(summary);
+        }, (error) => {
+          if (current === view) showError($("ti-refusals-error"), error);
+        }),
+        api("GET", `/xcoms?${xcomsQuery}`).then((xcoms) => {
+          if (current !== view) return;
+          clearError($("ti-xcoms-error"));
+          renderTiXcoms(xcoms.filter((x) => x.map_index === view.ti.map_index));
+        }, (error) => {
+          if (current === view) showError($("ti-xcoms-error"), error);
+        }),
+      ]);
+    } finally {
+      view.extrasLoading = false;
+    }
+  }
+
+  function renderTiRefusals(summary) {
+    $("ti-refusals-reasons").replaceChildren(...summary.by_reason.map((item) => {
+      const li = el("li");
+      li.dataset.reason = item.reason;
+      li.append(el("span", "count-label", item.reason), ": ", el("strong", "count", item.count));
+      return li;
+    }));
+    $("ti-refusals-rows").replaceChildren(...summary.latest.map((item) => {
+      const tr = refusalRow(item);
+      return tr;
+    }));
+    show($("ti-refusals-wrap"), summary.latest.length > 0);
+    show($("ti-refusals-empty"), summary.total === 0);
+  }
+
+  function renderTiXcoms(xcoms) {
+    $("ti-xcoms").replaceChildren(...xcoms.map((xcom) => {
+      const li = el("li");
+      li.append(el("code", "xcom-key", xcom.key));
+      if (xcom.map_index !== -1) li.append(el("span", "hint", ` (map index ${xcom.map_index})`));
+      return li;
+    }));
+    show($("ti-xcoms-empty"), xcoms.length === 0);
+  }
+
+  /** A row of refusals' "latest": time, reason, status, request (and the TI if asked). */
+  function refusalRow(item, withTi = false) {
+    const tr = el("tr");
+    const when = el("td", "col-time");
+    const at = parseTime(item.at);
+    when.append(at ? timeElement(at) : "—");
+    tr.append(when, el("td", "col-reason", item.reason), el("td", "col-status", item.status),
+      el("td", "col-request", `${item.method} ${item.route}`));
+    if (withTi) {
+      const cell = el("td", "col-ti");
+      if (item.ti_id) {
+        const link = el("a", "ti-link", item.dag_id && item.task_id
+          ? `${item.dag_id} / ${item.task_id}` : item.ti_id);
+        link.href = `#/ti/${encodeURIComponent(item.ti_id)}`;
+        cell.append(link);
+      } else {
+        cell.append(el("span", "hint", "no token read"));
+      }
+      tr.append(cell);
+    }
+    return tr;
+  }
+
+  // ---- Refusals ----------------------------------------------------------------------
+
+  function showRefusalsView() {
+    showView("refusals-view");
+    document.title = "Refusals · taskgate";
+    loadRefusals();
+  }
+
+  async function loadRefusals() {
+    const generation = panelGeneration;
+    let summary;
+    try {
+      summary = await api("GET", "/refusals?minutes=60&latest=50");
+    } catch (error) {
+      if (generation === panelGeneration && who) showError($("refusals-error"), error);
+      return;
+    }
+    if (generation !== panelGeneration || !who) return;
+    clearError($("refusals-error"));
+    const since = parseTime(summary.since);
+    $("refusals-status").textContent = `Since ${since ? formatTime(since) : summary.since}; `
+      + `read ${formatTime(new Date())}.`;
+    $("refusals-total").textContent = String(summary.total);
+    fillBars($("by-reason"), summary.by_reason.map((item) => [item.reason, item.count]));
+    fillBars($("by-route"), summary.by_route.map(
+      (item) => [`${item.method} ${item.route}`, item.count]));
+    $("refusals-rows").replaceChildren(...summary.latest.map((item) => refusalRow(item, true)));
+    show($("refusals-body"), summary.total > 0);
+    show($("refusals-empty"), summary.total === 0);
+  }
+
+  /** A bar chart of DOM elements: each label and count written out, the bar's width the
+   * count's share of the largest. */
+  function fillBars(list, items) {
+    const most = Math.max(1, ...items.map(([, count]) => count));
+    list.replaceChildren(...items.map(([label, count]) => {
+      const li = el("li", "bar-row");
+      li.dataset.label = label;
+      const track = el("span", "bar-track");
+      track.setAttribute("aria-hidden", "true");
+      const fill = el("span", "bar-fill");
+      fill.style.width = `${(100 * count) / most}%`;
+      track.append(fill);
+      li.append(el("span", "bar-label", label), track, el("span", "bar-count", count));
+      return li;
+    }));
+  }
+
+  // ---- Health ------------------------------------------------------------------------
+
+  function showHealthView() {
+    showView("health-view");
+    document.title = "Health · taskgate";
+    loadHealth();
+  }
+
+  async function loadHealth() {
+    const generation = panelGeneration;
+    let health;
+    try {
+      health = await api("GET", "/health");
+    } catch (error) {
+      if (generation === panelGeneration && who) showError($("health-error"), error);
+      return;
+    }
+    if (generation !== panelGeneration || !who) return;
+    clearError($("health-error"));
+    const fields = $("health-fields");
+    fields.replaceChildren();
+    const database = el("span", health.database === "ok" ? "health-ok" : "health-fault",
+      health.database);
+    database.id = "health-database";
+    addField(fields, "Database", database);
+    const signing = health.signing_key;
+    const key = signing ? el("span") : el("span", "hint", "none (this replica only validates)");
+    if (signing) {
+      const kid = el("code", null, signing.kid);
+      kid.id = "signing-kid";
+      key.append(kid, ` (${signing.algorithm})`);
+    }
+    addField(fields, "Signing key", key);
+    addField(fields, "Replica answering", el("code", null, health.this_replica));
+
+    const accepted = health.accepted_keys || [];
+    $("accepted-keys").replaceChildren(...accepted.map((item) => {
+      const li = el("li");
+      li.append(el("code", null, item.kid), ` (${item.algorithm})`);
+      if (signing && item.kid === signing.kid) li.append(el("span", "hint", " – signing"));
+      return li;
+    }));
+    $("keys-note").textContent = accepted.length > 1
+      ? `${accepted.length} keys are accepted: a key rotation is in progress. Tokens signed `
+        + "with an older key stay valid until they expire."
+      : "One key is accepted: no key rotation is in progress.";
+
+    const replicas = health.replicas || [];
+    $("replica-rows").replaceChildren(...replicas.map((replica) => {
+      const tr = el("tr");
+      tr.dataset.replicaId = replica.replica_id;
+      const host = el("td", "col-host", replica.hostname);
+      if (replica.replica_id === health.this_replica) {
+        tr.classList.add("this-replica");
+        host.append(" ", el("span", "badge badge-this", "this replica"));
+      }
+      const started = parseTime(replica.started_at);
+      const seen = parseTime(replica.last_seen_at);
+      const startedCell = el("td");
+      startedCell.append(started ? timeElement(started) : "—");
+      const seenCell = el("td");
+      seenCell.append(seen ? timeElement(seen, `${formatSpan(Date.now() - seen)} ago`) : "—");
+      tr.append(host, el("td", null, replica.pid), el("td", null, replica.version),
+        startedCell, seenCell);
+      return tr;
+    }));
+    show($("replicas-empty"), replicas.length === 0);
+    show($("health-body"), true);
   }
 
   /** For operators and admins only: a reader's page has no revoke control at all. */
@@ -984,6 +1257,7 @@
     if (current && current.ti && current.durationCell) {
       current.durationCell.textContent = durationText(current.ti, now);
       $("ti-fields").classList.toggle("stale", fillHeartbeat(current.heartbeatCell, current.ti, now));
+      if (current.expiryCell) fillExpiry(current.expiryCell, current.ti.token_expires_at, now);
     }
   }
 

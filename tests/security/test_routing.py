@@ -131,6 +131,7 @@ def test_only_run_accepts_workload_tokens(runtime):
         "/docs",
         "/openapi.json",
         "/static/{path}",
+        "/ui",
         "/execution/health",
         "/execution/health/ping",
         "/metrics",

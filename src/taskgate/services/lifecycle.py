@@ -116,13 +116,15 @@ class Lifecycle:
         thumbprint is ``bind_to`` (the request proved it holds that key) if given."""
         workload = token if isinstance(token, WorkloadToken) else None
         issuer = self._require_issuer(TokenType.EXECUTION) if workload is not None else None
+        # Signed before the transaction (not while it holds a connection), so that its
+        # expiry is noted with the transition; the token of a start that does not commit
+        # is never handed out, and one revoked meanwhile is refused (issued before the
+        # watermark).
+        issued = issuer.mint(ti_id, jkt=bind_to) if issuer is not None else None
         async with self._changing(ti_id) as session:
             if workload is not None and bind_to is None and \
                     await self._token_binding_of(session, ti_id) == TokenBinding.DPOP:
                 raise TokenRefused(Refusal.DAG_REQUIRES_DPOP)  # before the token is spent
-            # Signed before the commit, so its expiry is noted with the transition; a
-            # token of a start that does not commit is never handed out.
-            issued = issuer.mint(ti_id, jkt=bind_to) if issuer is not None else None
             context = await state_machine.start(
                 session,
                 ti_id,

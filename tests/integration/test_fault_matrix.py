@@ -484,11 +484,11 @@ async def locked_by_another_process(setup: Setup) -> AsyncIterator[Awaitable[obj
 async def out_of_space(setup: Setup) -> AsyncIterator[Awaitable[object]]:
     assert setup.data_dir is not None
     filler = setup.data_dir / "filler"
-    with open(filler, "wb") as f:  # noqa: ASYNC230 - a local tmpfs
+    # Unbuffered: a buffer holding what did not fit would fail again when the file closes.
+    with open(filler, "wb", buffering=0) as f:  # noqa: ASYNC230 - a local tmpfs
         try:
             while True:
                 f.write(b"\0" * 65536)
-                f.flush()
         except OSError:
             pass  # ENOSPC: the disk is full
     yield held_for()

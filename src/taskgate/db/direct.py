@@ -79,6 +79,19 @@ class _Compiled:
         ]
 
 
+def parameter_sets(params: Mapping[str, TypeEngine[Any]]) -> Any:
+    """The parameter sets of a many form (PostgreSQL), as a table: ``unnest`` of one array
+    parameter per name in ``params`` (its SQL type the array's element type), a column
+    per name and ``n``, each set's 1-based position (``WITH ORDINALITY``)."""
+    return (
+        func.unnest(*(bindparam(name, type_=ARRAY(type_)) for name, type_ in params.items()))
+        .table_valued(
+            *(column(name, type_) for name, type_ in params.items()), with_ordinality="n"
+        )
+        .render_derived(name="parameter_set")
+    )
+
+
 class DirectStatement:
     """A Core statement run on the driver connection, for one or many parameter sets.
 
@@ -144,13 +157,7 @@ class DirectStatement:
         For one set each ``value(name)`` is a bound parameter. The many form (PostgreSQL)
         reads the sets from ``unnest`` of one array per parameter, ``WITH ORDINALITY``, and
         returns the position of each set whose row it wrote."""
-        sets = (
-            func.unnest(*(bindparam(name, type_=ARRAY(type_)) for name, type_ in params.items()))
-            .table_valued(
-                *(column(name, type_) for name, type_ in params.items()), with_ordinality="n"
-            )
-            .render_derived(name="parameter_set")
-        )
+        sets = parameter_sets(params)
         return cls(
             build(lambda name: bindparam(name, type_=params[name])),
             many=build(lambda name: sets.c[name]).returning(sets.c.n),

@@ -28,11 +28,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, bindparam, column, delete, func, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Executable
 
-from taskgate.db.direct import DirectStatement
+from taskgate.db.direct import DirectStatement, parameter_sets
 from taskgate.db.group_commit import GroupCommit
 from taskgate.db.models import DPoPProofUse, utcnow
 from taskgate.db.upsert import dialect_insert
@@ -73,20 +73,10 @@ def _record(dialect: str) -> DirectStatement:
 
 def _record_many(insert: Callable[..., Any]) -> Executable:
     """The records of a whole batch in one statement (PostgreSQL): the sets come from
-    ``unnest`` of one array per column, numbered; the statement returns the number of
-    each set it inserted (the sets of one run name distinct proofs, see ``many_key``)."""
-    sets = (
-        func.unnest(
-            bindparam("proof_id", type_=ARRAY(_USES.c.proof_id.type)),
-            bindparam("expires_at", type_=ARRAY(_USES.c.expires_at.type)),
-        )
-        .table_valued(
-            column("proof_id", _USES.c.proof_id.type),
-            column("expires_at", _USES.c.expires_at.type),
-            with_ordinality="n",
-        )
-        .render_derived(name="parameter_set")
-    )
+    ``parameter_sets``; the statement returns the position of each set it inserted (the
+    sets of one run name distinct proofs, see ``many_key``)."""
+    sets = parameter_sets({"proof_id": _USES.c.proof_id.type,
+                           "expires_at": _USES.c.expires_at.type})
     numbered = select(sets.c.proof_id, sets.c.expires_at, sets.c.n).cte("numbered")
     inserted = (
         insert(_USES)

@@ -40,12 +40,17 @@ class BatchedInserts:
 
     async def add(self, row: dict[str, Any]) -> None:
         """Insert ``row``; returns once it is committed."""
+        await self.queue(row)
+
+    def queue(self, row: dict[str, Any]) -> asyncio.Future[None]:
+        """Queue ``row`` for insertion; the future is done once it is committed (or has
+        the error that rolled it back), for a caller that need not wait for it."""
         written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queued.append((row, written))
         # A writer started for the first row queued takes every row queued until it runs.
         if len(self._writers) < self._in_flight and len(self._queued) == 1:
             self._writers.add(asyncio.get_running_loop().create_task(self._write_all()))
-        await written
+        return written
 
     async def _write_all(self) -> None:
         try:

@@ -50,7 +50,7 @@ class RefusalLog:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._writes = BatchedInserts(engine, RECORD)
-        self._pending: set[asyncio.Task[None]] = set()
+        self._pending: set[asyncio.Future[None]] = set()
         self.dropped = 0  # records not written: too many pending, or a database fault
 
     def note(self, *, method: str, route: str, status: int, reason: str,
@@ -61,14 +61,14 @@ class RefusalLog:
             return
         row = {"at": utcnow(), "method": method[:10], "route": route[:250], "status": status,
                "reason": reason[:50], "ti_id": ti_id}
-        task = asyncio.get_running_loop().create_task(self._writes.add(row))
-        self._pending.add(task)
-        task.add_done_callback(self._written)
+        written = self._writes.queue(row)
+        self._pending.add(written)
+        written.add_done_callback(self._written)
 
-    def _written(self, task: asyncio.Task[None]) -> None:
-        self._pending.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self._drop(repr(task.exception())[:300])
+    def _written(self, written: asyncio.Future[None]) -> None:
+        self._pending.discard(written)
+        if not written.cancelled() and written.exception() is not None:
+            self._drop(repr(written.exception())[:300])
 
     def _drop(self, why: str) -> None:
         self.dropped += 1

@@ -116,6 +116,12 @@ _static_files = _StaticFiles(directory=STATIC_DIR)
 # route snapshot) and a route template in the metrics and access log, as every other path.
 @router.api_route(STATIC_URL + "/{path:path}", methods=["GET", "HEAD"], include_in_schema=False)
 async def static_file(path: str, request: Request) -> Response:
-    """A file under ``STATIC_DIR``: Starlette's ``StaticFiles`` finds it (nothing outside
-    the directory, no listings; ETag and ``If-None-Match``), 404 otherwise."""
+    """A file under ``STATIC_DIR`` (``package_file``)."""
+    return await package_file(path, request)
+
+
+async def package_file(path: str, request: Request) -> Response:
+    """The file ``path`` under ``STATIC_DIR``, with the pages' security headers:
+    Starlette's ``StaticFiles`` finds it (nothing outside the directory, no listings;
+    ETag and ``If-None-Match``), 404 otherwise."""
     return await _static_files.get_response(path, request.scope)

@@ -16,22 +16,19 @@ no framing, ``nosniff``, no referrer.
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from taskgate.api.docs_pages import SECURITY_HEADERS, STATIC_DIR
+from taskgate.api.docs_pages import package_file
 from taskgate.security import TaskRoute
 
 UI_URL = "/ui"
-_PAGE = STATIC_DIR / "ui" / "index.html"
 
 router = APIRouter(route_class=TaskRoute)
 
 
 @router.api_route(UI_URL, methods=["GET", "HEAD"], include_in_schema=False)
-async def operator_page() -> Response:
-    """The page; it signs in and reads everything else through the control API."""
-    return Response(
-        _PAGE.read_bytes(), media_type="text/html; charset=utf-8",
-        headers={**SECURITY_HEADERS, "Cache-Control": "no-cache"},
-    )
+async def operator_page(request: Request) -> Response:
+    """The page (``static/ui/index.html``); it signs in and reads everything else
+    through the control API."""
+    return await package_file("ui/index.html", request)

@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response, Security
 
 from taskgate.api.deps import RuntimeDep
+from taskgate.security.dpop import request_url
 from taskgate.security.operator_auth import (
     SESSION_COOKIE,
     SESSION_SCOPE_KEY,
@@ -49,10 +50,6 @@ def _body(view: SessionView) -> dict[str, Any]:
     }
 
 
-def _served_over_https(request: Request, public_url: str | None) -> bool:
-    return (public_url or str(request.url)).lower().startswith("https:")
-
-
 @router.post("", status_code=201)
 async def start_session(
     request: Request, response: Response, operator: CurrentOperator, runtime: RuntimeDep
@@ -77,7 +74,7 @@ async def start_session(
     response.set_cookie(
         SESSION_COOKIE, started.secret, max_age=max(1, int(lifetime)), path="/",
         httponly=True, samesite="strict",
-        secure=_served_over_https(request, settings.public_url),
+        secure=request_url(request, settings.public_url).lower().startswith("https:"),
     )
     return _body(started.view)
 

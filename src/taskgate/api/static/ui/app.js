@@ -998,17 +998,25 @@
     loadRefusals();
   }
 
-  async function loadRefusals() {
+  /** A refreshing view's data from ``path``, or null: on an error (shown in the element
+   * ``errorId``), or when the view was left or the session ended meanwhile. */
+  async function readPanel(path, errorId) {
     const generation = panelGeneration;
-    let summary;
+    let data;
     try {
-      summary = await api("GET", "/refusals?minutes=60&latest=50");
+      data = await api("GET", path);
     } catch (error) {
-      if (generation === panelGeneration && who) showError($("refusals-error"), error);
-      return;
+      if (generation === panelGeneration && who) showError($(errorId), error);
+      return null;
     }
-    if (generation !== panelGeneration || !who) return;
-    clearError($("refusals-error"));
+    if (generation !== panelGeneration || !who) return null;
+    clearError($(errorId));
+    return data;
+  }
+
+  async function loadRefusals() {
+    const summary = await readPanel("/refusals?minutes=60&latest=50", "refusals-error");
+    if (!summary) return;
     const since = parseTime(summary.since);
     $("refusals-status").textContent = `Since ${since ? formatTime(since) : summary.since}; `
       + `read ${formatTime(new Date())}.`;
@@ -1047,16 +1055,8 @@
   }
 
   async function loadHealth() {
-    const generation = panelGeneration;
-    let health;
-    try {
-      health = await api("GET", "/health");
-    } catch (error) {
-      if (generation === panelGeneration && who) showError($("health-error"), error);
-      return;
-    }
-    if (generation !== panelGeneration || !who) return;
-    clearError($("health-error"));
+    const health = await readPanel("/health", "health-error");
+    if (!health) return;
     const fields = $("health-fields");
     fields.replaceChildren();
     const database = el("span", health.database === "ok" ? "health-ok" : "health-fault",

@@ -3,17 +3,15 @@ against taskgate served on 127.0.0.1: they render every operation from files of 
 server alone, under their Content-Security-Policy, with nothing refused and no error.
 The screenshots in docs/images/ are made here."""
 
-from pathlib import Path
 
 import httpx
 import pytest
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
-from tests.support.browser import BrowserPage
+from tests.support.browser import BrowserPage, save_screenshot
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
-IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 HEARTBEAT = "/execution/task-instances/{task_instance_id}/heartbeat"
 
 
@@ -69,8 +67,7 @@ async def test_the_execution_api_page_renders_offline_under_its_policy(live_serv
     ) == "4px"
     # No public validator badge: validatorUrl is off.
     assert await page.locator(".swagger-ui img[src*='validator']").count() == 0
-    IMAGES.mkdir(exist_ok=True)
-    await page.screenshot(path=IMAGES / "api-docs.png")
+    await save_screenshot(page, "api-docs.png")
     await assert_clean(browser_page)
 
 
@@ -84,8 +81,7 @@ async def test_the_control_api_page_renders_offline_under_its_policy(live_server
     await page.locator(".opblock-post .opblock-summary-path", has_text="/dags/{dag_id}/runs").wait_for()
     # The document's server: "Try it out" sends its requests to /control/v1 on this host.
     assert await page.locator(".servers select option").all_inner_texts() == ["/control/v1"]
-    IMAGES.mkdir(exist_ok=True)
-    await page.screenshot(path=IMAGES / "control-docs.png")
+    await save_screenshot(page, "control-docs.png")
     await assert_clean(browser_page)
 
 

@@ -29,7 +29,7 @@ from taskgate.runtime import Runtime
 from taskgate.services import control, operators
 from taskgate.services.operators import Role
 from tests.support.api import BEAT_BODY, RUN_BODY, bearer
-from tests.support.browser import BrowserPage, local_page
+from tests.support.browser import BrowserPage, local_page, save_screenshot
 from tests.support.database import fresh_ti
 from tests.support.workloads import Workloads, finish, start_worker, worker_env
 
@@ -37,7 +37,6 @@ pytestmark = [
     pytest.mark.integration, pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")
 ]
 
-IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 PHONE = {"width": 390, "height": 844}
 # What a page may log as an error: the browser's own line for an answer the page expects
 # and handles (401 before signing in, the refusals the tests provoke on purpose).
@@ -201,8 +200,7 @@ async def test_sign_in_shows_the_table_and_sign_out_ends_the_session(live_server
     assert await page.get_by_label("Operator key").get_attribute("type") == "password"
     await expect(page.locator("#list-view")).to_be_hidden()
     await expect(page.locator("#who")).to_be_hidden()
-    IMAGES.mkdir(exist_ok=True)
-    await page.screenshot(path=IMAGES / "ui-sign-in.png")
+    await save_screenshot(page, "ui-sign-in.png")
 
     # A wrong key: the server's reason, and still the form.
     await page.get_by_label("Operator key").fill("tgk_not-a-key")
@@ -337,8 +335,7 @@ async def test_revoking_a_running_tasks_tokens_from_its_page_stops_its_worker(
     assert code != 0, err
     assert "no longer ours" in err and "revoked" in err, err
     assert (await fresh_ti(db, ti_id)).tokens_not_before == pytest.approx(mark)
-    IMAGES.mkdir(exist_ok=True)
-    await page.screenshot(path=IMAGES / "ui-task-instance.png")
+    await save_screenshot(page, "ui-task-instance.png")
     await assert_clean(browser_page)
 
 
@@ -463,8 +460,7 @@ async def test_stale_heartbeats_filters_and_the_keyboard(live_server, db, browse
     await page.get_by_role("button", name="Clear filters").click()
     await expect(page.locator("#ti-rows tr")).to_have_count(7)
     await expect(page.locator("#list-status")).to_have_text("7 task instances")
-    IMAGES.mkdir(exist_ok=True)
-    await page.screenshot(path=IMAGES / "ui-task-instances.png")
+    await save_screenshot(page, "ui-task-instances.png")
 
     # The keyboard alone: Tab to a task instance's link, Enter opens its page.
     target = etl[("extract", -1)]
@@ -524,8 +520,7 @@ async def test_a_phone_sized_screen(live_server, db, browser):
         assert await card.locator(".col-host").evaluate(
             "node => getComputedStyle(node, '::before').content"
         ) == '"Hostname"'
-        IMAGES.mkdir(exist_ok=True)
-        await page.screenshot(path=IMAGES / "ui-phone.png")
+        await save_screenshot(page, "ui-phone.png")
         await row(page, run[("extract_orders", 0)]).get_by_role("link").click()
         await expect(page.locator("#ti-fields")).to_contain_text("worker-eu-west-1a-7f9c")
         assert await page.evaluate(overflow) <= 0
@@ -608,8 +603,7 @@ async def test_the_refusals_view(live_server, db, workloads, browser_page):
     await expect(link).to_have_text("dag / extract")
     await expect(rows.nth(1)).to_contain_text("no token read")
     await expect(rows.nth(2)).to_contain_text("no token read")
-    IMAGES.mkdir(exist_ok=True)
-    await page.screenshot(path=IMAGES / "ui-refusals.png")
+    await save_screenshot(page, "ui-refusals.png")
 
     await link.click()
     await expect(page.locator("#ti-view")).to_be_visible()
@@ -659,8 +653,7 @@ async def test_the_health_view(live_server, db, browser_page):
     await expect(this).to_have_attribute("data-replica-id", health["this_replica"])
     await expect(page.locator("#replica-rows")).to_contain_text("this replica")
     assert await page.locator("#replica-rows .badge-this").count() == 1
-    IMAGES.mkdir(exist_ok=True)
-    await page.screenshot(path=IMAGES / "ui-health.png")
+    await save_screenshot(page, "ui-health.png")
     await assert_clean(browser_page)
 
 

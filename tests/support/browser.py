@@ -24,6 +24,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -75,6 +76,16 @@ class BrowserPage:
 
     async def csp_violations(self) -> list[str]:
         return list(await self.page.evaluate("() => window.__cspViolations || []"))
+
+
+# The screenshots in the docs, made by the tests that check each page.
+IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+
+
+async def save_screenshot(page: Page, name: str) -> None:
+    """A screenshot of ``page`` as docs/images/``name``."""
+    IMAGES.mkdir(exist_ok=True)
+    await page.screenshot(path=IMAGES / name)
 
 
 def browser_unavailable() -> str | None:

@@ -33,14 +33,16 @@ TASK_ID = "work"
 VARIABLE = ("soak-greeting", "hello from the soak")
 FAILED_SHARE = 0.25  # lifecycles that end "failed" instead of "success"
 RERUN_ATTEMPTS = 12  # /run sent again when it did not reach the server, with growing waits
-# ride_out_overload: a call answered 503 overloaded (admission control turned it away
-# before any work) is sent again after the server's Retry-After, up to this many times.
-OVERLOAD_ATTEMPTS = 5
-SHED_RETRY_AFTER = 1.0  # seconds: what the server's Retry-After says
+# ride_out_back_pressure: a call answered "try again" is sent again after the server's
+# Retry-After, up to this many times (see Worker._back_pressure).
+BACK_PRESSURE_ATTEMPTS = 5
+RETRY_AFTER = 1.0  # seconds: what the server's Retry-After says
+OVERLOADED = "overloaded"  # admission control turned it away at the door, before any work
+DATABASE_TIMEOUT = "database_timeout"  # the request's database deadline passed
 
 
-def _shed(exc: ApiError) -> bool:
-    return exc.status == 503 and exc.reason == "overloaded"
+def _try_again(exc: ApiError) -> bool:
+    return exc.status == 503 and exc.reason in (OVERLOADED, DATABASE_TIMEOUT)
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ class Tally:
     calls: Counter = field(default_factory=Counter)  # (call, outcome) -> count
     failures: list[str] = field(default_factory=list)  # one line per failed call
     slowest: float = 0.0  # seconds, the slowest answered call
-    shed: int = 0  # calls answered 503 overloaded and sent again (ride_out_overload)
+    sent_again: int = 0  # calls answered "try again" and sent again (ride_out_back_pressure)
 
     @property
     def requests(self) -> int:
@@ -91,7 +93,7 @@ class Tally:
             f"{len(self.lifecycles)} lifecycles, {self.requests} requests "
             f"{dict(by_outcome)}, slowest call {self.slowest:.2f} s, "
             f"{len(self.failures)} failures"
-            + (f", {self.shed} shed and sent again" if self.shed else "")
+            + (f", {self.sent_again} sent again after a 503" if self.sent_again else "")
         )
 
 
@@ -135,11 +137,11 @@ class Worker:
         retry: RetryPolicy,
         timeout: httpx.Timeout,
         rerun_unsent: bool = False,
-        ride_out_overload: bool = False,
+        ride_out_back_pressure: bool = False,
     ) -> None:
         self.index = index
         self.rerun_unsent = rerun_unsent
-        self.ride_out_overload = ride_out_overload
+        self.ride_out_back_pressure = ride_out_back_pressure
         self.runtime = runtime
         self.tally = tally
         self.pacing = pacing
@@ -189,8 +191,8 @@ class Worker:
             try:
                 await self.api.run(ti_id, unixname="soak", **self.host)
             except ServerUnavailable as exc:
-                if self.ride_out_overload and _shed(exc):
-                    await self._after_shedding("run", started)
+                if await self._back_pressure(exc, ti_id):
+                    await self._send_again("run", exc, started)
                     continue
                 if self.rerun_unsent and exc.status is None and (
                     exc.reason == "ConnectError" or await self._still_queued(ti_id)
@@ -205,7 +207,7 @@ class Worker:
                 return False
             self.tally.record("run", "ok", time.monotonic() - started)
             return True
-        self.tally.failures.append(f"worker {self.index} run: unsent {RERUN_ATTEMPTS} times")
+        self.tally.failures.append(f"worker {self.index} run: not started after {RERUN_ATTEMPTS} attempts")
         return False
 
     async def _still_queued(self, ti_id: uuid.UUID) -> bool:
@@ -213,12 +215,12 @@ class Worker:
 
     async def _call(self, name: str, call: Callable[[], Awaitable[object]]) -> bool:
         started = time.monotonic()
-        for attempt in range(OVERLOAD_ATTEMPTS):
+        for attempt in range(BACK_PRESSURE_ATTEMPTS):
             try:
                 await call()
             except ApiError as exc:
-                if self.ride_out_overload and _shed(exc) and attempt + 1 < OVERLOAD_ATTEMPTS:
-                    await self._after_shedding(name, started)
+                if attempt + 1 < BACK_PRESSURE_ATTEMPTS and await self._back_pressure(exc):
+                    await self._send_again(name, exc, started)
                     continue
                 self._failed(name, exc, started)
                 return False
@@ -226,12 +228,22 @@ class Worker:
             return True
         return False  # not reached: the last attempt returns either way
 
-    async def _after_shedding(self, name: str, started: float) -> None:
-        """Answered 503 ``overloaded``: turned away before any work was done, so it is
-        sent again after the server's ``Retry-After``, as a real worker would."""
-        self.tally.record(name, "503 overloaded, sent again", time.monotonic() - started)
-        self.tally.shed += 1
-        await asyncio.sleep(self.rng.uniform(0.5, 1.0) * SHED_RETRY_AFTER)
+    async def _back_pressure(self, exc: ApiError, run_of: uuid.UUID | None = None) -> bool:
+        """Whether an answer is one a real worker rides out (``ride_out_back_pressure``):
+        503 ``overloaded`` (turned away before any work), or 503 ``database_timeout`` (the
+        database was late; the request was cancelled) on a call the client retries
+        because it is idempotent. ``/run`` (``run_of``) is not: it is sent again only if
+        the TI is still queued, so its workload token was not spent."""
+        if not (self.ride_out_back_pressure and _try_again(exc)):
+            return False
+        if run_of is None or exc.reason == OVERLOADED:
+            return True
+        return await self._still_queued(run_of)
+
+    async def _send_again(self, name: str, exc: ApiError, started: float) -> None:
+        self.tally.record(name, f"503 {exc.reason}, sent again", time.monotonic() - started)
+        self.tally.sent_again += 1
+        await asyncio.sleep(self.rng.uniform(0.5, 1.0) * RETRY_AFTER)
 
     def _failed(self, name: str, exc: ApiError, started: float) -> None:
         elapsed = time.monotonic() - started
@@ -252,14 +264,14 @@ async def drive(
     timeout: httpx.Timeout,
     tally: Tally | None = None,
     rerun_unsent: bool = False,
-    ride_out_overload: bool = False,
+    ride_out_back_pressure: bool = False,
 ) -> Tally:
     """``workers`` workers doing lifecycles for ``seconds``; returns what they saw."""
     tally = tally if tally is not None else Tally()
     deadline = time.monotonic() + seconds
     crew = [
         Worker(i, api_url, runtime, tally, pacing=pacing, retry=retry, timeout=timeout,
-               rerun_unsent=rerun_unsent, ride_out_overload=ride_out_overload)
+               rerun_unsent=rerun_unsent, ride_out_back_pressure=ride_out_back_pressure)
         for i in range(workers)
     ]
     await asyncio.gather(*(w.run_until(deadline) for w in crew))

@@ -1,10 +1,13 @@
 """Soak: many workers doing whole lifecycles against one real `taskgate serve` for a while.
 
-No call may fail (no 5xx, no transport error, no refusal), every final state the server
-accepted must be the one in the database, and the server's memory must settle after the
-warm-up. The one answer a worker rides out is back-pressure: a call the server turned away
-at the door (503 ``overloaded``, before any work) is sent again after its ``Retry-After``,
-as taskgate's worker does; such calls are counted, and must stay under 5 % of them all. See docs/operations.md ("Capacity and the soak test") for the figures and the sizing behind the
+No call may fail (no other 5xx, no transport error, no refusal), every final state the
+server accepted must be the one in the database, and the server's memory must settle after
+the warm-up. The answers a worker rides out are the server's "try again": 503
+``overloaded`` (turned away at the door, before any work) on any call, and 503
+``database_timeout`` (the database was late, the request cancelled) on the calls
+taskgate's client retries, and on a ``/run`` whose TI is still queued. Such a call is sent
+again after ``Retry-After``; they are counted, and must stay under 5 % of all calls. See
+docs/operations.md ("Capacity and the soak test") for the figures and the sizing behind the
 defaults; the environment variables below change them:
 
 - ``TASKGATE_SOAK_WORKERS`` (default 200): simulated workers,
@@ -46,9 +49,9 @@ RSS_GROWTH_LIMIT_MB = 50
 # Bounded waits: connecting is instant on 127.0.0.1; an answer may queue behind others for
 # the database, but never for long (the server gives up on a pool wait after 2 s).
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
-# Calls turned away as overloaded and sent again, at most (a share of all calls): below the
-# server's capacity there are none; a machine slow enough to shed more is not soaking.
-SHED_LIMIT = 0.05
+# Calls answered "try again" and sent again, at most (a share of all calls): below the
+# server's capacity there are none; a machine slow enough for more is not soaking.
+SENT_AGAIN_LIMIT = 0.05
 
 pytestmark = [
     pytest.mark.integration,
@@ -88,7 +91,7 @@ async def test_soak(settings, runtime, capsys):
             load.drive(
                 f"{base}/execution", runtime, workers=workers, seconds=SECONDS,
                 pacing=load.Pacing(beats=4, beat_interval=BEAT), retry=NO_RETRIES,
-                timeout=TIMEOUT, tally=tally, ride_out_overload=True,
+                timeout=TIMEOUT, tally=tally, ride_out_back_pressure=True,
             )
         )
         await asyncio.sleep(SECONDS / 3)  # warm-up: every worker is in its first lifecycle
@@ -113,7 +116,7 @@ async def test_soak(settings, runtime, capsys):
     assert not tally.failures, f"{report}\n" + "\n".join(tally.failures[:20]) + (
         "\n" + server_output(server)[-3000:]
     )
-    assert tally.shed < SHED_LIMIT * tally.requests, report
+    assert tally.sent_again < SENT_AGAIN_LIMIT * tally.requests, report
     assert len(tally.lifecycles) >= workers, report  # every worker finished at least one
     assert gauge(metrics, "taskgate_db_pool_checked_out") == 0  # nothing leaked
 

@@ -161,7 +161,7 @@ def serve(
     from taskgate import logs
     from taskgate.cli.signals import clean_exit_on_stop_signals
     from taskgate.tracing import TracingUnavailable, require_opentelemetry
-    from taskgate.wire.http import EXECUTION_PREFIX
+    from taskgate.wire.http import EXECUTION_PREFIX, SERVER_KEEP_ALIVE_SECONDS
 
     settings = settings_from_env()
     cert = tls_cert or settings.tls_cert_file
@@ -236,6 +236,7 @@ def serve(
             # uvicorn's plain access line is replaced by the http.request event, which
             # log_config switches on or off.
             access_log=False,
+            timeout_keep_alive=SERVER_KEEP_ALIVE_SECONDS,
             timeout_graceful_shutdown=timeout_graceful_shutdown
             or settings.graceful_shutdown_seconds,
             ssl_certfile=cert,

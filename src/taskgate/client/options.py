@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 import taskgate
-from taskgate.wire.http import EXECUTION_PREFIX
+from taskgate.wire.http import CLIENT_KEEP_ALIVE_SECONDS, EXECUTION_PREFIX
 
 API_URL_ENV = "TASKGATE_API_URL"
 CA_BUNDLE_ENV = "TASKGATE_CA_BUNDLE"
@@ -58,6 +58,10 @@ def http_options(
         "transport": transport,
         "headers": {"User-Agent": user_agent},
         "follow_redirects": False,  # a redirect must not carry the token or key elsewhere
+        "limits": httpx.Limits(  # httpx's default pool sizes
+            max_connections=100, max_keepalive_connections=20,
+            keepalive_expiry=CLIENT_KEEP_ALIVE_SECONDS,
+        ),
     }
     if transport is None:  # a given transport (in_process) has no network to verify
         options["verify"] = server_verification()

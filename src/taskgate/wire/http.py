@@ -15,6 +15,13 @@ CONNECTIONS = "/connections"
 VARIABLES = "/variables"
 XCOMS = "/xcoms"
 
+# How long an idle keep-alive connection lives. `taskgate serve` closes one after
+# SERVER_KEEP_ALIVE_SECONDS; a client stops reusing one a second earlier, so it never sends
+# a request on a connection the server is closing at that instant (the request would be
+# lost on the wire, and /run is not sent twice).
+SERVER_KEEP_ALIVE_SECONDS = 5
+CLIENT_KEEP_ALIVE_SECONDS = 4.0
+
 # A fresh execution token, on the answer to /run (exchanged for the workload token) and
 # on any answer whose token was close to expiry.
 REFRESHED_TOKEN_HEADER = "Refreshed-API-Token"

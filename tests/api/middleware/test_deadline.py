@@ -12,6 +12,7 @@ import httpx
 import pytest
 from starlette.types import Receive, Scope, Send
 
+from taskgate import request_deadline
 from taskgate.api.middleware.deadline import DeadlineMiddleware
 from tests.support.asgi_server import serving
 from tests.support.keep_alive import KeepAliveConnection
@@ -23,8 +24,13 @@ class SlowApp:
     """Waits ``wait`` seconds (the database), then answers 200; a cancelled request
     spends ``cleanup`` more seconds before it ends (closing a connection, say)."""
 
-    def __init__(self, wait: float, cleanup: float = 0.0) -> None:
+    def __init__(
+        self, wait: float, cleanup: float = 0.0, *, commits_first: bool = False,
+        commit_fails: bool = False,
+    ) -> None:
         self.wait, self.cleanup = wait, cleanup
+        # A change commits before the wait, taking longer than the deadline (and fails).
+        self.commits_first, self.commit_fails = commits_first, commit_fails
         self.cancelled = asyncio.Event()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -34,6 +40,11 @@ class SlowApp:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
+        if self.commits_first:
+            async with request_deadline.committing():
+                await asyncio.sleep(DEADLINE * 1.5)
+                if self.commit_fails:
+                    raise ConnectionResetError("the database went away mid-commit")
         try:
             await asyncio.sleep(self.wait)
         except asyncio.CancelledError:
@@ -78,6 +89,28 @@ async def test_work_within_the_deadline_is_untouched() -> None:
         async with connection:
             answer = await connection.request("POST", "/x", json_body="body")
     assert (answer.status, answer.body, timeouts) == (200, b'ok:"body"', [])
+
+
+async def test_a_commit_is_not_cut_off_and_its_request_runs_to_its_answer() -> None:
+    # A 503 "try again" would lie about a change that landed (for /run: the workload token
+    # spent, the execution token lost).
+    app, timeouts = SlowApp(wait=DEADLINE, commits_first=True), []
+    with served(app, timeouts) as connection:
+        async with connection:
+            answer = await connection.request("GET", "/execution/task-instances/x/run")
+    assert (answer.status, answer.body, timeouts) == (200, b"ok:", [])
+    assert answer.elapsed >= DEADLINE * 2.5
+    assert not app.cancelled.is_set()
+
+
+async def test_a_deadline_that_passed_during_a_failed_commit_answers_once_it_fails() -> None:
+    app, timeouts = SlowApp(wait=0, commits_first=True, commit_fails=True), []
+    with served(app, timeouts) as connection:
+        async with connection:
+            answer = await connection.request("GET", "/execution/task-instances/x/run")
+    assert (answer.status, answer.reason) == (503, "database_timeout")
+    assert DEADLINE * 1.5 <= answer.elapsed < DEADLINE * 1.5 + 0.5
+    assert len(timeouts) == 1
 
 
 async def test_the_clock_stops_while_the_client_sends_its_body() -> None:

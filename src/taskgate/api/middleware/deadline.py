@@ -14,6 +14,9 @@ wait on the database (closing a connection whose statement still waits for anoth
 process's SQLite lock queues behind that statement). It goes on in the background; what
 it sends or raises is dropped.
 
+A commit is never cut off (``taskgate.request_deadline``): the deadline waits for a
+commit on the wire, and a request whose change landed runs to its answer.
+
 The database is the only thing a request waits for, besides the client's own body: the
 clock stops while the app waits for body bytes, so a slow client is not taken for a slow
 database.
@@ -26,6 +29,7 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from taskgate import request_deadline
 from taskgate.api.errors import database_fault_answer
 from taskgate.db.availability import Fault
 
@@ -42,6 +46,7 @@ class DeadlineMiddleware:
             await self.app(scope, receive, send)
             return
         request = _Request(self, scope, receive, send)
+        guard = request_deadline.guarded_by(request)
         try:
             await self.app(scope, request.receive(receive), request.send)
         except BaseException:
@@ -49,6 +54,7 @@ class DeadlineMiddleware:
                 raise
             # Answered at the deadline: the cancelled request's own end is dropped.
         finally:
+            request_deadline.release(guard)
             request.settle()
         if request.answer is not None:
             # Returning ends the request: the server would answer 500 for an app that
@@ -71,6 +77,9 @@ class _Request:
         self._task = asyncio.current_task()
         self._loop = asyncio.get_running_loop()
         self._started = False  # the app began its answer
+        self._committed = False  # a change committed: the answer must tell it
+        self._holding = False  # a commit is on the wire
+        self._overdue = False  # the deadline passed while it was
         self._uncancelled = False
         # The 503, sent once the deadline passed, from a task of its own: the request's
         # task is busy cleaning up.
@@ -82,15 +91,36 @@ class _Request:
     def expired(self) -> bool:
         return self.answer is not None
 
+    def hold(self) -> None:
+        self._holding = True
+
+    def release(self, committed: bool) -> None:
+        """After a commit (``taskgate.request_deadline``): none landed, so a deadline that
+        passed meanwhile answers now; or one did, and the request runs to its answer."""
+        self._holding = False
+        if committed:
+            self._committed = True
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        elif self._overdue:
+            self._answer_timeout()  # no cancel: the request is already unwinding
+
     def _expire(self) -> None:
         self._timer = None
-        if self._started:
+        if self._started or self._committed:
             return  # the database work is done; the answer is on its way
+        if self._holding:
+            self._overdue = True  # a commit is on the wire: its outcome decides
+            return
+        self._answer_timeout()
+        assert self._task is not None
+        self._task.cancel()
+
+    def _answer_timeout(self) -> None:
         self._middleware.on_timeout(self._scope)
         respond = self._middleware.timeout_answer(self._scope, self._receive, self._send)
         self.answer = self._loop.create_task(respond)
-        assert self._task is not None
-        self._task.cancel()
 
     async def send(self, message: Message) -> None:
         if self.expired():
@@ -109,7 +139,7 @@ class _Request:
             try:
                 return await receive()
             finally:
-                if not self.expired() and not self._started:
+                if not self.expired() and not self._started and not self._committed:
                     self._timer = self._loop.call_later(max(remaining, 0), self._expire)
 
         return receiving

@@ -208,5 +208,13 @@ async def test_from_now_skips_the_backlog(live_server, operator_key):
             assert (first.event, first.data["target"]) == ("operator.action", "new")
             listed = http.get(EVENTS, params={"follow": "false", "from_now": "true"})
             assert listed.json() == []  # nothing after the newest: an empty backlog
+            # ... and its resume point is the newest id, where a follower continues.
+            newest = int(listed.headers["Taskgate-Resume-After"])
+            assert newest == first.id
+            everything = http.get(EVENTS, params={"follow": "false"})
+            assert everything.json()[-1]["id"] == newest
+            assert int(everything.headers["Taskgate-Resume-After"]) == newest
+            first_two = http.get(EVENTS, params={"follow": "false", "limit": 2})
+            assert int(first_two.headers["Taskgate-Resume-After"]) == first_two.json()[1]["id"]
 
     await asyncio.to_thread(follow_from_now)

@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 from fastapi import APIRouter, Header, Query, Request, Security
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from taskgate.api.deps import RuntimeDep
 from taskgate.db.models import ID_LENGTH
@@ -47,6 +47,8 @@ RECHECK_SECONDS = 5.0
 RECONNECT_MS = 1000
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# On a follow=false answer: the ``after`` that continues it.
+RESUME_AFTER_HEADER = "Taskgate-Resume-After"
 
 
 def _resume_point(after: int | None, last_event_id: str | None) -> int | None:
@@ -89,7 +91,8 @@ async def read_events(
     """Events after the resume point (none given: the oldest kept), oldest first: ``id``
     (rising across replicas), ``event`` (``ti.state``, ``ti.revoked``,
     ``operator.action``), ``data``. Streamed as they are committed unless
-    ``follow=false``."""
+    ``follow=false``; that answer's ``Taskgate-Resume-After`` header is the ``after`` that
+    continues it (with ``from_now=true&limit=1``: the newest event id, in one request)."""
     after = _resume_point(after, last_event_id)
     async with runtime.sessionmaker() as session:
         if after is None and from_now:
@@ -106,7 +109,13 @@ async def read_events(
                 session, after=after, dag_id=dag_id, teams=operator.teams, limit=limit,
                 settle=events.SETTLE,
             )
-            return [views.event(record) for record in found]
+            resume = found[-1].id if found else (
+                after if after is not None else await events.horizon(session)
+            )
+            return JSONResponse(
+                [views.event(record) for record in found],
+                headers={RESUME_AFTER_HEADER: str(resume)},
+            )
         await events.check_resume_point(session, after)
     stream = _stream(runtime, after=after, dag_id=dag_id, teams=operator.teams,
                      admitted=lambda: still_admitted(request, operator))

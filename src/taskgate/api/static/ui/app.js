@@ -14,7 +14,6 @@
   // A running task instance whose last heartbeat is older than this is marked stale.
   const STALE_AFTER_SECONDS = 30;
   const LIST_LIMIT = 500; // task instances shown at once (the API answers at most 1000)
-  const EVENT_PAGE = 10000; // the most events one backlog read answers
   const HISTORY_PAGE = 1000;
   const HISTORY_MAX_PAGES = 20;
   const TICK_MS = 1000; // relative times are redrawn this often
@@ -202,7 +201,7 @@
   /** One control API call with the session cookie; the CSRF token on every change. A
    * refusal throws an ApiError with the server's reason and message; a 401 while signed
    * in means the session has ended, and the page goes back to signing in. */
-  async function api(method, path, { headers = {}, body } = {}) {
+  async function api(method, path, { headers = {}, body, onHeaders } = {}) {
     const init = {
       method,
       headers: { Accept: "application/json", ...headers },
@@ -227,7 +226,10 @@
     } catch (error) {
       data = null;
     }
-    if (response.ok) return data;
+    if (response.ok) {
+      if (onHeaders) onHeaders(response.headers);
+      return data;
+    }
     const detail = data && data.detail;
     let reason = response.headers.get("Taskgate-Reason") || "";
     let message = "";
@@ -598,16 +600,14 @@
 
   // ---- Live updates: the event stream ------------------------------------------------
 
-  /** The id of the newest event there is now (0: none), read as the backlog pages. */
+  /** The id of the newest event there is now (0: none): the resume point the server
+   * names for an answer that starts after it. */
   async function newestEventId() {
-    let after = null;
-    for (;;) {
-      const query = new URLSearchParams({ follow: "false", limit: String(EVENT_PAGE) });
-      if (after !== null) query.set("after", String(after));
-      const page = await api("GET", `/events?${query}`);
-      if (page.length) after = page[page.length - 1].id;
-      if (page.length < EVENT_PAGE) return after === null ? 0 : after;
-    }
+    let resume = null;
+    await api("GET", "/events?follow=false&from_now=true&limit=1", {
+      onHeaders: (headers) => { resume = headers.get("Taskgate-Resume-After"); },
+    });
+    return resume === null ? 0 : Number(resume);
   }
 
   function setLive(on, text) {

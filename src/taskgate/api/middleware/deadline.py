@@ -25,6 +25,7 @@ database.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -46,7 +47,7 @@ class DeadlineMiddleware:
             await self.app(scope, receive, send)
             return
         request = _Request(self, scope, receive, send)
-        guard = request_deadline.guarded_by(request)
+        guard = request_deadline.guarded_by(_CommitGuard(request))
         try:
             await self.app(scope, request.receive(receive), request.send)
         except BaseException:
@@ -61,6 +62,25 @@ class DeadlineMiddleware:
             # returned without starting its answer.
             await request.answer
 
+
+
+class _CommitGuard:
+    """What a request's context holds of its deadline: a weak reference. Every future and
+    callback made during the request copies the context; a strong one would tie each of
+    them to the request and its task in a cycle, left for the garbage collector."""
+
+    __slots__ = ("_request",)
+
+    def __init__(self, request: _Request) -> None:
+        self._request = weakref.ref(request)
+
+    def hold(self) -> None:
+        if (request := self._request()) is not None:
+            request.hold()
+
+    def release(self, committed: bool) -> None:
+        if (request := self._request()) is not None:
+            request.release(committed)
 
 
 class _Request:

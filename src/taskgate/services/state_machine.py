@@ -151,6 +151,7 @@ async def start(
     if previous is None:
         raise ti_not_found(ti_id)
     # Conditional on the state just read, so that the event names the state left.
+    noted = {} if token_expires_at is None else {"token_expires_at": token_expires_at}
     started = previous in STARTABLE and await update_ti(
         session,
         ti_id,
@@ -162,6 +163,7 @@ async def start(
         start_date=start_date,
         end_date=None,
         last_heartbeat_at=utcnow(),
+        **noted,  # in the same statement: no UPDATE of its own
     )
     ti = await get_task_instance(session, ti_id)
     if not started:
@@ -172,7 +174,7 @@ async def start(
                 "TI was not in a state where it could be marked as running",
                 previous_state=ti.state,
             )
-    if token_expires_at is not None:
+    if token_expires_at is not None and not started:
         ti.token_expires_at = token_expires_at
     dag_run = await dag_run_of(session, ti)
     # A new try starts clean: the XComs of an earlier try of this TI are removed, and their

@@ -72,7 +72,8 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds one API request's database work may take in all (waiting for "
         "a pooled connection, connecting, the liveness check, its statements). Past it the "
-        "request is answered 503 database_timeout at once.",
+        "request is answered 503 database_timeout at once; a commit in flight is waited "
+        "for, never cut off.",
     )
     max_requests_in_flight: int | None = Field(
         None,

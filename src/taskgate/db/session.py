@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from taskgate import request_deadline
 from taskgate.db import fast_paths
 from taskgate.db.pool import FairAsyncQueuePool, TimedQueuePool
 from taskgate.db.sqlite import inline_connector
@@ -132,5 +133,14 @@ def _create_engine(url: str, pool: EngineOptions) -> AsyncEngine:
     return engine
 
 
+class _Session(AsyncSession):
+    """A session whose commit the request's deadline never cuts off
+    (``taskgate.request_deadline``)."""
+
+    async def commit(self) -> None:
+        async with request_deadline.committing():
+            await super().commit()
+
+
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+    return async_sessionmaker(engine, class_=_Session, expire_on_commit=False)

@@ -36,7 +36,6 @@ from typing import Any
 from sqlalchemy import ColumnElement, bindparam, delete, func, insert, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from taskgate import request_deadline
 from taskgate.db.models import Dag, Event, EventHorizon, utcnow
 from taskgate.db.upsert import upsert
 from taskgate.services.errors import Gone, InvalidRequest
@@ -183,8 +182,7 @@ async def commit(session: AsyncSession, actor: str, events: Iterable[NewEvent]) 
             await session.execute(_INSERT_PG, rows)
         else:
             await session.execute(_INSERT, rows)
-    async with request_deadline.committing():
-        await session.commit()
+    await session.commit()
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ database.
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -47,7 +46,7 @@ class DeadlineMiddleware:
             await self.app(scope, receive, send)
             return
         request = _Request(self, scope, receive, send)
-        guard = request_deadline.guarded_by(_CommitGuard(request))
+        guard = request_deadline.guarded_by(request)
         try:
             await self.app(scope, request.receive(receive), request.send)
         except BaseException:
@@ -63,26 +62,6 @@ class DeadlineMiddleware:
             await request.answer
 
 
-
-class _CommitGuard:
-    """What a request's context holds of its deadline: a weak reference. Every future and
-    callback made during the request copies the context; a strong one would tie each of
-    them to the request and its task in a cycle, left for the garbage collector."""
-
-    __slots__ = ("_request",)
-
-    def __init__(self, request: _Request) -> None:
-        self._request = weakref.ref(request)
-
-    def hold(self) -> None:
-        if (request := self._request()) is not None:
-            request.hold()
-
-    def release(self, committed: bool) -> None:
-        if (request := self._request()) is not None:
-            request.release(committed)
-
-
 class _Request:
     """One request's deadline: a timer that answers and cancels, paused while the app
     waits for the client's body."""
@@ -96,8 +75,9 @@ class _Request:
         self._send = send
         self._task = asyncio.current_task()
         self._loop = asyncio.get_running_loop()
-        self._started = False  # the app began its answer
-        self._committed = False  # a change committed: the answer must tell it
+        # The app began its answer, or a change committed (the answer must tell it): no
+        # deadline from here on.
+        self._settled = False
         self._holding = False  # a commit is on the wire
         self._overdue = False  # the deadline passed while it was
         self._uncancelled = False
@@ -119,16 +99,14 @@ class _Request:
         passed meanwhile answers now; or one did, and the request runs to its answer."""
         self._holding = False
         if committed:
-            self._committed = True
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            self._settled = True
+            self._stop_clock()
         elif self._overdue:
             self._answer_timeout()  # no cancel: the request is already unwinding
 
     def _expire(self) -> None:
         self._timer = None
-        if self._started or self._committed:
+        if self._settled:
             return  # the database work is done; the answer is on its way
         if self._holding:
             self._overdue = True  # a commit is on the wire: its outcome decides
@@ -146,7 +124,7 @@ class _Request:
         if self.expired():
             return  # already answered 503
         if message["type"] == "http.response.start":
-            self._started = True
+            self._settled = True
         await self._send(message)
 
     def receive(self, receive: Receive) -> Receive:
@@ -159,7 +137,7 @@ class _Request:
             try:
                 return await receive()
             finally:
-                if not self.expired() and not self._started and not self._committed:
+                if not self.expired() and not self._settled:
                     self._timer = self._loop.call_later(max(remaining, 0), self._expire)
 
         return receiving
@@ -170,9 +148,12 @@ class _Request:
         self._uncancelled = True
         return self._task.uncancel() > 0
 
-    def settle(self) -> None:
+    def _stop_clock(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    def settle(self) -> None:
+        self._stop_clock()
         if self.expired() and not self._uncancelled:
             self.cancelled_by_others()  # the app swallowed our cancel and ended normally
